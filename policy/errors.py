@@ -231,3 +231,65 @@ class VoiceKeyDestroyed(ConsentError):
     """The voice's data key is gone (erased): its stored audio cannot be decrypted any more."""
 
     code = "voice_key_destroyed"
+
+
+# --- protected-speaker list ----------------------------------------------------------------------
+
+
+class BlocklistMisconfigured(PolicyError):
+    """No cohort, no thresholds, or an embedder that does not match the stored embeddings:
+    the list cannot be checked, so nothing is admitted."""
+
+    code = "blocklist_misconfigured"
+
+
+class SpeakerProtected(PolicyError):
+    """The voice matches an entry on the protected-speaker list."""
+
+    code = "speaker_protected"
+
+    def __init__(self, message: str, *, entry_id: int | None = None, normalized_score: float | None = None):
+        super().__init__(message)
+        # For the audit record and admins; the detail text shown to requesters names no one.
+        self.entry_id = entry_id
+        self.normalized_score = normalized_score
+
+
+class SpeakerReviewRequired(PolicyError):
+    """The voice is close to a protected entry: held for an administrator, no audio released."""
+
+    code = "speaker_review_required"
+
+    def __init__(self, message: str, *, review_item_id: int | None = None, entry_id: int | None = None):
+        super().__init__(message)
+        self.review_item_id = review_item_id
+        self.entry_id = entry_id
+
+
+class ProtectedSpeakerNotFound(PolicyError):
+    code = "protected_speaker_not_found"
+
+
+class ProtectedSpeakerInactive(PolicyError):
+    code = "protected_speaker_inactive"
+
+
+class BlocklistExceptionRefused(PolicyError):
+    """An exception was asked for without the protected person's own verified consent, or for a
+    voice that is not that person's."""
+
+    code = "blocklist_exception_refused"
+
+
+class OptOutRefused(PolicyError):
+    """The spoken challenge of an opt-out did not verify."""
+
+    code = "opt_out_refused"
+
+
+class ReviewItemNotFound(PolicyError):
+    code = "review_item_not_found"
+
+
+class ReviewAlreadyDecided(PolicyError):
+    code = "review_already_decided"
