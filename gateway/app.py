@@ -1,0 +1,49 @@
+"""The FastAPI application: components built from settings, middleware, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import __version__
+from gateway.auth import TokenVerifier
+from gateway.db import create_db_engine, database_reachable, make_session_factory
+from gateway.errors import install_error_handlers
+from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gateway.readiness import Readiness
+from gateway.routes import admin, health
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build every component eagerly, so a bad key or setting fails here, at start-up."""
+    db_engine = create_db_engine(settings.resolved_database_url)
+    readiness = Readiness()
+    readiness.register("database", lambda: database_reachable(db_engine))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        db_engine.dispose()
+
+    app = FastAPI(
+        title="clonegate",
+        version=__version__,
+        description="Safety and governance gateway in front of a voice-cloning engine.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db_engine = db_engine
+    app.state.session_factory = make_session_factory(db_engine)
+    app.state.token_verifier = TokenVerifier(settings)
+    app.state.readiness = readiness
+
+    install_error_handlers(app)
+    # The middleware added last is outermost: the request id covers the 413 answer too.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(admin.router)
+    return app

@@ -1,0 +1,102 @@
+"""The `clonegate` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gateway.settings import Settings, SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="clonegate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", help="address to bind (default: CLONEGATE_HOST, loopback)")
+    serve.add_argument("--port", type=int, help="port (default: CLONEGATE_PORT, 8000)")
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="apply migrations")
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(run=_db_upgrade)
+    db_downgrade = db_commands.add_parser("downgrade", help="revert migrations")
+    db_downgrade.add_argument("revision")
+    db_downgrade.set_defaults(run=_db_downgrade)
+
+    token = commands.add_parser("token", help="mint a dev token (dev mode only)")
+    token.add_argument("--sub", required=True, help="subject: the caller's id at the identity provider")
+    token.add_argument("--role", required=True, action="append", choices=["owner", "client", "auditor", "admin"])
+    token.add_argument("--tenant", help="tenant (required for client tokens)")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--identity-verified", action="store_true", help="set the identity-assurance claim")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(run=_token)
+
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return args.run(args, settings)
+    except SettingsError as exc:
+        print(f"clonegate: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    base = f"http://{host}:{port}"
+    print(
+        f"clonegate {settings.mode} mode on {base}\n"
+        f"  API docs:  {base}/docs\n"
+        f"  a token:   .venv/bin/clonegate token --sub alice --role owner --name Alice\n"
+        f"  try it:    curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/me",
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.db import upgrade
+
+    upgrade(settings.resolved_database_url, args.revision)
+    return 0
+
+
+def _db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.db import downgrade
+
+    downgrade(settings.resolved_database_url, args.revision)
+    return 0
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.auth import Role
+    from gateway.dev_tokens import mint_dev_token
+
+    print(
+        mint_dev_token(
+            settings,
+            subject=args.sub,
+            roles=[Role(name) for name in args.role],
+            tenant=args.tenant,
+            display_name=args.name,
+            identity_verified=args.identity_verified,
+            ttl_seconds=args.ttl,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The one place where errors become HTTP answers: `{"error": "<code>", "detail": "<text>"}`.
+
+Domain packages raise their own exceptions (each with a `code` class attribute); this module
+maps exception classes to statuses. A class missing from the table is a bug and answers 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("clonegate.errors")
+
+
+class GatewayError(Exception):
+    """An error raised by the gateway itself (HTTP, auth, request decoding)."""
+
+    code = "gateway_error"
+    status = 500
+    headers: dict[str, str] | None = None
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class AuthenticationFailed(GatewayError):
+    """No usable bearer token. `code` says why (token_expired, token_invalid_signature, …)."""
+
+    code = "authentication_failed"
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class PermissionDenied(GatewayError):
+    code = "permission_denied"
+    status = 403
+
+
+class PayloadTooLarge(GatewayError):
+    code = "payload_too_large"
+    status = 413
+
+
+class NotFound(GatewayError):
+    code = "not_found"
+    status = 404
+
+
+# Domain exception classes and their HTTP status. Lookup walks the exception's MRO, so a
+# base class entry covers its subclasses unless a subclass has its own entry.
+STATUS_BY_ERROR: dict[type[Exception], int] = {}
+
+
+def status_for(exc: Exception) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        detail = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse(error_body("invalid_request", detail), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+        headers = {}
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(retry_after)))
+        code = getattr(exc, "code", None) or "internal_error"
+        return JSONResponse(error_body(code, str(exc)), status_code=status_for(exc), headers=headers or None)
+
+    # Registered per class: Starlette routes a handler for bare `Exception` through its
+    # server-error middleware, which is only right for the unexpected-500 case below.
+    for error_class in STATUS_BY_ERROR:
+        app.add_exception_handler(error_class, _domain_error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
+        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

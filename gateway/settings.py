@@ -1,0 +1,100 @@
+"""Typed settings for the gateway, read from `CLONEGATE_*` environment variables.
+
+Dev mode runs on built-in secrets and keys so that `./bootstrap serve` works with no set-up;
+prod mode refuses every built-in secret and requires each key file, naming the setting.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Built-in dev secrets. They are public (they are in this file), so prod refuses them.
+DEV_JWT_SECRET = "clonegate-dev-jwt-secret-do-not-use-in-production"
+DEV_JWT_ISSUER = "https://dev.clonegate.invalid"
+
+ASYMMETRIC_JWT_ALGORITHMS = ("RS256", "ES256")
+
+
+class SettingsError(ValueError):
+    """The configuration is unusable; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLONEGATE_", extra="ignore")
+
+    mode: Literal["dev", "prod"] = "dev"
+    data_dir: Path = Path("data")
+    # Default: a SQLite file in the data folder. PostgreSQL: postgresql+psycopg://user@host/db
+    database_url: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # JWT: HS256 with a shared secret in dev; RS256/ES256 keys from a JWKS file or URL in prod.
+    jwt_algorithms: list[Literal["HS256", "RS256", "ES256"]] = ["HS256"]
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_jwks_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = DEV_JWT_ISSUER
+    jwt_audience: str = "clonegate"
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_role_claim: str = "role"
+    jwt_tenant_claim: str = "tenant"
+    jwt_name_claim: str = "name"
+    # Identity assurance: the claim is exposed to policy as Principal.identity_verified; it is
+    # true when the claim is boolean true or equals one of the accepted values (e.g. an `acr`).
+    identity_assurance_claim: str = "identity_verified"
+    identity_assurance_values: list[str] = []
+
+    @model_validator(mode="after")
+    def _refuse_dev_material_in_prod(self) -> Settings:
+        if self.mode != "prod":
+            return self
+        problems = []
+        if "HS256" in self.jwt_algorithms:
+            problems.append(
+                "CLONEGATE_JWT_ALGORITHMS: HS256 is for dev only; use RS256/ES256 with a JWKS in prod"
+            )
+        if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            problems.append("CLONEGATE_JWT_SECRET: the built-in dev secret is refused in prod")
+        if self.jwt_jwks_file is None and self.jwt_jwks_url is None:
+            problems.append("CLONEGATE_JWT_JWKS_FILE or CLONEGATE_JWT_JWKS_URL must be set in prod")
+        if self.jwt_issuer == DEV_JWT_ISSUER:
+            problems.append("CLONEGATE_JWT_ISSUER: the built-in dev issuer is refused in prod")
+        # Every key file setting falls back to a built-in dev key when unset; prod has none.
+        for name in type(self).model_fields:
+            if name.endswith("_key_file") and getattr(self, name) is None:
+                problems.append(f"CLONEGATE_{name.upper()} must name a key file in prod")
+        if problems:
+            raise SettingsError("refusing to start in prod mode: " + "; ".join(problems))
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'clonegate.db').resolve()}"
+
+    @property
+    def is_dev(self) -> bool:
+        return self.mode == "dev"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and overrides), or a `SettingsError` naming what is wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            where = ".".join(str(part) for part in error["loc"])
+            problems.append(f"CLONEGATE_{where.upper()}: {message}" if where else message)
+        raise SettingsError("; ".join(problems)) from exc

@@ -1,0 +1,79 @@
+"""The `clonegate` command: dev tokens, migrations, and a real `serve` process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.auth import TokenVerifier
+from gateway.settings import Settings
+
+CLONEGATE = [sys.executable, "-m", "gateway.cli"]
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(CLONEGATE + args, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_token_command_mints_a_token_the_gateway_accepts(tmp_path):
+    result = _run(["token", "--sub", "bob", "--role", "client", "--tenant", "acme", "--name", "Bob"],
+                  {"CLONEGATE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    principal = TokenVerifier(Settings(data_dir=tmp_path)).verify(result.stdout.strip())
+    assert (principal.subject, principal.tenant, principal.display_name) == ("bob", "acme", "Bob")
+    assert [role.value for role in principal.roles] == ["client"]
+
+
+def test_token_command_refuses_in_prod_mode(tmp_path):
+    result = _run(["token", "--sub", "bob", "--role", "admin"],
+                  {"CLONEGATE_MODE": "prod", "CLONEGATE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "prod" in result.stderr
+    assert result.stdout == ""
+
+
+def test_serve_refuses_prod_with_dev_secret_naming_the_setting(tmp_path):
+    result = _run(["serve"], {"CLONEGATE_MODE": "prod", "CLONEGATE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "CLONEGATE_JWT_SECRET" in result.stderr
+
+
+def test_serve_answers_healthz_and_readyz(tmp_path):
+    env = {"CLONEGATE_DATA_DIR": str(tmp_path / "data")}
+    assert _run(["db", "upgrade"], env).returncode == 0
+    port = _free_port()
+    server = subprocess.Popen(CLONEGATE + ["serve", "--port", str(port)], env={**os.environ, **env},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"server did not start: {server.stderr.read() if server.poll() is not None else ''}")
+                time.sleep(0.2)
+        assert health.json() == {"status": "ok"}
+        assert httpx.get(f"{base}/readyz", timeout=5).json() == {"status": "ready"}
+        assert health.headers["x-request-id"]
+    finally:
+        server.terminate()
+        stdout, stderr = server.communicate(timeout=30)
+    assert f"{base}/docs" in stdout
+    assert '"request_id"' in stderr  # structured access log lines
+    assert Path(tmp_path / "data" / "clonegate.db").exists()
