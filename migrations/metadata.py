@@ -4,5 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+from audit.models import metadata as audit_metadata
+
 # Add a domain's MetaData here when it gets tables.
-target_metadata: list[MetaData] = []
+target_metadata: list[MetaData] = [audit_metadata]

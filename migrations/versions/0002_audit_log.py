@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("entry", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_pending")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "audit_leaves",
