@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.server
 import json
+import threading
 
 import jwt
 import pytest
@@ -187,3 +189,32 @@ def test_identity_assurance_claim_reaches_principal(client, hs256_token):
     unverified = client.get("/v1/me", headers=bearer(hs256_token())).json()
     assert verified["identity_verified"] is True
     assert unverified["identity_verified"] is False
+
+
+def test_keys_fetched_from_jwks_url(tmp_path, claims, rsa_key):
+    document = json.dumps(
+        {"keys": [{**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "url-1"}]}
+    ).encode()
+
+    class JwksHandler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), JwksHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = Settings(mode="dev", data_dir=tmp_path, jwt_algorithms=["RS256"],
+                            jwt_jwks_url=f"http://127.0.0.1:{server.server_port}/jwks.json")
+        with TestClient(create_app(settings)) as url_client:
+            good = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "url-1"})
+            assert url_client.get("/v1/me", headers=bearer(good)).status_code == 200
+            unknown = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "url-2"})
+            _assert_refused(url_client.get("/v1/me", headers=bearer(unknown)), 401, "token_unknown_key")
+    finally:
+        server.shutdown()
