@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from audit.models import metadata as audit_metadata
+from policy.blocklist.models import metadata as policy_metadata
 
 # Add a domain's MetaData here when it gets tables.
-target_metadata: list[MetaData] = [audit_metadata]
+target_metadata: list[MetaData] = [audit_metadata, policy_metadata]
