@@ -23,7 +23,7 @@ from audit.errors import InvalidAuditEvent
 SCHEMA_VERSION = 1
 MAX_ENTRY_BYTES = 8192
 
-_IDENTIFIER = re.compile(r"[A-Za-z0-9._:@/+=~-]{1,200}")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9._:@/+=~|#-]{1,200}")
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")

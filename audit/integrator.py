@@ -49,6 +49,12 @@ class IntegratorThread:
         self._thread = threading.Thread(target=self._run, name="audit-integrator", daemon=True)
         self.rounds = 0
         self.failures = 0
+        self._last_round_ok = True
+
+    @property
+    def healthy(self) -> bool:
+        """Running, and its last round succeeded (what the readiness probe reports)."""
+        return self._thread.is_alive() and self._last_round_ok
 
     def start(self) -> None:
         self._thread.start()
@@ -69,7 +75,9 @@ class IntegratorThread:
                 integrate_pending(self._session_factory, key=self._key, origin=self._origin,
                                   batch_size=self._batch_size)
                 self.rounds += 1
+                self._last_round_ok = True
             except Exception:  # keep the thread alive: pending events wait, readiness reports it
                 self.failures += 1
+                self._last_round_ok = False
                 log.exception("audit integration round failed")
             self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))

@@ -14,6 +14,7 @@ from gateway.errors import install_error_handlers
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.readiness import Readiness
 from gateway.routes import admin, health
+from gateway.routes.audit import install_audit
 from gateway.settings import Settings
 
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.session_factory = make_session_factory(db_engine)
     app.state.token_verifier = TokenVerifier(settings)
     app.state.readiness = readiness
+    install_audit(app, settings)
 
     install_error_handlers(app)
     # The middleware added last is outermost: the request id covers the 413 answer too.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gateway.cli_audit import register_audit_commands
 from gateway.settings import Settings, SettingsError, load_settings
 
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--identity-verified", action="store_true", help="set the identity-assurance claim")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(run=_token)
+    register_audit_commands(commands)
 
     args = parser.parse_args(argv)
     try:

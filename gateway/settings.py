@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # true when the claim is boolean true or equals one of the accepted values (e.g. an `acr`).
     identity_assurance_claim: str = "identity_verified"
     identity_assurance_values: list[str] = []
+    # Audit log: Ed25519 checkpoint key (signed-note text format); dev mode generates one in data_dir.
+    audit_signing_key_file: Path | None = None
+    audit_checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _refuse_dev_material_in_prod(self) -> Settings:
