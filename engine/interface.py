@@ -41,11 +41,13 @@ class EngineDescription:
 
 @dataclass(frozen=True)
 class ReferenceClip:
-    """One reference recording: mono float samples with an explicit rate, optional transcript."""
+    """One reference recording: mono float samples with an explicit rate, optional transcript
+    and language code (GPT-SoVITS and F5-TTS condition on what the reference says)."""
 
     audio: np.ndarray
     sample_rate: int
     transcript: str | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
