@@ -1,0 +1,139 @@
+"""AS-norm matching and the exact index search, on embeddings shaped like real d-vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from policy.blocklist.index import PREFILTER_MIN_ENTRIES, BlocklistIndex
+from policy.blocklist.matching import (
+    BlocklistThresholds,
+    Cohort,
+    Decision,
+    as_norm,
+    speaker_model,
+)
+from policy.errors import BlocklistMisconfigured, EmbeddingInvalid
+
+torch.set_num_threads(1)
+DIM = 256
+THRESHOLDS = BlocklistThresholds(deny=4.7, review=2.1)
+
+
+def _clustered(rng: np.random.Generator, count: int, *, spread: float = 0.08) -> np.ndarray:
+    """Unit vectors around a common positive mean, like resemblyzer's (cosine ~0.6 apart)."""
+    mean = np.abs(rng.standard_normal(DIM)).astype(np.float32)
+    mean /= np.linalg.norm(mean)
+    draws = mean + rng.standard_normal((count, DIM)).astype(np.float32) * spread
+    return draws / np.linalg.norm(draws, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def rng_vectors() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    everyone = _clustered(rng, PREFILTER_MIN_ENTRIES + 5_200)
+    return everyone[:200], everyone[200:]  # cohort, entries
+
+
+def _index(cohort: np.ndarray, entries: np.ndarray, **kwargs) -> BlocklistIndex:
+    return BlocklistIndex(entry_ids=np.arange(100, 100 + len(entries)), models=entries,
+                          cohort=Cohort(cohort), thresholds=THRESHOLDS, embedder_name="test", **kwargs)
+
+
+def test_int8_prefilter_returns_exactly_the_full_scan_best(rng_vectors) -> None:
+    cohort, entries = rng_vectors
+    index = _index(cohort, entries)
+    assert index._int8 is not None, "a list this long must use the int8 prefilter"
+    rng = np.random.default_rng(1)
+    probes = [entries[i] + rng.standard_normal(DIM).astype(np.float32) * 0.03 for i in rng.integers(0, len(entries), 25)]
+    probes += list(_clustered(np.random.default_rng(2), 25))
+    for probe in probes:
+        decision = index.check(probe)
+        raw, normalized = index.scores(probe)
+        best = int(np.argmax(normalized))
+        assert decision.entry_id == int(index.entry_ids[best])
+        assert decision.raw_score == pytest.approx(float(raw[best]), abs=1e-5)
+        assert decision.normalized_score == pytest.approx(float(normalized[best]), rel=1e-4, abs=1e-3)
+
+
+def test_exempt_entry_is_skipped_and_only_that_entry(rng_vectors) -> None:
+    cohort, entries = rng_vectors
+    small = _index(cohort, entries[:50])
+    probe = entries[7]
+    assert small.check(probe).entry_id == 107
+    assert small.check(probe).decision is Decision.DENY
+    exempted = small.check(probe, exempt_entry_ids={107})
+    assert exempted.entry_id != 107
+    assert exempted.decision is not Decision.DENY
+    large = _index(cohort, entries)
+    assert large.check(probe, exempt_entry_ids={107}).entry_id != 107
+
+
+def test_empty_list_allows(rng_vectors) -> None:
+    cohort, _ = rng_vectors
+    decision = _index(cohort, np.zeros((0, DIM), dtype=np.float32)).check(cohort[0])
+    assert decision.decision is Decision.ALLOW and decision.entry_id is None
+
+
+def test_empty_cohort_fails_closed(rng_vectors) -> None:
+    with pytest.raises(BlocklistMisconfigured):
+        Cohort(np.zeros((0, DIM), dtype=np.float32))
+    with pytest.raises(BlocklistMisconfigured):
+        BlocklistIndex(entry_ids=[1], models=rng_vectors[1][:1], cohort=None, thresholds=THRESHOLDS,
+                       embedder_name="test")
+
+
+@pytest.mark.parametrize("deny, review", [(None, 2.0), (4.0, float("nan")), (2.0, 3.0)])
+def test_missing_or_inverted_thresholds_fail_closed(deny, review) -> None:
+    with pytest.raises(BlocklistMisconfigured):
+        BlocklistThresholds(deny=deny, review=review)
+
+
+def test_missing_thresholds_refused_by_index(rng_vectors) -> None:
+    cohort, entries = rng_vectors
+    with pytest.raises(BlocklistMisconfigured):
+        BlocklistIndex(entry_ids=[1], models=entries[:1], cohort=Cohort(cohort), thresholds=None, embedder_name="x")
+
+
+def test_probe_of_wrong_dimension_or_nan_refused(rng_vectors) -> None:
+    cohort, entries = rng_vectors
+    index = _index(cohort, entries[:10])
+    with pytest.raises(EmbeddingInvalid):
+        index.check(np.ones(DIM + 1, dtype=np.float32))
+    with pytest.raises(EmbeddingInvalid):
+        index.check(np.full(DIM, np.nan, dtype=np.float32))
+
+
+def test_normalisation_is_symmetric_and_uses_top_k_cohort() -> None:
+    """S-norm scores the pair the same whichever side is enrolled; the statistics come from the
+    K most similar cohort speakers only, so far-away cohort members cannot dilute them."""
+    rng = np.random.default_rng(3)
+    population = _clustered(rng, 300)
+    cohort = Cohort(population[:200], top_k=10)
+    first, second = population[250], population[251]
+
+    def score(entry: np.ndarray, probe: np.ndarray) -> float:
+        entry_mean, entry_sd = cohort.statistics(entry)
+        probe_mean, probe_sd = cohort.statistics(probe)
+        return float(as_norm(float(entry @ probe), entry_mean=entry_mean[0], entry_sd=entry_sd[0],
+                             probe_mean=probe_mean[0], probe_sd=probe_sd[0]))
+
+    assert score(first, second) == pytest.approx(score(second, first), rel=1e-5)
+    top = np.sort(population[:200] @ first)[-10:]
+    mean, sd = cohort.statistics(first)
+    assert mean[0] == pytest.approx(top.mean(), rel=1e-5)
+    assert sd[0] == pytest.approx(top.std(), rel=1e-4)
+
+
+def test_speaker_model_averages_samples() -> None:
+    rng = np.random.default_rng(4)
+    samples = _clustered(rng, 3)
+    model = speaker_model(samples)
+    assert model.shape == (DIM,) and abs(float(np.linalg.norm(model)) - 1) < 1e-5
+    pairwise = samples @ samples.T
+    closest_pair = float(pairwise[~np.eye(3, dtype=bool)].max())
+    # The mean is closer to every sample than any two samples are to each other.
+    assert all(float(model @ s) > closest_pair for s in samples)
+    with pytest.raises(EmbeddingInvalid):
+        speaker_model(np.zeros((0, DIM)))
