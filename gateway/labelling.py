@@ -1,0 +1,110 @@
+"""Encoding released audio into its output container with machine-readable AI labels.
+
+Every output says, in the container's native tags, that it is AI-generated, who provided it,
+which system and version made it, when, and its content id (the audit record it points at):
+WAV LIST/INFO chunks and FLAC/Ogg Vorbis comments through libsndfile's string fields, plus
+custom Vorbis comments and ID3 frames (MP3) through mutagen.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from math import gcd
+
+import mutagen.flac
+import mutagen.id3
+import mutagen.oggopus
+import numpy as np
+import soundfile
+from scipy.signal import resample_poly
+
+OPUS_SAMPLE_RATE = 48_000  # Opus encodes only at 8/12/16/24/48 kHz
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    name: str
+    container: str
+    subtype: str
+    media_type: str
+
+
+OUTPUT_FORMATS = {
+    "wav": OutputFormat("wav", "WAV", "PCM_16", "audio/wav"),
+    "flac": OutputFormat("flac", "FLAC", "PCM_16", "audio/flac"),
+    "mp3": OutputFormat("mp3", "MP3", "MPEG_LAYER_III", "audio/mpeg"),
+    "ogg": OutputFormat("ogg", "OGG", "OPUS", "audio/ogg"),
+}
+
+
+@dataclass(frozen=True)
+class ContentLabel:
+    """What the output says about itself."""
+
+    provider: str
+    system: str
+    system_version: str
+    created_at: datetime
+    content_id: str
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "ai_generated": "true",
+            "provider": self.provider,
+            "system": self.system,
+            "system_version": self.system_version,
+            "created": self.created_at.isoformat(),
+            "content_id": self.content_id,
+        }
+
+    def summary(self) -> str:
+        return json.dumps(self.fields(), sort_keys=True)
+
+
+def encode_labelled(samples: np.ndarray, *, sample_rate: int, output_format: str, label: ContentLabel) -> bytes:
+    """The samples in the requested container, tagged with the label."""
+    spec = OUTPUT_FORMATS[output_format]
+    if spec.container == "OGG" and sample_rate != OPUS_SAMPLE_RATE:
+        divisor = gcd(sample_rate, OPUS_SAMPLE_RATE)
+        samples = resample_poly(samples, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor).astype(np.float32)
+        sample_rate = OPUS_SAMPLE_RATE
+    buffer = io.BytesIO()
+    with soundfile.SoundFile(buffer, "w", samplerate=sample_rate, channels=1, format=spec.container,
+                             subtype=spec.subtype) as output:
+        if spec.container != "MP3":  # libsndfile has no string fields for MP3; ID3 is added below
+            output.title = "AI-generated speech"
+            output.artist = label.provider
+            output.software = f"{label.system} {label.system_version}"
+            output.date = label.created_at.isoformat()
+            output.comment = label.summary()
+            output.copyright = f"AI-generated; content id {label.content_id}"
+        output.write(np.clip(samples, -1.0, 1.0))
+    buffer.seek(0)
+    if spec.container in ("FLAC", "OGG"):
+        _add_vorbis_fields(buffer, spec.container, label)
+    elif spec.container == "MP3":
+        _add_id3_frames(buffer, label)
+    return buffer.getvalue()
+
+
+def _add_vorbis_fields(buffer: io.BytesIO, container: str, label: ContentLabel) -> None:
+    tagged = mutagen.flac.FLAC(buffer) if container == "FLAC" else mutagen.oggopus.OggOpus(buffer)
+    for key, value in label.fields().items():
+        tagged[key.upper()] = value
+    buffer.seek(0)
+    tagged.save(buffer)
+
+
+def _add_id3_frames(buffer: io.BytesIO, label: ContentLabel) -> None:
+    tags = mutagen.id3.ID3()
+    tags.add(mutagen.id3.TIT2(encoding=3, text="AI-generated speech"))
+    tags.add(mutagen.id3.TPE1(encoding=3, text=label.provider))
+    tags.add(mutagen.id3.TSSE(encoding=3, text=f"{label.system} {label.system_version}"))
+    tags.add(mutagen.id3.TDRC(encoding=3, text=label.created_at.strftime("%Y-%m-%dT%H:%M:%S")))
+    tags.add(mutagen.id3.COMM(encoding=3, lang="eng", desc="", text=label.summary()))
+    for key, value in label.fields().items():
+        tags.add(mutagen.id3.TXXX(encoding=3, desc=key.upper(), text=value))
+    tags.save(buffer)
