@@ -1,0 +1,241 @@
+"""Voice enrollment: run checks a-f on a consent recording and references, then store the voice.
+
+a. the recording says the challenge's statement and its random phrase (statement_check);
+b. the consent speaker is the reference speaker (speaker-embedding cosine);
+c. the consent recording carries no synthetic-speech watermark (``detect_watermark``, passed in
+   by the gateway because policy does not import watermark);
+d. it is not a replay of an earlier consent recording (fingerprint);
+e. the references pass the quality gates (audio_quality);
+f. the references are not a protected speaker (``check_protected``, filled by the blocklist).
+
+Each failure raises its own ``policy.errors`` class. Nothing is stored unless all pass. The
+gateway decodes uploads, writes the audit event and commits (see consume_challenge for why the
+challenge's use should be committed even when a check fails).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from policy.audio_quality import QualityLimits, check_reference_quality, validate_waveform
+from policy.consent.asr import SpeechRecognizer
+from policy.consent.challenges import consume_challenge, statement_of
+from policy.consent.fingerprint import (
+    DEFAULT_REPLAY_THRESHOLD,
+    Fingerprint,
+    check_not_replayed,
+    compute_fingerprint,
+)
+from policy.consent.grants import owned_voice
+from policy.consent.models import Consent, ConsentFingerprint, Voice
+from policy.consent.statement_check import DEFAULT_MIN_STATEMENT_SCORE, StatementScore, verify_statement
+from policy.consent.storage import create_voice_key, load_samples, replace_profile, store_sample
+from policy.errors import ConsentRecordingSynthetic, ConsentSpeakerMismatch, SampleRateTooLow
+from policy.speaker import SpeakerEmbedder, cosine
+
+# Calibrated by bench/consent (docs/benchmarks/consent.md).
+DEFAULT_MIN_SPEAKER_SIMILARITY = 0.80
+
+
+@dataclass(frozen=True)
+class Recording:
+    audio: np.ndarray
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class EnrollmentThresholds:
+    min_statement_score: float = DEFAULT_MIN_STATEMENT_SCORE
+    min_speaker_similarity: float = DEFAULT_MIN_SPEAKER_SIMILARITY
+    replay_match: float = DEFAULT_REPLAY_THRESHOLD
+    quality: QualityLimits = QualityLimits()
+
+
+@dataclass(frozen=True)
+class EnrollmentResult:
+    voice_id: str
+    consent_id: str
+    statement: StatementScore
+    speaker_similarity: float
+    consent_recording_sha256: str
+
+
+# (audio, sample_rate) -> name of the detected watermark scheme, or None when none is found.
+WatermarkDetector = Callable[[np.ndarray, int], str | None]
+# references -> None, or raises (policy.errors.SpeakerProtected, ...) for a protected speaker.
+ProtectedSpeakerCheck = Callable[[list[Recording]], None]
+
+
+def _sha256(audio: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(audio, dtype="<f4").tobytes()).hexdigest()
+
+
+def check_same_speaker(
+    *, consent: Recording, references: list[Recording], embedder: SpeakerEmbedder, min_similarity: float
+) -> tuple[float, np.ndarray]:
+    """Every reference must match the consent speaker; returns the worst cosine and the profile."""
+    consent_vector = embedder.embed(consent.audio, sample_rate=consent.sample_rate)
+    reference_vectors = [embedder.embed(r.audio, sample_rate=r.sample_rate) for r in references]
+    similarities = [cosine(consent_vector, vector) for vector in reference_vectors]
+    worst = min(similarities)
+    if worst < min_similarity:
+        raise ConsentSpeakerMismatch(
+            f"a reference recording is not the consent speaker (similarity {worst:.2f} < {min_similarity:.2f})"
+        )
+    profile = np.mean(reference_vectors, axis=0)
+    return worst, (profile / np.linalg.norm(profile)).astype(np.float32)
+
+
+def check_not_synthetic(*, consent: Recording, detect_watermark: WatermarkDetector) -> None:
+    scheme = detect_watermark(consent.audio, consent.sample_rate)
+    if scheme is not None:
+        raise ConsentRecordingSynthetic(f"the consent recording carries a {scheme} watermark: it is synthetic speech")
+
+
+def _earlier_fingerprints(session: Session) -> list[tuple[str, Fingerprint]]:
+    rows = session.execute(select(ConsentFingerprint.consent_id, ConsentFingerprint.fingerprint)).all()
+    return [(consent_id, Fingerprint.from_bytes(blob)) for consent_id, blob in rows]
+
+
+def enroll_voice(
+    session: Session,
+    *,
+    challenge_id: str,
+    owner_iss: str,
+    owner_sub: str,
+    consent_recording: Recording,
+    references: list[Recording],
+    embedder: SpeakerEmbedder,
+    recognizer: SpeechRecognizer,
+    detect_watermark: WatermarkDetector,
+    check_protected: ProtectedSpeakerCheck,
+    key_encryption_key: bytes,
+    now: datetime,
+    thresholds: EnrollmentThresholds = EnrollmentThresholds(),
+    templates: dict[str, str] | None = None,
+) -> EnrollmentResult:
+    """Create a voice and its consent from a consumed challenge, or raise the first failed check."""
+    challenge = consume_challenge(session, challenge_id=challenge_id, owner_iss=owner_iss, owner_sub=owner_sub, now=now)
+    consent_audio = validate_waveform(consent_recording.audio, sample_rate=consent_recording.sample_rate)
+    if consent_recording.sample_rate < thresholds.quality.min_sample_rate:
+        raise SampleRateTooLow(f"the consent recording must be sampled at {thresholds.quality.min_sample_rate} Hz or more")
+    consent = Recording(audio=consent_audio, sample_rate=consent_recording.sample_rate)
+    references = [
+        Recording(audio=validate_waveform(r.audio, sample_rate=r.sample_rate), sample_rate=r.sample_rate) for r in references
+    ]
+    statement = statement_of(challenge, templates=templates)
+    # a. the statement and its phrase
+    statement_score = verify_statement(
+        audio=consent.audio,
+        sample_rate=consent.sample_rate,
+        statement=statement,
+        recognizer=recognizer,
+        min_score=thresholds.min_statement_score,
+    )
+    # e runs before b so that the speaker decision only sees references of usable quality.
+    check_reference_quality([(r.audio, r.sample_rate) for r in references], limits=thresholds.quality)
+    # b. the consent speaker is the reference speaker
+    similarity, profile = check_same_speaker(
+        consent=consent, references=references, embedder=embedder, min_similarity=thresholds.min_speaker_similarity
+    )
+    # c. not synthetic speech from this gateway or a PerTh-marking engine
+    check_not_synthetic(consent=consent, detect_watermark=detect_watermark)
+    # d. not a replay of an earlier consent recording
+    fingerprint = compute_fingerprint(consent.audio, sample_rate=consent.sample_rate)
+    check_not_replayed(fingerprint=fingerprint, earlier=_earlier_fingerprints(session), threshold=thresholds.replay_match)
+    # f. not a protected speaker
+    check_protected(references)
+
+    voice = Voice(
+        id=secrets.token_hex(16),
+        owner_iss=owner_iss,
+        owner_sub=owner_sub,
+        owner_name=challenge.owner_name,
+        status="active",
+        embedder_name=embedder.name,
+        profile_version=1,
+        created_at=now,
+    )
+    session.add(voice)
+    session.flush()
+    create_voice_key(session, voice_id=voice.id, key_encryption_key=key_encryption_key)
+    recording_sha256 = _sha256(consent.audio)
+    consent_row = Consent(
+        id=secrets.token_hex(16),
+        voice_id=voice.id,
+        challenge_id=challenge.id,
+        owner_iss=owner_iss,
+        owner_sub=owner_sub,
+        grantee_kind=challenge.grantee_kind,
+        grantee_id=challenge.grantee_id,
+        purposes=list(challenge.purposes),
+        languages=list(challenge.languages),
+        not_before=challenge.not_before,
+        not_after=challenge.not_after,
+        max_uses=challenge.max_uses,
+        uses=0,
+        statement_sha256=hashlib.sha256(statement.text.encode()).hexdigest(),
+        recording_sha256=recording_sha256,
+        created_at=now,
+    )
+    session.add(consent_row)
+    session.add(ConsentFingerprint(consent_id=consent_row.id, fingerprint=fingerprint.to_bytes(), created_at=now))
+    session.flush()
+    kek = key_encryption_key
+    store_sample(session, voice_id=voice.id, kind="consent", data=consent.audio, sample_rate=consent.sample_rate, key_encryption_key=kek)
+    for reference in references:
+        store_sample(session, voice_id=voice.id, kind="reference", data=reference.audio, sample_rate=reference.sample_rate, key_encryption_key=kek)
+    replace_profile(session, voice_id=voice.id, profile=profile, key_encryption_key=kek)
+    return EnrollmentResult(
+        voice_id=voice.id,
+        consent_id=consent_row.id,
+        statement=statement_score,
+        speaker_similarity=similarity,
+        consent_recording_sha256=recording_sha256,
+    )
+
+
+def add_reference_samples(
+    session: Session,
+    *,
+    voice_id: str,
+    owner_iss: str,
+    owner_sub: str,
+    references: list[Recording],
+    embedder: SpeakerEmbedder,
+    check_protected: ProtectedSpeakerCheck,
+    key_encryption_key: bytes,
+    thresholds: EnrollmentThresholds = EnrollmentThresholds(),
+) -> np.ndarray:
+    """Add references to an enrolled voice (same quality, speaker and protection checks against
+    the stored consent recording) and recompute the profile; returns the new profile."""
+    voice = owned_voice(session, voice_id=voice_id, owner_iss=owner_iss, owner_sub=owner_sub)
+    if voice.status != "active":
+        from policy.errors import VoiceErased
+
+        raise VoiceErased(f"voice {voice_id} was erased")
+    new = [Recording(audio=validate_waveform(r.audio, sample_rate=r.sample_rate), sample_rate=r.sample_rate) for r in references]
+    stored = [Recording(audio=a, sample_rate=rate) for a, rate in load_samples(session, voice_id=voice_id, kind="reference", key_encryption_key=key_encryption_key)]
+    check_reference_quality([(r.audio, r.sample_rate) for r in stored + new], limits=thresholds.quality)
+    consent_audio, consent_rate = load_samples(session, voice_id=voice_id, kind="consent", key_encryption_key=key_encryption_key)[0]
+    _, profile = check_same_speaker(
+        consent=Recording(audio=consent_audio, sample_rate=consent_rate),
+        references=stored + new,
+        embedder=embedder,
+        min_similarity=thresholds.min_speaker_similarity,
+    )
+    check_protected(new)
+    for reference in new:
+        store_sample(session, voice_id=voice_id, kind="reference", data=reference.audio, sample_rate=reference.sample_rate, key_encryption_key=key_encryption_key)
+    replace_profile(session, voice_id=voice_id, profile=profile, key_encryption_key=key_encryption_key)
+    voice.profile_version += 1
+    session.flush()
+    return profile

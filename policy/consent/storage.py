@@ -1,0 +1,117 @@
+"""Per-voice encryption of stored audio and profiles, and erasure by destroying the voice's key.
+
+Each voice gets a random 256-bit data key; every sample is sealed with AES-256-GCM under it, with
+the voice id and sample kind as associated data (a ciphertext moved to another voice or kind
+fails to open). The data key is stored wrapped (AES-256-GCM) with the deployment's
+key-encryption key, which the gateway reads from its key file: a database dump alone opens
+nothing. Erasure deletes the ciphertexts *and* the key row, so copies of ciphertext that
+survive elsewhere (backups, WAL) stay unreadable once the key row is gone from them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
+from policy.errors import ConsentRequestInvalid, VoiceErased, VoiceKeyDestroyed
+
+KEY_BYTES = 32
+_NONCE_BYTES = 12
+
+
+def _check_kek(key_encryption_key: bytes) -> AESGCM:
+    if not isinstance(key_encryption_key, bytes) or len(key_encryption_key) != KEY_BYTES:
+        raise ConsentRequestInvalid("the key-encryption key must be exactly 32 bytes")
+    return AESGCM(key_encryption_key)
+
+
+def create_voice_key(session: Session, *, voice_id: str, key_encryption_key: bytes) -> None:
+    kek = _check_kek(key_encryption_key)
+    data_key = AESGCM.generate_key(bit_length=256)
+    nonce = os.urandom(_NONCE_BYTES)
+    wrapped = nonce + kek.encrypt(nonce, data_key, f"voice-key:{voice_id}".encode())
+    session.add(VoiceKey(voice_id=voice_id, wrapped_key=wrapped))
+    session.flush()
+
+
+def _data_key(session: Session, *, voice_id: str, key_encryption_key: bytes) -> AESGCM:
+    kek = _check_kek(key_encryption_key)
+    row = session.get(VoiceKey, voice_id)
+    if row is None:
+        raise VoiceKeyDestroyed(f"voice {voice_id} has no data key (erased)")
+    nonce, sealed = row.wrapped_key[:_NONCE_BYTES], row.wrapped_key[_NONCE_BYTES:]
+    return AESGCM(kek.decrypt(nonce, sealed, f"voice-key:{voice_id}".encode()))
+
+
+def _samples_to_bytes(audio: np.ndarray) -> bytes:
+    return np.asarray(audio, dtype="<f4").tobytes()
+
+
+def store_sample(
+    session: Session, *, voice_id: str, kind: str, data: np.ndarray, sample_rate: int, key_encryption_key: bytes
+) -> VoiceSample:
+    """Encrypt and store a float32 array (audio, or the profile vector with sample_rate 0)."""
+    plaintext = _samples_to_bytes(data)
+    key = _data_key(session, voice_id=voice_id, key_encryption_key=key_encryption_key)
+    nonce = os.urandom(_NONCE_BYTES)
+    row = VoiceSample(
+        voice_id=voice_id,
+        kind=kind,
+        sample_rate=sample_rate,
+        nonce=nonce,
+        ciphertext=key.encrypt(nonce, plaintext, f"{voice_id}:{kind}".encode()),
+        sha256=hashlib.sha256(plaintext).hexdigest(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def load_samples(
+    session: Session, *, voice_id: str, kind: str, key_encryption_key: bytes
+) -> list[tuple[np.ndarray, int]]:
+    """Decrypted (array, sample_rate) pairs of one kind, oldest first."""
+    key = _data_key(session, voice_id=voice_id, key_encryption_key=key_encryption_key)
+    rows = session.scalars(
+        select(VoiceSample).where(VoiceSample.voice_id == voice_id, VoiceSample.kind == kind).order_by(VoiceSample.id)
+    ).all()
+    return [
+        (
+            np.frombuffer(key.decrypt(row.nonce, row.ciphertext, f"{voice_id}:{kind}".encode()), dtype="<f4").copy(),
+            row.sample_rate,
+        )
+        for row in rows
+    ]
+
+
+def replace_profile(session: Session, *, voice_id: str, profile: np.ndarray, key_encryption_key: bytes) -> None:
+    session.execute(delete(VoiceSample).where(VoiceSample.voice_id == voice_id, VoiceSample.kind == "profile"))
+    store_sample(
+        session, voice_id=voice_id, kind="profile", data=profile, sample_rate=0, key_encryption_key=key_encryption_key
+    )
+
+
+def erase_voice_data(session: Session, *, voice_id: str, now: datetime) -> None:
+    """Delete every sample and the key of a voice, revoke its consents, mark it erased.
+
+    Fingerprints of its consent recordings stay (see models.ConsentFingerprint); the usage
+    ledger keeps ids and text hashes only, like the audit log.
+    """
+    voice = session.get(Voice, voice_id)
+    if voice is None or voice.status == "erased":
+        raise VoiceErased(f"voice {voice_id} is already erased")
+    session.execute(delete(VoiceSample).where(VoiceSample.voice_id == voice_id))
+    session.execute(delete(VoiceKey).where(VoiceKey.voice_id == voice_id))
+    session.execute(
+        update(Consent).where(Consent.voice_id == voice_id, Consent.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    voice.status = "erased"
+    voice.erased_at = now
+    session.flush()
