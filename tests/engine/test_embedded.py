@@ -55,7 +55,7 @@ def clip(speech_dir) -> tuple[np.ndarray, np.ndarray, int]:
 
 @pytest.fixture(scope="module")
 def engine() -> EmbeddedEngine:
-    engine = EmbeddedEngine(prepare_budget_s=8.0)
+    engine = EmbeddedEngine(prepare_budget_s=6.0)
     engine.load()
     engine.warm_up()
     return engine
