@@ -4,7 +4,8 @@ Used for the reference recordings of a voice (enrollment check e) and for basic 
 consent recording. Every gate raises a specific ``policy.errors`` class; nothing returns a bool.
 
 The voice-activity detector is energy based with an adaptive floor (30 ms frames; a frame is
-speech when it is 12 dB above the recording's quiet frames and above an absolute floor, and
+speech when it is 12 dB above the recording's quiet frames, within 35 dB of its loud frames and above an
+absolute floor, and
 carries most of its energy in the speech band), smoothed so short gaps between syllables count
 as speech. It is meant to measure "how much speech", not to segment precisely.
 """
@@ -36,6 +37,7 @@ MAX_RECORDING_S = 600.0
 _MAX_SAMPLE_RATE = 192_000
 _ABSOLUTE_FLOOR_DB = -60.0
 _ABOVE_FLOOR_DB = 12.0
+_BELOW_LOUD_DB = 35.0
 # Peak-normalized audio touches full scale on a few samples; clipping is a run of them.
 _CLIP_LEVEL = 0.999
 _CLIP_RUN = 3
@@ -46,7 +48,7 @@ class QualityLimits:
     min_sample_rate: int = 16_000
     min_total_speech_s: float = 10.0
     max_total_speech_s: float = 300.0
-    min_snr_db: float = 12.0
+    min_snr_db: float = 15.0
     max_clipped_fraction: float = 0.005
 
 
@@ -96,8 +98,13 @@ def _frame_power_db(audio: np.ndarray, *, sample_rate: int) -> tuple[np.ndarray,
 def speech_frames(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
     """Boolean mask of 30 ms frames that carry speech."""
     power_db, band_ratio = _frame_power_db(audio, sample_rate=sample_rate)
-    floor_db = np.percentile(power_db, 10)
-    mask = (power_db > max(floor_db + _ABOVE_FLOOR_DB, _ABSOLUTE_FLOOR_DB)) & (band_ratio > 0.5)
+    # Digital silence (padding, gated pauses) says nothing about the noise under the speech.
+    live = power_db[power_db > -100.0]
+    floor_db = np.percentile(live, 10) if live.size else -120.0
+    # Relative to the loud frames too: over digital silence the floor is meaningless.
+    loud_db = np.percentile(power_db, 95)
+    threshold_db = max(floor_db + _ABOVE_FLOOR_DB, loud_db - _BELOW_LOUD_DB, _ABSOLUTE_FLOOR_DB)
+    mask = (power_db > threshold_db) & (band_ratio > 0.5)
     # Fill pauses shorter than ~150 ms inside words, drop isolated clicks shorter than ~60 ms.
     mask = binary_closing(mask, structure=np.ones(5, dtype=bool))
     mask = binary_opening(mask, structure=np.ones(2, dtype=bool))
@@ -109,14 +116,13 @@ def measure_quality(audio: np.ndarray, *, sample_rate: int) -> QualityReport:
     mask = speech_frames(array, sample_rate=sample_rate)
     power_db, _ = _frame_power_db(array, sample_rate=sample_rate)
     power = 10 ** (power_db / 10)
-    if mask.any() and (~mask).any():
-        noise = max(float(np.mean(power[~mask])), 1e-12)
+    if mask.any():
+        # Noise power from the quietest tenth of the frames (pauses, breaths excluded by being
+        # louder); VAD's non-speech frames include soft speech onsets and would understate SNR.
+        quiet = power[power <= np.percentile(power, 10)]
+        noise = max(float(np.mean(quiet)), 1e-12)
         signal = max(float(np.mean(power[mask])) - noise, 1e-12)
         snr_db = float(np.clip(10 * np.log10(signal / noise), -20.0, 100.0))
-    elif mask.any():
-        # Speech everywhere: estimate the noise from the quietest frames.
-        noise = max(float(np.percentile(power, 5)), 1e-12)
-        snr_db = float(np.clip(10 * np.log10(max(float(np.mean(power)) - noise, 1e-12) / noise), -20.0, 100.0))
     else:
         snr_db = -20.0
     at_full_scale = np.abs(array) >= _CLIP_LEVEL
