@@ -260,10 +260,17 @@ class SpeakerReviewRequired(PolicyError):
 
     code = "speaker_review_required"
 
-    def __init__(self, message: str, *, review_item_id: int | None = None, entry_id: int | None = None):
+    def __init__(
+        self, message: str, *, entry_id: int | None = None, raw_score: float | None = None,
+        normalized_score: float | None = None, stage: str | None = None, review_item_id: int | None = None,
+    ):
         super().__init__(message)
-        self.review_item_id = review_item_id
+        # What the gateway needs to put the request in the review queue (policy.blocklist.review).
         self.entry_id = entry_id
+        self.raw_score = raw_score
+        self.normalized_score = normalized_score
+        self.stage = stage
+        self.review_item_id = review_item_id
 
 
 class ProtectedSpeakerNotFound(PolicyError):
@@ -293,3 +300,9 @@ class ReviewItemNotFound(PolicyError):
 
 class ReviewAlreadyDecided(PolicyError):
     code = "review_already_decided"
+
+
+class ProtectedSpeakerInvalid(PolicyError):
+    """A protected-speaker request with a missing or oversized field."""
+
+    code = "protected_speaker_invalid"
