@@ -1,0 +1,45 @@
+"""The one result type every scheme returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of the input and how strongly the mark was seen there (a z-score or a model score)."""
+
+    start_s: float
+    end_s: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What one scheme found in one input.
+
+    ``false_positive_probability`` is the probability that unmarked audio scores at least
+    ``score`` under this scheme's detector (for the keyed scheme a computed bound from the
+    statistic's null distribution; None for a neural layer without one). The keyed scheme sets
+    ``payload`` only when it authenticated (``payload_verified``); a public layer may report its
+    raw message with ``payload_verified`` false, which proves nothing about who made the audio.
+    """
+
+    scheme: str
+    detected: bool
+    score: float
+    false_positive_probability: float | None
+    payload: bytes | None = None
+    payload_verified: bool = False
+    segments: tuple[Segment, ...] = field(default_factory=tuple)
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.scheme,
+            "detected": self.detected,
+            "score": round(float(self.score), 4),
+            "false_positive_probability": self.false_positive_probability,
+            "payload": self.payload.hex() if self.payload is not None else None,
+            "payload_verified": self.payload_verified,
+            "segments": [[round(s.start_s, 3), round(s.end_s, 3), round(s.score, 3)] for s in self.segments],
+        }
