@@ -27,6 +27,7 @@ from policy.errors import BlocklistMisconfigured
 # Issue 7: other processes must see a change within 5 s; polling every 2 s leaves room for
 # the reload itself (about 2 s for 100,000 entries).
 DEFAULT_POLL_SECONDS = 2.0
+MAX_STALENESS_SECONDS = 5.0
 
 
 def load_snapshot(
@@ -111,9 +112,14 @@ class LiveBlocklist:
 
     def snapshot(self) -> BlocklistSnapshot:
         current = self._snapshot
-        if current is None or self._clock() - self._polled_at >= self._poll_seconds:
-            return self.refresh()
-        return current
+        age = self._clock() - self._polled_at
+        if current is not None and age < self._poll_seconds:
+            return current
+        # While another thread reloads, requests keep using the current snapshot, but never one
+        # whose last successful poll is older than the 5 s freshness promise.
+        if current is not None and age < MAX_STALENESS_SECONDS and self._lock.locked():
+            return current
+        return self.refresh()
 
     def start_background_refresh(self) -> None:
         """Poll from a daemon thread so requests rarely pay for a reload themselves."""

@@ -26,16 +26,18 @@ import numpy as np
 from policy.errors import BlocklistMisconfigured, EmbeddingInvalid
 
 # How many of the most similar cohort speakers set the statistics. Adaptive (top-K) rather than
-# the whole cohort because the region near a voice matters for its false alarms; 20 keeps the
-# estimate stable on the small cohorts this gateway starts with.
-DEFAULT_COHORT_TOP_K = 20
+# the whole cohort because the region near a voice matters for its false alarms once the cohort
+# is large; on the ~22-speaker cohorts of docs/benchmarks/blocklist.md, using all of them (any
+# K >= 22) gave the lowest EER (1.9 % against 2.4 % at K = 20), so K = 50 keeps small cohorts
+# whole and makes large ones adaptive.
+DEFAULT_COHORT_TOP_K = 50
 MIN_COHORT_SIZE = 5
 # Default AS-norm thresholds for the resemblyzer embedder, from docs/benchmarks/blocklist.md:
 # deny where the fitted impostor tail gives a per-comparison false-accept rate of 5e-5 (a
 # 1,000-entry list then wrongly denies <= 5 % of innocent voices); review at the score that 98 %
 # of a protected speaker's own speech reaches, so that audio is denied or held, never released.
 # Another embedder needs its own calibration run.
-DEFAULT_DENY_THRESHOLD = 4.7
+DEFAULT_DENY_THRESHOLD = 4.3
 DEFAULT_REVIEW_THRESHOLD = 2.1
 # A cohort whose top scores have (near) zero spread would divide by ~0 and make every score
 # huge; this floor keeps a degenerate cohort from turning into "deny everything" or worse.
