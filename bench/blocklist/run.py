@@ -49,7 +49,8 @@ def _machine() -> dict:
 
 def _commit() -> str:
     result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "policy", "bench/blocklist"],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "policy/blocklist", "policy/speaker.py",
+                            "policy/errors.py", "policy/db.py", "bench/blocklist"],
                            cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
     return result.stdout.strip() + ("+uncommitted" if dirty else "")
 
