@@ -55,6 +55,26 @@ class Settings(BaseSettings):
     # Audit log: Ed25519 checkpoint key (signed-note text format); dev mode generates one in data_dir.
     audit_signing_key_file: Path | None = None
     audit_checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # Cloning engine: the embedded offline CPU engine (Piper + WORLD adaptation) by default, or an
+    # adapter for a real engine. gateway/engines.py builds it and names missing settings.
+    engine: Literal["embedded", "gpt-sovits", "xtts", "zonos", "f5-tts", "chatterbox"] = "embedded"
+    engine_device: Literal["auto", "cpu", "cuda"] = "auto"
+    # HTTP engines (gpt-sovits, xtts, zonos): the engine server's base URL and a model label for audit.
+    engine_url: str | None = None
+    engine_model_id: str | None = None
+    # GPT-SoVITS reads references from its own disk: a folder both hosts share, and its path there.
+    engine_shared_dir: Path | None = None
+    engine_shared_dir_on_engine: str | None = None
+    # In-process engines: F5-TTS checkpoint file, vocabulary and vocos folder; Chatterbox folder.
+    engine_checkpoint: Path | None = None
+    engine_vocab_file: Path | None = None
+    engine_vocoder_dir: Path | None = None
+    # Bounded executor: concurrent jobs, waiting jobs (beyond them: 429), per-request deadlines.
+    engine_max_concurrency: int = Field(default=1, ge=1, le=64)
+    engine_max_queue: int = Field(default=4, ge=0, le=1000)
+    engine_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    engine_prepare_timeout_seconds: float = Field(default=90.0, gt=0, le=3600)
+    engine_max_text_chars: int = Field(default=2000, ge=1, le=20000)
 
     @model_validator(mode="after")
     def _refuse_dev_material_in_prod(self) -> Settings:

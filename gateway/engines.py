@@ -1,0 +1,123 @@
+"""Builds the configured cloning engine and its bounded executor from settings.
+
+Construction runs in ``create_app``: a missing package, checkpoint, shared folder or URL fails
+the start-up with the setting named. Loading and warm-up run in the background after start-up;
+``/readyz`` reports the ``engine`` check false until warm-up finished. Only the synthesis
+pipeline calls the executor: no route or CLI command returns engine audio directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI
+
+from engine import BoundedExecutor, CloningEngine, EngineUnavailable, SpeakerSimilarity
+from gateway.settings import Settings, SettingsError
+
+log = logging.getLogger("clonegate.engine")
+
+
+def _required(settings: Settings, *names: str) -> None:
+    missing = [f"CLONEGATE_{name.upper()}" for name in names if getattr(settings, name) in (None, "")]
+    if missing:
+        raise SettingsError(f"engine {settings.engine!r} needs " + ", ".join(missing))
+
+
+def build_engine(settings: Settings) -> CloningEngine:
+    """The engine named by ``CLONEGATE_ENGINE``; raises ``SettingsError`` or ``EngineUnavailable``."""
+    kind = settings.engine
+    if kind == "embedded":
+        from engine.embedded import EmbeddedEngine
+
+        return EmbeddedEngine(device=settings.engine_device, max_text_chars=settings.engine_max_text_chars)
+    if kind == "gpt-sovits":
+        from engine.adapters.gpt_sovits import GptSovitsEngine
+
+        _required(settings, "engine_url", "engine_shared_dir")
+        return GptSovitsEngine(base_url=settings.engine_url, shared_dir=settings.engine_shared_dir,
+                               engine_shared_dir=settings.engine_shared_dir_on_engine,
+                               model_id=settings.engine_model_id or "gpt-sovits",
+                               timeout_s=settings.engine_timeout_seconds)
+    if kind == "xtts":
+        from engine.adapters.xtts import XttsEngine
+
+        _required(settings, "engine_url")
+        return XttsEngine(base_url=settings.engine_url, model_id=settings.engine_model_id or "xtts_v2",
+                          timeout_s=settings.engine_timeout_seconds)
+    if kind == "zonos":
+        from engine.adapters.zonos import ZonosEngine
+
+        _required(settings, "engine_url")
+        return ZonosEngine(base_url=settings.engine_url,
+                           model_choice=settings.engine_model_id or "Zyphra/Zonos-v0.1-transformer",
+                           timeout_s=settings.engine_timeout_seconds)
+    if kind == "f5-tts":
+        from engine.adapters.inprocess import F5TtsEngine
+
+        _required(settings, "engine_checkpoint", "engine_vocab_file", "engine_vocoder_dir")
+        return F5TtsEngine(checkpoint=settings.engine_checkpoint, vocab_file=settings.engine_vocab_file,
+                           vocoder_dir=settings.engine_vocoder_dir, device=settings.engine_device)
+    if kind == "chatterbox":
+        from engine.adapters.inprocess import ChatterboxEngine
+
+        _required(settings, "engine_checkpoint")
+        return ChatterboxEngine(checkpoint_dir=settings.engine_checkpoint, device=settings.engine_device)
+    raise SettingsError(f"CLONEGATE_ENGINE: unknown engine {kind!r}")
+
+
+def build_executor(settings: Settings, engine: CloningEngine | None = None) -> BoundedExecutor:
+    return BoundedExecutor(
+        engine or build_engine(settings),
+        max_concurrency=settings.engine_max_concurrency,
+        max_queue=settings.engine_max_queue,
+        timeout_s=settings.engine_timeout_seconds,
+        prepare_timeout_s=settings.engine_prepare_timeout_seconds,
+    )
+
+
+def install_engine(app: FastAPI, settings: Settings, *, engine: CloningEngine | None = None) -> None:
+    """Attach ``app.state.engine_executor``, register the ``engine`` readiness check and start
+    loading and warm-up in the background when the app starts. Needs ``app.state.readiness``."""
+    try:
+        executor = build_executor(settings, engine)
+    except EngineUnavailable as exc:
+        raise SettingsError(f"CLONEGATE_ENGINE={settings.engine}: {exc}") from exc
+    app.state.engine_executor = executor
+    app.state.readiness.register("engine", lambda: executor.ready)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        description = executor.describe()
+        log.info("engine %s (%s) on %s: loading in the background", description.name,
+                 description.model_id, description.device)
+        executor.start()
+        try:
+            async with inner(running) as state:
+                yield state
+        finally:
+            executor.shutdown()
+
+    app.router.lifespan_context = lifespan
+
+
+def similarity_from_embedder(embedder: object) -> SpeakerSimilarity:
+    """Wrap a speaker embedder (``embed(audio, *, sample_rate) -> unit vector``) as the similarity
+    function ``prepare_voice`` takes. The engine passes the same reference array for every
+    candidate, so its embedding is computed once per preparation."""
+    embed: Callable[..., np.ndarray] = embedder.embed  # type: ignore[attr-defined]
+    references: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def similarity(candidate: np.ndarray, candidate_rate: int, reference: np.ndarray, reference_rate: int) -> float:
+        cached = references.get(id(reference))
+        if cached is None or cached[0] is not reference:
+            cached = (reference, embed(reference.astype(np.float32), sample_rate=reference_rate))
+            references[id(reference)] = cached
+        vector = embed(candidate.astype(np.float32), sample_rate=candidate_rate)
+        return float(np.dot(vector, cached[1]))
+
+    return similarity
