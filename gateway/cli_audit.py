@@ -36,6 +36,7 @@ def register_audit_commands(commands: argparse._SubParsersAction) -> None:
     verify.add_argument("--key", help="the log's verifier key, or a file holding it (GET /v1/audit/public-key)")
     verify.add_argument("--previous-checkpoint", type=Path, help="a signed checkpoint kept from an earlier visit")
     verify.add_argument("--strict", action="store_true", help="also parse every event fully (slower)")
+    verify.add_argument("--workers", type=int, default=1, help="processes that hash and check lines (default 1)")
     verify.add_argument("--unsafe-trust-bundle-key", action="store_true",
                         help="UNSAFE: trust the key shipped inside the bundle (detects no key substitution)")
     verify.set_defaults(run=_verify)
@@ -66,7 +67,8 @@ def _verify(args: argparse.Namespace, _settings=None) -> int:
             print("clonegate audit verify: --key is required (the log's published verifier key)", file=sys.stderr)
             return 2
         previous = read_checkpoint_file(args.previous_checkpoint) if args.previous_checkpoint else None
-        report = verify_bundle(args.bundle, trusted_key=key, previous_checkpoint=previous, strict=args.strict)
+        report = verify_bundle(args.bundle, trusted_key=key, previous_checkpoint=previous, strict=args.strict,
+                               workers=max(1, args.workers))
     except (AuditError, OSError, UnicodeDecodeError) as exc:
         code = getattr(exc, "code", "unreadable")
         print(f"FAILED {code}: {exc}", file=sys.stderr)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
-import tarfile
 import time
 
 import pytest

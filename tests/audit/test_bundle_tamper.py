@@ -205,3 +205,20 @@ def test_malformed_bundles_are_refused(tmp_path):
     (bundle / "events.jsonl").write_bytes(b"not json\n")
     with pytest.raises(BundleMalformed):
         verify_bundle(bundle, trusted_key=KEY.verifier)
+
+
+def test_parallel_verification_finds_the_same_tampering(tmp_path, monkeypatch):
+    import audit.bundle_chunks
+
+    monkeypatch.setattr(audit.bundle_chunks, "CHUNK_BYTES", 700)  # many small chunks
+    entries = _events(37)
+    bundle, tree, note = _build(tmp_path, entries)
+    report = verify_bundle(bundle, trusted_key=KEY.verifier, workers=2, previous_checkpoint=note)
+    assert (report.event_count, report.root_hash) == (37, tree.root())
+    _edit_lines(bundle, lambda lines: lines[:30] + lines[31:])
+    with pytest.raises(BundleEventOutOfOrder, match="line 31 holds index 31, expected 30"):
+        verify_bundle(bundle, trusted_key=KEY.verifier, workers=2)
+    edited, _, _ = _build(tmp_path, entries, name="edited")
+    _edit_lines(edited, lambda lines: [line.replace(b"req-33", b"req-77") for line in lines])
+    with pytest.raises(BundleRootMismatch):
+        verify_bundle(edited, trusted_key=KEY.verifier, workers=2)

@@ -109,3 +109,15 @@ def test_schema_version_is_checked():
     data["v"] = 2
     with pytest.raises(InvalidAuditEvent):
         AuditEvent.from_dict(data)
+
+
+def test_fast_encoding_equals_the_general_canonicalizer():
+    variants = [
+        make_event(),
+        make_event(action=Action.REQUEST_DENIED, decision=Decision.DENY, reason="speaker_protected", engine=None),
+        make_event(actor=Actor(iss="auth0|x", sub="a~b#c", role="admin"), subjects=Subjects(),
+                   digests=Digests(reference_sha256=("c" * 64, "d" * 64), output_sha256="e" * 64),
+                   watermark_id="wm:42"),
+    ]
+    for event in variants:
+        assert event.canonical_bytes() == canonical_json(event.to_dict())

@@ -1,0 +1,103 @@
+"""The per-line work of verifying a ``full`` bundle, done on chunks so it can run in parallel.
+
+A chunk is a run of complete ``events.jsonl`` lines and the leaf index of its first line. The
+worker checks each line's index, hashes the entry into its RFC 6962 leaf hash and checks the
+event's shape; the caller folds the leaf hashes into the tree in order, which is the only
+sequential part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import IO
+
+from audit.errors import AuditError, BundleEventOutOfOrder, BundleMalformed, InvalidAuditEvent
+from audit.events import SCHEMA_VERSION, Action, AuditEvent
+
+INDEX_PREFIX = b'{"index":'
+ENTRY_MARK = b',"entry":'
+EVENT_KEYS = frozenset(
+    {"v", "event_id", "time", "action", "decision", "reason", "actor", "subjects", "digests", "engine",
+     "watermark_id"}
+)
+ACTIONS = frozenset(action.value for action in Action)
+CHUNK_BYTES = 4 << 20
+
+
+def read_chunks(events: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(first leaf index, bytes of whole lines) from a stream; a last line without newline is kept."""
+    start, rest = 0, b""
+    while True:
+        block = events.read(CHUNK_BYTES)
+        if not block:
+            break
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        rest = block[cut:]
+        if cut:
+            yield start, block[:cut]
+            start += block.count(b"\n", 0, cut)
+    if rest:
+        yield start, rest
+
+
+def event_shape_error(data: object, index: int) -> InvalidAuditEvent | None:
+    if type(data) is not dict or data.keys() != EVENT_KEYS or data["v"] != SCHEMA_VERSION:
+        return InvalidAuditEvent(f"event {index} does not have the version {SCHEMA_VERSION} event fields")
+    if data["action"] not in ACTIONS:
+        return InvalidAuditEvent(f"event {index} has unknown action {data['action']!r:.40}")
+    if type(data["time"]) is not str:
+        return InvalidAuditEvent(f"event {index} has a malformed time")
+    return None
+
+
+def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], str | None, str | None, int]:
+    """Leaf hashes (concatenated), action counts, first and last event time, number of lines."""
+    start, blob, strict = task
+    lines = blob.split(b"\n")
+    if lines[-1]:
+        raise BundleMalformed(f"events.jsonl line {start + len(lines)} does not end with a newline")
+    lines.pop()
+    sha256 = hashlib.sha256
+    decode = json.JSONDecoder().decode
+    prefix_length, mark_length = len(INDEX_PREFIX), len(ENTRY_MARK)
+    leaves = []
+    actions: Counter = Counter()
+    first = last = None
+    index = start
+    for line in lines:
+        if not line.startswith(INDEX_PREFIX) or not line.endswith(b"}"):
+            raise BundleMalformed(f"events.jsonl line {index + 1} is not an index/entry record")
+        mark = line.find(ENTRY_MARK, prefix_length)
+        if mark < 0:
+            raise BundleMalformed(f"events.jsonl line {index + 1} has no entry")
+        if line[prefix_length:mark] != b"%d" % index:
+            raise BundleEventOutOfOrder(
+                f"events.jsonl line {index + 1} holds index {line[prefix_length:mark][:20].decode(errors='replace')},"
+                f" expected {index}: an event was dropped, inserted or reordered"
+            )
+        entry = line[mark + mark_length : -1]
+        leaves.append(sha256(b"\x00" + entry).digest())
+        try:
+            data = decode(entry.decode())
+        except ValueError as exc:
+            raise InvalidAuditEvent(f"event {index} is not JSON: {exc}") from None
+        if type(data) is not dict or data.keys() != EVENT_KEYS or data["v"] != SCHEMA_VERSION \
+                or data["action"] not in ACTIONS or type(data["time"]) is not str:
+            raise event_shape_error(data, index)
+        if strict:
+            try:
+                AuditEvent.from_canonical_bytes(entry)
+            except AuditError as exc:
+                raise InvalidAuditEvent(f"event {index}: {exc}") from None
+        actions[data["action"]] += 1
+        moment = data["time"]
+        if first is None or moment < first:
+            first = moment
+        if last is None or moment > last:
+            last = moment
+        index += 1
+    return b"".join(leaves), dict(actions), first, last, len(lines)
