@@ -97,7 +97,7 @@ class VoiceSample(PolicyBase):
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    __table_args__ = (CheckConstraint("kind IN ('reference', 'consent', 'profile')", name="kind"),)
+    __table_args__ = (CheckConstraint("kind IN ('reference', 'consent', 'profile', 'engine_profile')", name="kind"),)
 
 
 class Consent(PolicyBase):

@@ -54,11 +54,8 @@ def _samples_to_bytes(audio: np.ndarray) -> bytes:
     return np.asarray(audio, dtype="<f4").tobytes()
 
 
-def store_sample(
-    session: Session, *, voice_id: str, kind: str, data: np.ndarray, sample_rate: int, key_encryption_key: bytes
-) -> VoiceSample:
-    """Encrypt and store a float32 array (audio, or the profile vector with sample_rate 0)."""
-    plaintext = _samples_to_bytes(data)
+def _seal(session: Session, *, voice_id: str, kind: str, plaintext: bytes, sample_rate: int,
+          key_encryption_key: bytes) -> VoiceSample:
     key = _data_key(session, voice_id=voice_id, key_encryption_key=key_encryption_key)
     nonce = os.urandom(_NONCE_BYTES)
     row = VoiceSample(
@@ -74,21 +71,47 @@ def store_sample(
     return row
 
 
-def load_samples(
-    session: Session, *, voice_id: str, kind: str, key_encryption_key: bytes
-) -> list[tuple[np.ndarray, int]]:
-    """Decrypted (array, sample_rate) pairs of one kind, oldest first."""
+def _unsealed(session: Session, *, voice_id: str, kind: str, key_encryption_key: bytes) -> list[tuple[bytes, int]]:
+    """Decrypted (plaintext, sample_rate) pairs of one kind, oldest first."""
     key = _data_key(session, voice_id=voice_id, key_encryption_key=key_encryption_key)
     rows = session.scalars(
         select(VoiceSample).where(VoiceSample.voice_id == voice_id, VoiceSample.kind == kind).order_by(VoiceSample.id)
     ).all()
+    return [(key.decrypt(row.nonce, row.ciphertext, f"{voice_id}:{kind}".encode()), row.sample_rate) for row in rows]
+
+
+def store_sample(
+    session: Session, *, voice_id: str, kind: str, data: np.ndarray, sample_rate: int, key_encryption_key: bytes
+) -> VoiceSample:
+    """Encrypt and store a float32 array (audio, or the profile vector with sample_rate 0)."""
+    return _seal(session, voice_id=voice_id, kind=kind, plaintext=_samples_to_bytes(data), sample_rate=sample_rate,
+                 key_encryption_key=key_encryption_key)
+
+
+def load_samples(
+    session: Session, *, voice_id: str, kind: str, key_encryption_key: bytes
+) -> list[tuple[np.ndarray, int]]:
+    """Decrypted (array, sample_rate) pairs of one kind, oldest first."""
     return [
-        (
-            np.frombuffer(key.decrypt(row.nonce, row.ciphertext, f"{voice_id}:{kind}".encode()), dtype="<f4").copy(),
-            row.sample_rate,
-        )
-        for row in rows
+        (np.frombuffer(plaintext, dtype="<f4").copy(), sample_rate)
+        for plaintext, sample_rate in _unsealed(session, voice_id=voice_id, kind=kind,
+                                                key_encryption_key=key_encryption_key)
     ]
+
+
+def store_blob(session: Session, *, voice_id: str, kind: str, data: bytes, key_encryption_key: bytes,
+               replace: bool = False) -> VoiceSample:
+    """Encrypt and store opaque bytes (the engine's voice profile), optionally replacing the old ones."""
+    if replace:
+        session.execute(delete(VoiceSample).where(VoiceSample.voice_id == voice_id, VoiceSample.kind == kind))
+    return _seal(session, voice_id=voice_id, kind=kind, plaintext=data, sample_rate=0,
+                 key_encryption_key=key_encryption_key)
+
+
+def load_blob(session: Session, *, voice_id: str, kind: str, key_encryption_key: bytes) -> bytes | None:
+    """The newest stored bytes of one kind, or None."""
+    blobs = _unsealed(session, voice_id=voice_id, kind=kind, key_encryption_key=key_encryption_key)
+    return blobs[-1][0] if blobs else None
 
 
 def replace_profile(session: Session, *, voice_id: str, profile: np.ndarray, key_encryption_key: bytes) -> None:
