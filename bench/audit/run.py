@@ -1,0 +1,180 @@
+"""Audit log benchmark: appends with 16 writers on PostgreSQL and SQLite, and offline
+verification of a 1,000,000-event bundle. Writes docs/benchmarks/audit.md and audit.json.
+
+    .venv/bin/python -m bench.audit.run [--duration 30] [--events 1000000]
+
+Run by hand, once; never as a test. Each backend gets a fresh, migrated database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.audit.appends import PostgresDatabase, run_appends
+from bench.audit.verify import build_bundle, time_verification
+
+REPO = Path(__file__).resolve().parents[2]
+TARGETS = {"appends_per_s": 1000, "append_latency_ms_p99": 20, "inclusion_latency_s_p99": 2, "verify_1m_s": 20}
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+
+def postgres_version(admin_url: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(admin_url)
+    with engine.connect() as connection:
+        version = connection.execute(text("SHOW server_version")).scalar()
+        sync = connection.execute(text("SHOW synchronous_commit")).scalar()
+    engine.dispose()
+    return f"PostgreSQL {version} (synchronous_commit={sync})"
+
+
+def verdict(value, target, *, lower_is_better: bool) -> str:
+    if value is None:
+        return "no data"
+    met = value <= target if lower_is_better else value >= target
+    return "met" if met else "MISSED"
+
+
+def write_report(results: dict) -> None:
+    out = REPO / "docs" / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "audit.json").write_text(json.dumps(results, indent=2) + "\n")
+    m = results["machine"]
+    lines = [
+        "# Audit log benchmark",
+        "",
+        f"- date: {results['date']}",
+        f"- commit: {results['commit']}",
+        f"- machine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}; load average at start"
+        f" {m['load_average_at_start']} (the machine is shared with other work)",
+        f"- databases: {results['postgresql_version']}; SQLite {results['sqlite_version']} (WAL, synchronous=NORMAL)",
+        f"- command: `{results['command']}`",
+        "",
+        "Writers: each append is its own transaction (`append_event` + commit), as on the request path;",
+        f"{results['writers']} writers in {results['writer_processes']} processes, the real integrator thread"
+        f" running at a {results['checkpoint_interval_s']} s interval. Inclusion latency = commit of the append to the"
+        " moment a signed checkpoint covering it is readable (polled every 20 ms).",
+        "",
+        "| figure | target | PostgreSQL | SQLite |",
+        "|---|---|---|---|",
+    ]
+    pg, lite = results["postgresql"], results["sqlite"]
+    rows = [
+        ("appends/s sustained (whole run)", "appends_per_s", ">= 1000", False, TARGETS["appends_per_s"]),
+        ("appends/s, worst whole second", "appends_per_s_worst_second", "", False, None),
+        ("append latency p50 (ms)", "append_latency_ms_p50", "", True, None),
+        ("append latency p99 (ms)", "append_latency_ms_p99", "<= 20", True, TARGETS["append_latency_ms_p99"]),
+        ("append to signed checkpoint p50 (s)", "inclusion_latency_s_p50", "", True, None),
+        ("append to signed checkpoint p99 (s)", "inclusion_latency_s_p99", "<= 2", True, TARGETS["inclusion_latency_s_p99"]),
+        ("appends in the run", "appends", "", False, None),
+        ("events never seen in a checkpoint", "events_not_seen_in_a_checkpoint", "0", True, 0),
+    ]
+    for label, key, target_text, lower, target in rows:
+        cells = []
+        for result in (pg, lite):
+            value = result.get(key)
+            mark = f" ({verdict(value, target, lower_is_better=lower)})" if target is not None else ""
+            cells.append(f"{value}{mark}")
+        lines.append(f"| {label} | {target_text} | {cells[0]} | {cells[1]} |")
+    v = results["verification"]
+    lines += [
+        "",
+        f"## Offline verification of a {v['events']:,}-event bundle",
+        "",
+        f"Bundle: {v['bundle_mb']} MB of `events.jsonl` (built with the exporter's writer in {v['build_s']:.0f} s).",
+        "The verifier streams the file, checks every line's index and event shape, hashes each entry and folds the",
+        "leaf hashes into a compact range, then compares the root with the Ed25519-signed checkpoint.",
+        "",
+        "| run | wall (s) | CPU (s) | target |",
+        "|---|---|---|---|",
+        f"| in-process, 1 worker | {v['verify_s_workers_1']} | {v['verify_cpu_s_workers_1']} | <= 20"
+        f" ({verdict(v['verify_s_workers_1'], TARGETS['verify_1m_s'], lower_is_better=True)}) |",
+        f"| in-process, 2 workers | {v['verify_s_workers_2']} | {v['verify_cpu_s_workers_2']} | <= 20"
+        f" ({verdict(v['verify_s_workers_2'], TARGETS['verify_1m_s'], lower_is_better=True)}) |",
+        f"| `clonegate audit verify` process (1 worker, includes start-up) | {v['verify_s_cli_process']} | | <= 20"
+        f" ({verdict(v['verify_s_cli_process'], TARGETS['verify_1m_s'], lower_is_better=True)}) |",
+        "",
+        "CLI output:",
+        "",
+        "```",
+        *v["cli_output"],
+        "```",
+        "",
+        "## Notes",
+        "",
+        *results["notes"],
+        "",
+    ]
+    (out / "audit.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=4, help="writer processes sharing the writers")
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "CLONEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+    import sqlite3
+
+    results = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit(),
+        "machine": machine(),
+        "command": "python -m bench.audit.run " + " ".join(sys.argv[1:]),
+        "postgresql_version": postgres_version(args.postgres_url),
+        "sqlite_version": sqlite3.sqlite_version,
+        "writers": args.writers, "writer_processes": args.processes, "checkpoint_interval_s": args.interval,
+        "targets": TARGETS,
+    }
+    database = PostgresDatabase(args.postgres_url)
+    try:
+        print("PostgreSQL appends ...", flush=True)
+        results["postgresql"] = run_appends(database.url, writers=args.writers, processes=args.processes,
+                                            duration=args.duration, interval=args.interval)
+    finally:
+        database.drop()
+    print(json.dumps(results["postgresql"]), flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        print("SQLite appends ...", flush=True)
+        results["sqlite"] = run_appends(f"sqlite:///{folder}/bench.db", writers=args.writers,
+                                        processes=args.processes, duration=args.duration, interval=args.interval)
+    print(json.dumps(results["sqlite"]), flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        print(f"building a {args.events}-event bundle ...", flush=True)
+        bundle, key, build_s = build_bundle(Path(folder), args.events)
+        print("verifying ...", flush=True)
+        results["verification"] = {**time_verification(bundle, key), "build_s": round(build_s, 1)}
+    print(json.dumps(results["verification"]), flush=True)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["notes"] = [
+        f"- Load average at the end: {results['machine']['load_average_at_end']}.",
+    ]
+    write_report(results)
+    print("wrote docs/benchmarks/audit.md and audit.json")
+
+
+if __name__ == "__main__":
+    main()
