@@ -283,7 +283,8 @@ class EmbeddedEngine(CloningEngine):
     def _piper(self, text: str, *, length_scale: float | None) -> np.ndarray:
         from piper import SynthesisConfig
 
-        self.load() if self._voice is None else None
+        if self._voice is None:
+            self.load()
         config = SynthesisConfig(length_scale=length_scale)
         parts = [chunk.audio_float_array for chunk in self._voice.synthesize(text, syn_config=config)]
         if not parts:
