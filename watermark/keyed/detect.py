@@ -22,7 +22,7 @@ from scipy.special import log_ndtr
 from . import features as ft
 from .layout import FRAME_BLOCKS, SYNC, Layout
 
-CLIP_DB = 2.0  # a cell can add at most this much evidence: loud onsets must not dominate
+CLIP_DB = 2.0  # the embedding margin: a cell adds at most this much, so loud onsets cannot dominate
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,14 @@ def cell_features(signal16: np.ndarray, hypothesis: Hypothesis) -> np.ndarray:
     if starts.size < ft.FRAMES_PER_BLOCK:
         return np.zeros((0, ft.N_PAIRS))
     power = np.abs(ft.spectrum(signal16, starts)) ** 2
-    diff, valid = ft.pair_differences(ft.block_levels_db(power, hypothesis.freq_scale))
+    levels = ft.block_levels_db(power, hypothesis.freq_scale)
+    diff, valid = ft.pair_differences(levels)
     centred = np.zeros_like(diff)
     for k in range(ft.N_PAIRS):
         if valid[:, k].any():
             centred[:, k] = diff[:, k] - np.median(diff[valid[:, k], k])
-    return np.clip(centred, -CLIP_DB, CLIP_DB) * valid
+    weight = valid * ft.cell_weights(levels)
+    return np.clip(centred, -CLIP_DB, CLIP_DB) * weight
 
 
 def fold(blocks: np.ndarray) -> np.ndarray:

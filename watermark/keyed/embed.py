@@ -61,22 +61,25 @@ def embed_16k(
     n_blocks = n_frames // ft.FRAMES_PER_BLOCK
     if n_blocks < 1:
         raise ValueError("audio too short for one block")
-    stft = np.fft.rfft(host[starts[:, None] + np.arange(ft.N_FFT)[None, :]] * ft.WINDOW, axis=1)  # full precision: it is resynthesised
+    frames = np.lib.stride_tricks.sliding_window_view(host, ft.N_FFT)[:: ft.HOP][:n_frames]
+    stft = np.fft.rfft(frames * ft.WINDOW, axis=1).astype(np.complex64)  # single precision is plenty for a mark
     host_levels = ft.block_levels_db(np.abs(stft) ** 2)[:: ft.FRAMES_PER_BLOCK][:n_blocks]
     host_diff, valid = ft.pair_differences(host_levels)
     # the detector centres each pair on its median; centre the host the same way
     centre = np.array([np.median(host_diff[valid[:, k], k]) if valid[:, k].any() else 0.0 for k in range(ft.N_PAIRS)])
     targets = layout.targets(coded_bits)[np.arange(n_blocks) % FRAME_BLOCKS]
 
+    def synthesise(pair_gain_db: np.ndarray) -> np.ndarray:
+        gains = _frame_gain_matrix(pair_gain_db, n_frames).astype(np.float32)
+        return _overlap_add(np.fft.irfft(stft * (gains - 1.0), n=ft.N_FFT, axis=1), host.size)
+
     pair_gain_db = np.zeros((n_blocks, ft.N_PAIRS))
-    mark = np.zeros_like(host)
-    for _ in range(int(iterations)):
-        gains = _frame_gain_matrix(pair_gain_db, n_frames)
-        mark = _overlap_add(np.fft.irfft(stft * (gains - 1.0), n=ft.N_FFT, axis=1), host.size)
-        marked = host + mark
-        levels = ft.block_levels_db(np.abs(ft.spectrum(marked, starts)) ** 2)[:: ft.FRAMES_PER_BLOCK][:n_blocks]
-        diff = levels[:, 1::2] - levels[:, 0::2] - centre
-        shortfall = np.maximum(margin_db - targets * diff, 0.0)
+    diff = host_diff
+    for iteration in range(int(iterations)):
+        if iteration:  # re-measure: neighbouring blocks and bands leak into each other through the window
+            levels = ft.block_levels_db(np.abs(ft.spectrum(host + synthesise(pair_gain_db), starts)) ** 2)
+            levels = levels[:: ft.FRAMES_PER_BLOCK][:n_blocks]
+            diff = levels[:, 1::2] - levels[:, 0::2]
+        shortfall = np.maximum(margin_db - targets * (diff - centre), 0.0)
         pair_gain_db = np.clip(pair_gain_db + targets * shortfall * valid, -max_change_db, max_change_db)
-    gains = _frame_gain_matrix(pair_gain_db, n_frames)
-    return _overlap_add(np.fft.irfft(stft * (gains - 1.0), n=ft.N_FFT, axis=1), host.size)
+    return synthesise(pair_gain_db)

@@ -104,3 +104,23 @@ def pair_differences(levels_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     floor = peak - FLOOR_DB_BELOW_PEAK
     valid = (levels_db[:, 1::2] > floor) & (levels_db[:, 0::2] > floor)
     return diff, valid
+
+
+NOISE_PERCENTILE = 10.0
+WEIGHT_START_DB = 0.0  # a cell counts fully once both its bands stand 6 dB above their floor
+WEIGHT_SPAN_DB = 6.0
+
+
+def cell_weights(levels_db: np.ndarray) -> np.ndarray:
+    """Detector weight of each (row, pair) cell from how far both bands stand above their noise floor.
+
+    The floor of a band is a low percentile of its level over time: silence for clean speech, the
+    noise for noisy speech. Cells drowned in noise carry only noise, so they are faded out. The
+    weight depends on the audio alone, never on the key, so the null distribution is unchanged.
+    """
+    if levels_db.shape[0] == 0:
+        return np.zeros((0, N_PAIRS))
+    floor = np.percentile(levels_db, NOISE_PERCENTILE, axis=0)
+    above = levels_db - floor
+    margin = np.minimum(above[:, 1::2], above[:, 0::2])
+    return np.clip((margin - WEIGHT_START_DB) / WEIGHT_SPAN_DB, 0.0, 1.0)

@@ -72,6 +72,10 @@ class KeyedScheme:
         return marked.astype(np.asarray(audio).dtype if np.asarray(audio).dtype in (np.float32, np.float64) else np.float64)
 
     def detect(self, audio: np.ndarray, *, sample_rate: int) -> Detection:
+        return self.detect_with_bits(audio, sample_rate=sample_rate)[0]
+
+    def detect_with_bits(self, audio: np.ndarray, *, sample_rate: int) -> tuple[Detection, np.ndarray | None]:
+        """Detection plus the decoded (still encrypted) message bits of the best alignment, for benchmarks."""
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
         signal16 = resample(samples, from_rate=rate, to_rate=SAMPLE_RATE)
         starts = _chunk_starts(signal16.size)
@@ -94,19 +98,23 @@ class KeyedScheme:
         fpp = dt.false_positive_bound(best.z, n_tests)
 
         payload = None
+        best_bits = None
         attempts = 0
         for alignment in sorted(alignments, key=lambda a: -a.z)[:PAYLOAD_ATTEMPTS]:
-            attempts += 1
             soft = dt.payload_soft_bits(alignment, self._layout, CODED_BITS)
             if not np.any(soft):
                 continue
-            payload = open_payload(self._key, code.decode(soft, MESSAGE_BITS))
+            attempts += 1
+            bits = code.decode(soft, MESSAGE_BITS)
+            best_bits = bits if best_bits is None else best_bits
+            payload = open_payload(self._key, bits)
             if payload is not None:
+                best_bits = bits
                 break
         if payload is not None:
             # an authenticated payload is itself evidence: a random one verifies with probability 2**-32
             fpp = min(fpp, attempts * 2.0**-32)
-        return Detection(
+        detection = Detection(
             scheme=self.name,
             detected=fpp <= self.max_false_positive,
             score=best.z,
@@ -115,6 +123,11 @@ class KeyedScheme:
             payload_verified=payload is not None,
             segments=_merge_segments(alignments, self._layout, samples.size / rate),
         )
+        return detection, best_bits
+
+    def sealed_bits(self, payload: bytes) -> np.ndarray:
+        """The encrypted, tagged message bits that ``embed`` writes for ``payload`` (for bit-accuracy figures)."""
+        return seal_payload(self._key, payload)
 
 
 def _chunk_starts(n_samples: int) -> list[int]:
