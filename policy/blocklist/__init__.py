@@ -29,6 +29,7 @@ from policy.blocklist.repository import (
     list_protected_speakers,
     opt_out_own_voice,
     revoke_exception,
+    transfer_exceptions,
 )
 from policy.blocklist.review import (
     decide_review,
@@ -37,7 +38,7 @@ from policy.blocklist.review import (
     pending_reviews,
     review_status_for_requester,
 )
-from policy.blocklist.screening import BlocklistSnapshot, ScreeningResult, screen
+from policy.blocklist.screening import BlocklistSnapshot, ScreeningResult, reference_check, screen
 
 __all__ = [
     "DEFAULT_COHORT_TOP_K", "DEFAULT_POLL_SECONDS", "AudioSample", "BlocklistDecision", "BlocklistIndex",
@@ -46,5 +47,6 @@ __all__ = [
     "add_cohort_speaker", "add_protected_speaker", "add_samples", "deactivate_protected_speaker",
     "decide_review", "get_review_item", "grant_exception", "hold_for_review", "inspect_protected_speaker",
     "list_protected_speakers", "load_snapshot", "opt_out_own_voice", "pending_reviews",
-    "review_status_for_requester", "revoke_exception", "screen", "speaker_model",
+    "reference_check", "review_status_for_requester", "revoke_exception", "screen", "speaker_model",
+    "transfer_exceptions",
 ]

@@ -137,7 +137,7 @@ class BlocklistIndex:
         """Raw and normalised scores of the probe against every entry (full float32 scan)."""
         probe = self._probe(embedding)
         probe_mean, probe_sd = self.cohort.statistics(probe)
-        raw = self.models @ probe
+        raw = _scan(self.models, probe)
         normalized = as_norm(
             raw, entry_mean=self.entry_mean, entry_sd=self.entry_sd,
             probe_mean=probe_mean[0], probe_sd=probe_sd[0],
@@ -155,7 +155,7 @@ class BlocklistIndex:
         excluded = np.isin(self.entry_ids, np.fromiter(exempt_entry_ids, dtype=np.int64)) if exempt_entry_ids else None
 
         if self._int8 is None:
-            normalized = (self.models @ probe) * slope + intercept
+            normalized = _scan(self.models, probe) * slope + intercept
             if excluded is not None:
                 normalized[excluded] = -np.inf
             best = int(np.argmax(normalized))
@@ -187,6 +187,15 @@ class BlocklistIndex:
         candidates = np.flatnonzero(upper >= first_exact)
         exact = (self.models[candidates] @ probe) * slope[candidates] + intercept[candidates]
         return int(candidates[int(np.argmax(exact))])
+
+
+def _scan(models: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """``models @ probe`` through torch, whose thread count the process controls: numpy's BLAS
+    starts its own busy-waiting threads, which on a loaded machine multiply the tail latency."""
+    import torch
+
+    with torch.no_grad():
+        return torch.mv(torch.from_numpy(models), torch.from_numpy(probe)).numpy()
 
 
 def check_embedding_model(index: BlocklistIndex, *, embedder_name: str) -> None:

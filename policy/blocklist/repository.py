@@ -327,3 +327,20 @@ def revoke_exception(session: Session, *, entry_id: int, voice_id: str, actor: s
     bump_version(session)
     session.flush()
     return existing
+
+
+def transfer_exceptions(session: Session, *, from_voice_id: str, to_voice_id: str, actor: str) -> int:
+    """Move active exceptions granted for a provisional key (``challenge:<id>``, before the voice
+    existed) to the voice that enrolment created; returns how many moved."""
+    if not from_voice_id or not to_voice_id or from_voice_id == to_voice_id:
+        raise ProtectedSpeakerInvalid("transfer needs two different voice ids")
+    moved = 0
+    for row in session.scalars(select(BlocklistException).where(
+            BlocklistException.voice_id == from_voice_id, BlocklistException.revoked_at.is_(None))):
+        row.voice_id = to_voice_id
+        row.note = f"{row.note} (moved from {from_voice_id} by {actor})"
+        moved += 1
+    if moved:
+        bump_version(session)
+    session.flush()
+    return moved

@@ -9,8 +9,9 @@ review clears the review band of that (entry, voice) pair but never a deny.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from policy.blocklist.index import BlocklistIndex
 from policy.blocklist.matching import BlocklistDecision, Decision
 from policy.blocklist.models import ScreeningStage
 from policy.errors import BlocklistMisconfigured, EmbeddingInvalid, SpeakerProtected, SpeakerReviewRequired
+from policy.speaker import SpeakerEmbedder
 
 _SEVERITY = {Decision.ALLOW: 0, Decision.REVIEW: 1, Decision.DENY: 2}
 
@@ -90,6 +92,29 @@ def screen(
             normalized_score=worst.normalized_score, stage=stage.value,
         )
     return ScreeningResult(stage=stage, voice_id=voice_id, decision=worst)
+
+
+class _Audio(Protocol):
+    audio: np.ndarray
+    sample_rate: int
+
+
+def reference_check(
+    *, snapshot: Callable[[], BlocklistSnapshot], embedder: SpeakerEmbedder, voice_id: str,
+    stage: ScreeningStage = ScreeningStage.REFERENCE,
+) -> Callable[[Sequence[_Audio]], None]:
+    """The consent domain's ``check_protected`` hook: embeds each recording and screens them all.
+
+    At enrolment the voice has no id yet; the gateway passes ``voice_id="challenge:<id>"`` so an
+    exception granted for that consent challenge applies, then moves it to the new voice with
+    ``repository.transfer_exceptions``.
+    """
+
+    def check(recordings: Sequence[_Audio]) -> None:
+        embeddings = [embedder.embed(r.audio, sample_rate=r.sample_rate) for r in recordings]
+        screen(snapshot(), embeddings=embeddings, embedder_name=embedder.name, voice_id=voice_id, stage=stage)
+
+    return check
 
 
 def _more_severe(candidate: BlocklistDecision, current: BlocklistDecision) -> bool:

@@ -309,3 +309,25 @@ def test_change_made_by_another_process_is_seen_within_5_seconds(listed, db_engi
     while listed in live.snapshot().index.entry_ids:
         assert time.monotonic() - committed < 5.0, "another process's change not seen within 5 s"
         time.sleep(0.05)
+
+
+def test_protected_person_enrols_own_voice_through_a_challenge_exception(db_session, listed, live, embedder, clips) -> None:
+    """The consent hook honours an exception granted for the consent challenge, and enrolment
+    moves it to the new voice; nobody else's enrolment gets through."""
+    from policy.blocklist import reference_check, transfer_exceptions
+
+    _, second = _halves(clips, PROTECTED)
+    grant_exception(db_session, cohort=live.refresh().index.cohort, deny_threshold=THRESHOLDS.deny,
+                    entry_id=listed, voice_id="challenge:abc", consent_grant_id="challenge:abc",
+                    consent_speaker_embedding=embedder.embed(second.audio, sample_rate=second.sample_rate),
+                    embedder_name=embedder.name, note="Andrew clones his own voice", actor=ADMIN)
+    db_session.commit()
+    reference_check(snapshot=live.refresh, embedder=embedder, voice_id="challenge:abc")([second])
+    with pytest.raises(SpeakerProtected):
+        reference_check(snapshot=live.refresh, embedder=embedder, voice_id="challenge:other")([second])
+    assert transfer_exceptions(db_session, from_voice_id="challenge:abc", to_voice_id="voice-9", actor=ADMIN) == 1
+    db_session.commit()
+    reference_check(snapshot=live.refresh, embedder=embedder, voice_id="voice-9",
+                    stage=ScreeningStage.SYNTHESIS)([second])
+    with pytest.raises(SpeakerProtected):
+        reference_check(snapshot=live.refresh, embedder=embedder, voice_id="challenge:abc")([second])
