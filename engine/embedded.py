@@ -44,10 +44,11 @@ WARM_UP_TEXT = "Warming up the voice engine."
 # Searched in this order, so a search cut short by the time budget has covered the range.
 WARP_GRID = (1.06, 1.18, 0.94, 1.12, 1.0, 1.24)
 MIN_CANDIDATES = 3
-# Frame mapping beyond 0.5 raises resemblyzer similarity further but blurs phonemes (pocketsphinx
-# word errors nearly doubled at 1.0 on four speakers), so the search stays at or below 0.5.
-SEARCH_FRAME_MIX = 0.5
-FRAME_MIX_GRID = (0.25,)
+# Frame mapping blurs phonemes: on the en_* speakers pocketsphinx word errors grew by about half
+# at mix 0.5 and doubled at 1.0, while resemblyzer similarity rose only at 1.0. The warp search
+# runs without it; mapping 0.25 and a stronger envelope match are tried at the best warp.
+SEARCH_FRAME_MIX = 0.0
+REFINEMENTS = ((1.0, 0.25), (1.5, 0.0))  # (envelope strength, frame mix)
 SENTENCE_PAUSE_S = 0.18
 DEFAULT_PREPARE_BUDGET_S = 12.0
 
@@ -154,7 +155,8 @@ class EmbeddedEngine(CloningEngine):
         self.load()
         rate = self.sample_rate
         resampled = [wa.resample(clip, ref.sample_rate, rate) for clip, ref in zip(clips, references)]
-        features = [wa.analyze(audio, rate, accurate_f0=True) for audio in resampled]
+        # The same F0 estimator as for Piper's output, so source and target statistics compare.
+        features = [wa.analyze(audio, rate) for audio in resampled]
         all_f0 = np.concatenate([f.f0 for f in features])
         try:
             target_mean, target_std = wa.lf0_stats(all_f0)
@@ -165,13 +167,13 @@ class EmbeddedEngine(CloningEngine):
         probe = self._probe
         source_mean, source_std = wa.lf0_stats(probe.f0)
 
-        def candidate(warp: float, mix: float) -> wa.Adaptation:
+        def candidate(warp: float, mix: float, strength: float = 1.0) -> wa.Adaptation:
             warped_mean = wa.mean_voiced_envelope(probe, wa.warp_envelope(probe.log_envelope, warp))
             return wa.Adaptation(
                 source_lf0_mean=source_mean, source_lf0_std=source_std,
                 target_lf0_mean=target_mean, target_lf0_std=target_std, warp=warp,
                 envelope_cepstrum=wa.smooth_correction(reference_envelope - warped_mean),
-                envelope_strength=1.0, frame_mix=mix,
+                envelope_strength=strength, frame_mix=mix,
             )
 
         search: dict[str, float] = {}
@@ -204,10 +206,10 @@ class EmbeddedEngine(CloningEngine):
                     break
                 score(candidate(warp, SEARCH_FRAME_MIX))
             best_warp = max(scored, key=lambda item: item[0])[1].warp
-            for mix in FRAME_MIX_GRID:
+            for strength, mix in REFINEMENTS:
                 if over_budget():
                     break
-                score(candidate(best_warp, mix))
+                score(candidate(best_warp, mix, strength))
             best_score, best = max(scored, key=lambda item: item[0])
             search["best_similarity"] = best_score
             search["candidates"] = float(len(scored))

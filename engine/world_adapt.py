@@ -8,9 +8,9 @@ moved toward a reference speaker in four steps, each cheap enough for real time 
 2. Frequency warping of the log envelope by a factor ``warp`` (vocal-tract length).
 3. Long-term envelope matching: a smooth correction (low-order cepstrum) that moves the mean
    voiced envelope of the warped source onto the reference's.
-4. Frame mapping: each frame's coded envelope and aperiodicity are pulled toward the mean of
-   its nearest reference frames (k-nearest-neighbour regression, as in kNN voice conversion),
-   which carries the reference's fine spectral detail; ``frame_mix`` sets how far.
+4. Frame mapping (optional, ``frame_mix``): each frame's coded envelope and aperiodicity are
+   pulled toward the mean of its nearest reference frames (k-nearest-neighbour regression, as in
+   kNN voice conversion), carrying the reference's fine spectral detail at some cost in clarity.
 """
 
 from __future__ import annotations
@@ -92,14 +92,11 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     return resample_poly(np.asarray(audio, dtype=np.float64), target_rate // common, source_rate // common)
 
 
-def analyze(audio: np.ndarray, sample_rate: int, *, accurate_f0: bool = False) -> WorldFeatures:
-    """WORLD analysis. ``accurate_f0`` uses Harvest (slower, fewer voicing errors) for references."""
+def analyze(audio: np.ndarray, sample_rate: int) -> WorldFeatures:
+    """WORLD analysis: DIO + StoneMask F0 (fast enough for real time), CheapTrick, D4C."""
     x = np.ascontiguousarray(audio, dtype=np.float64)
-    if accurate_f0:
-        f0, times = pyworld.harvest(x, sample_rate, frame_period=FRAME_PERIOD_MS)
-    else:
-        f0, times = pyworld.dio(x, sample_rate, frame_period=FRAME_PERIOD_MS)
-        f0 = pyworld.stonemask(x, f0, times, sample_rate)
+    f0, times = pyworld.dio(x, sample_rate, frame_period=FRAME_PERIOD_MS)
+    f0 = pyworld.stonemask(x, f0, times, sample_rate)
     envelope = pyworld.cheaptrick(x, f0, times, sample_rate)
     aperiodicity = pyworld.d4c(x, f0, times, sample_rate)
     return WorldFeatures(f0=f0, log_envelope=np.log(np.maximum(envelope, 1e-16)),
@@ -110,8 +107,10 @@ def lf0_stats(f0: np.ndarray) -> tuple[float, float]:
     voiced = f0[f0 > 0]
     if voiced.size < 10:
         raise ValueError("too few voiced frames to estimate pitch")
-    log_f0 = np.log(voiced)
-    return float(log_f0.mean()), float(max(log_f0.std(), 1e-3))
+    # Median and half the 16–84 % range: robust to the octave errors and voicing slips that
+    # would inflate a plain mean and standard deviation (and so exaggerate the intonation).
+    low, median, high = np.percentile(np.log(voiced), [16, 50, 84])
+    return float(median), float(max((high - low) / 2, 1e-3))
 
 
 def warp_envelope(log_envelope: np.ndarray, warp: float) -> np.ndarray:

@@ -58,7 +58,8 @@ def render(report: dict) -> str:
         f"worst {s['ceiling_worst_similarity']:.3f}",
         f"- voice preparation: mean {s['prepare_mean_s']:.1f} s, slowest {s['prepare_max_s']:.1f} s",
         f"- real-time factor runs: {', '.join(f'{x:.3f}' for x in s['rtf_runs'])} on a "
-        f"{s['rtf_utterance_s']:.1f} s utterance",
+        f"{s['rtf_utterance_s']:.1f} s utterance; CPU time per audio second (all threads of the process, "
+        f"median) {s.get('cpu_seconds_per_audio_second', float('nan')):.3f}",
         f"- model load {s['model_load_s']:.2f} s, warm-up {s['warm_up_s']:.2f} s",
         f"- peak memory: engine alone {s['engine_peak_rss_mb']:.0f} MB; whole benchmark process with "
         f"resemblyzer, pocketsphinx and DNSMOS {s['process_peak_rss_mb']:.0f} MB",
