@@ -213,3 +213,11 @@ def test_invalid_engine_output_never_leaves_the_executor(output: str) -> None:
     executor = started(PacedEngine(output=output))
     with pytest.raises(EngineOutputInvalid):
         executor.synthesize(text="Hello there", language="en", voice=VOICE)
+
+
+def test_load_and_warm_up_times_are_logged(caplog) -> None:
+    with caplog.at_level("INFO", logger="engine.executor"):
+        started(PacedEngine(load_s=0.1))
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("loaded on cpu in" in message for message in messages)
+    assert any("warm-up finished in" in message for message in messages)
