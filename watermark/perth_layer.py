@@ -90,6 +90,11 @@ class PerthScheme:
             batch = self._torch.stack([m[..., :length] for m in mags])
             return self._net.decoder(batch).clamp(0.0, 1.0).numpy().astype(np.float64)
 
+    def score(self, audio: np.ndarray, *, sample_rate: int) -> float:
+        """The whole-input decoder confidence alone (what ``detect`` reports as ``score``), without segments."""
+        samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
+        return float(self._scores([resample(samples, from_rate=rate, to_rate=self._rate).astype(np.float32)])[0])
+
     def detect(self, audio: np.ndarray, *, sample_rate: int) -> Detection:
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
         signal = resample(samples, from_rate=rate, to_rate=self._rate).astype(np.float32)
