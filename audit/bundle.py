@@ -30,7 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
-from audit.bundle_chunks import ENTRY_MARK, INDEX_PREFIX, check_chunk, event_shape_error, read_chunks
+from audit.bundle_chunks import (
+    ENTRY_MARK,
+    INDEX_PREFIX,
+    check_chunk,
+    check_range,
+    event_shape_error,
+    plan_ranges,
+    read_chunks,
+)
 from audit.checkpoint import Checkpoint, VerifierKey, open_checkpoint
 from audit.errors import (
     AuditError,
@@ -107,6 +115,8 @@ def _members(bundle: Path) -> Iterator[Callable[[str], IO[bytes]]]:
             if not path.is_file():
                 raise BundleMalformed(f"bundle has no {name}")
             return open(path, "rb", buffering=1 << 20)
+        # (file, byte offset, length) of a member, for workers that read their own byte range.
+        opener.locate = lambda name: (bundle / name, 0, (bundle / name).stat().st_size)
         yield opener
         return
     try:
@@ -123,7 +133,23 @@ def _members(bundle: Path) -> Iterator[Callable[[str], IO[bytes]]]:
             if handle is None:
                 raise BundleMalformed(f"{name} in the bundle is not a regular file")
             return io.BufferedReader(handle, buffer_size=1 << 20)
+
+        def locate(name: str):
+            member = tar.getmember(name)
+            return (bundle, member.offset_data, member.size) if plain else None
+
+        # Byte ranges can be read directly only in an uncompressed archive.
+        plain = _is_plain_tar(bundle)
+        opener.locate = locate
         yield opener
+
+
+def _is_plain_tar(bundle: Path) -> bool:
+    try:
+        with tarfile.open(bundle, "r:"):
+            return True
+    except tarfile.TarError:
+        return False
 
 
 def _read_text(opener, name: str, limit: int = 1 << 16) -> str:
@@ -240,7 +266,8 @@ def verify_bundle(
         )
         with opener("events.jsonl") as events:
             if mode == "full":
-                _verify_full(events, checkpoint, previous, report, strict, workers)
+                source = opener.locate("events.jsonl") if workers > 1 else None
+                _verify_full(events, checkpoint, previous, report, strict, workers, source)
             else:
                 _verify_selected(events, checkpoint, previous, report, strict)
         if manifest.get("event_count") != report.event_count:
@@ -266,9 +293,10 @@ def _note_event(report: BundleReport, actions: Counter, data: dict, entry: bytes
 
 
 def _verify_full(events: IO[bytes], checkpoint: Checkpoint, previous: Checkpoint | None, report: BundleReport,
-                 strict: bool, workers: int) -> None:
-    # Lines are checked and hashed chunk by chunk (in worker processes when workers > 1); the
-    # leaf hashes are folded into the compact range here, in order, which is the sequential part.
+                 strict: bool, workers: int, source: tuple[Path, int, int] | None) -> None:
+    # Lines are checked and hashed chunk by chunk; the leaf hashes are folded into the compact
+    # range here, in order, which is the sequential part. With workers > 1 and a seekable file,
+    # each worker reads its own byte range, so only leaf hashes cross process boundaries.
     stack: list[bytes] = []
     size = 0
     actions: Counter = Counter()
@@ -276,17 +304,21 @@ def _verify_full(events: IO[bytes], checkpoint: Checkpoint, previous: Checkpoint
     previous_size = previous.size if previous is not None else -1
     if previous_size == 0:
         report.previous_size, report.previous_checked = 0, "empty, trivially extended"
-    tasks = ((start, blob, strict) for start, blob in read_chunks(events))
     pool = None
-    if workers > 1:
+    if workers > 1 and source is not None:
         import multiprocessing
 
         pool = multiprocessing.get_context("fork").Pool(workers)
-        results = pool.imap(check_chunk, tasks)
+        results = pool.imap(check_range, plan_ranges(source, parts=workers * 4, strict=strict))
     else:
-        results = map(check_chunk, tasks)
+        results = map(check_chunk, ((start, blob, strict) for start, blob in read_chunks(events)))
     try:
-        for leaves, chunk_actions, first, last, count in results:
+        for leaves, chunk_actions, first, last, first_index, count in results:
+            if count and first_index != size:
+                raise BundleEventOutOfOrder(
+                    f"events.jsonl line {size + 1} holds index {first_index}, expected {size}: an event was"
+                    " dropped, inserted or reordered"
+                )
             if size + count > checkpoint.size:
                 raise BundleMalformed(f"bundle has more events than the {checkpoint.size} its checkpoint signs")
             for offset in range(0, 32 * count, 32):

@@ -54,8 +54,76 @@ def event_shape_error(data: object, index: int) -> InvalidAuditEvent | None:
     return None
 
 
-def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], str | None, str | None, int]:
-    """Leaf hashes (concatenated), action counts, first and last event time, number of lines."""
+def plan_ranges(source: tuple, *, parts: int, strict: bool) -> list[tuple]:
+    """Split a member of ``length`` bytes at ``offset`` in ``path`` into byte ranges for workers."""
+    path, offset, length = source
+    step = max(1, -(-length // parts))
+    return [(str(path), offset, length, start, min(length, start + step), strict) for start in range(0, length, step)]
+
+
+def _range_blobs(handle, offset: int, length: int, start: int, end: int) -> Iterator[bytes]:
+    """Blobs of whole lines whose first byte lies in [start, end) of the member."""
+    position = start
+    if start > 0:
+        handle.seek(offset + start - 1)
+        if handle.read(1) != b"\n":
+            # We are inside a line that belongs to the previous range: skip past it.
+            while True:
+                piece = handle.readline(1 << 16)
+                position += len(piece)
+                if not piece or piece.endswith(b"\n") or position >= length:
+                    break
+    else:
+        handle.seek(offset)
+    carry = b""
+    while position < end:
+        want = min(CHUNK_BYTES, length - position - len(carry))
+        block = handle.read(want) if want > 0 else b""
+        if not block:
+            if carry:
+                yield carry  # a last line without its newline: check_chunk reports it
+            return
+        data = carry + block
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        if position + cut > end:
+            # Stop after the line that straddles ``end``; the next range starts with the one after.
+            stop = data.find(b"\n", end - position - 1) + 1
+            yield data[:stop]
+            return
+        yield data[:cut]
+        carry = data[cut:]
+        position += cut
+
+
+def check_range(task: tuple) -> tuple[bytes, dict[str, int], str | None, str | None, int | None, int]:
+    """``check_chunk`` over one byte range of the events file, read by the worker itself."""
+    path, offset, length, start, end, strict = task
+    leaves, actions, first, last = [], Counter(), None, None
+    first_index, count = None, 0
+    with open(path, "rb", buffering=1 << 20) as handle:
+        for blob in _range_blobs(handle, offset, length, start, end):
+            if first_index is None:
+                digits = blob[len(INDEX_PREFIX) : blob.find(ENTRY_MARK)]
+                if not blob.startswith(INDEX_PREFIX) or not digits.isdigit():
+                    raise BundleMalformed(f"events.jsonl has a malformed line at byte {start}")
+                first_index = int(digits)
+            chunk_leaves, chunk_actions, chunk_first, chunk_last, _, chunk_count = check_chunk(
+                (first_index + count, blob, strict))
+            leaves.append(chunk_leaves)
+            actions.update(chunk_actions)
+            if chunk_first is not None and (first is None or chunk_first < first):
+                first = chunk_first
+            if chunk_last is not None and (last is None or chunk_last > last):
+                last = chunk_last
+            count += chunk_count
+    return b"".join(leaves), dict(actions), first, last, first_index, count
+
+
+def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], str | None, str | None, int, int]:
+    """Leaf hashes (concatenated), action counts, first and last event time, first index, line count."""
     start, blob, strict = task
     lines = blob.split(b"\n")
     if lines[-1]:
@@ -100,4 +168,4 @@ def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], s
         if last is None or moment > last:
             last = moment
         index += 1
-    return b"".join(leaves), dict(actions), first, last, len(lines)
+    return b"".join(leaves), dict(actions), first, last, start, len(lines)

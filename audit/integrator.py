@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
@@ -50,6 +51,8 @@ class IntegratorThread:
         self.rounds = 0
         self.failures = 0
         self._last_round_ok = True
+        # Wall seconds of recent rounds, for the benchmark and for operators' metrics.
+        self.round_seconds: deque[float] = deque(maxlen=10_000)
 
     @property
     def healthy(self) -> bool:
@@ -76,6 +79,7 @@ class IntegratorThread:
                                   batch_size=self._batch_size)
                 self.rounds += 1
                 self._last_round_ok = True
+                self.round_seconds.append(time.monotonic() - started)
             except Exception:  # keep the thread alive: pending events wait, readiness reports it
                 self.failures += 1
                 self._last_round_ok = False

@@ -181,11 +181,14 @@ def integrate(
             "integrated_at": now, **_query_columns(entry, pending_id),
         })
     if leaf_rows:
-        # Core executemany (the driver pipelines it); the ORM bulk path only adds CPU here.
-        session.execute(insert(Leaf.__table__), leaf_rows)
-        if node_rows:
-            session.execute(insert(Node.__table__), node_rows)
-        session.execute(delete(PendingEvent).where(PendingEvent.id.in_([row[0] for row in pending])))
+        if session.get_bind().dialect.name == "postgresql":
+            _insert_with_unnest(session, leaf_rows, node_rows, [row[0] for row in pending])
+        else:
+            # SQLite executes in-process: executemany is already cheap there.
+            session.execute(insert(Leaf.__table__), leaf_rows)
+            if node_rows:
+                session.execute(insert(Node.__table__), node_rows)
+            session.execute(delete(PendingEvent).where(PendingEvent.id.in_([row[0] for row in pending])))
     session.flush()
     checkpoint = None
     latest = session.execute(
@@ -211,6 +214,31 @@ def integrate(
         ))
     session.flush()
     return IntegrationResult(len(leaf_rows), compact.size, checkpoint, leader=True)
+
+
+_LEAF_COLUMNS = ("leaf_index", "pending_id", "entry", "leaf_hash", "event_id", "event_time", "action", "actor_iss",
+                 "actor_sub", "tenant", "voice_id", "integrated_at")
+_LEAF_TYPES = ("bigint", "bigint", "bytea", "bytea", "text", "timestamptz", "text", "text", "text", "text", "text",
+               "timestamptz")
+
+
+def _insert_with_unnest(session: Session, leaf_rows: list[dict], node_rows: list[dict], pending_ids: list[int]) -> None:
+    """PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) per table instead of a statement per
+    row; under 16 concurrent writers this is what keeps an integration round short."""
+    connection = session.connection()
+    columns = ", ".join(_LEAF_COLUMNS)
+    arrays = ", ".join(f"%s::{kind}[]" for kind in _LEAF_TYPES)
+    connection.exec_driver_sql(
+        f"INSERT INTO audit_leaves ({columns}) SELECT * FROM unnest({arrays})",
+        tuple([row[name] for row in leaf_rows] for name in _LEAF_COLUMNS),
+    )
+    if node_rows:
+        connection.exec_driver_sql(
+            "INSERT INTO audit_nodes (level, node_index, hash) SELECT * FROM unnest(%s::smallint[], %s::bigint[],"
+            " %s::bytea[])",
+            tuple([row[name] for row in node_rows] for name in ("level", "node_index", "hash")),
+        )
+    connection.exec_driver_sql("DELETE FROM audit_pending WHERE id = ANY(%s)", (pending_ids,))
 
 
 def latest_checkpoint(session: Session) -> StoredCheckpoint:

@@ -1,7 +1,8 @@
 """``clonegate audit export | verify | check | public-key``.
 
 ``verify`` needs no database, no network and no settings: an auditor runs it on a bundle
-with the log's published verifier key.
+with the log's published verifier key. ``python -m gateway.cli_audit verify ...`` runs it
+without importing the rest of the gateway (faster start on a small machine).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from audit.bundle import archive_bundle, read_checkpoint_file, verify_bundle
 from audit.checkpoint import VerifierKey
 from audit.errors import AuditError
-from audit.store import EventFilter
 
 EXIT_FAILED = 1
 
@@ -95,6 +95,7 @@ def _sessions(settings):
 
 def _export(args: argparse.Namespace, settings) -> int:
     from audit.export import export_bundle
+    from audit.store import EventFilter
     from gateway.routes.audit import load_audit_signing_key
 
     key = load_audit_signing_key(settings)
@@ -138,3 +139,18 @@ def _public_key(args: argparse.Namespace, settings) -> int:
 
     print(load_audit_signing_key(settings).verifier.encode())
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``verify`` on its own: no settings, no database."""
+    parser = argparse.ArgumentParser(prog="python -m gateway.cli_audit")
+    commands = parser.add_subparsers(dest="command", required=True)
+    register_audit_commands(commands)
+    args = parser.parse_args(["audit", *(argv if argv is not None else sys.argv[1:])])
+    if args.audit_command != "verify":
+        parser.error("only verify runs without the gateway; use `clonegate audit ...`")
+    return _verify(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -180,6 +180,8 @@ def run_appends(url: str, *, writers: int, processes: int, duration: float, inte
         "events_not_seen_in_a_checkpoint": missing,
         "checkpoint_interval_s": interval,
         "integrator_rounds": integrator.rounds,
+        "integrator_round_s_p50": round(statistics.median(integrator.round_seconds), 3) if integrator.round_seconds else None,
+        "integrator_round_s_max": round(max(integrator.round_seconds), 3) if integrator.round_seconds else None,
         "integrator_failures": integrator.failures,
         "writer_errors": errors[:5],
     }

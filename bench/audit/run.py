@@ -86,6 +86,8 @@ def write_report(results: dict) -> None:
         ("append to signed checkpoint p50 (s)", "inclusion_latency_s_p50", "", True, None),
         ("append to signed checkpoint p99 (s)", "inclusion_latency_s_p99", "<= 2", True, TARGETS["inclusion_latency_s_p99"]),
         ("appends in the run", "appends", "", False, None),
+        ("integrator round p50 (s)", "integrator_round_s_p50", "", True, None),
+        ("integrator round max (s)", "integrator_round_s_max", "", True, None),
         ("events never seen in a checkpoint", "events_not_seen_in_a_checkpoint", "0", True, 0),
     ]
     for label, key, target_text, lower, target in rows:
@@ -110,8 +112,11 @@ def write_report(results: dict) -> None:
         f" ({verdict(v['verify_s_workers_1'], TARGETS['verify_1m_s'], lower_is_better=True)}) |",
         f"| in-process, 2 workers | {v['verify_s_workers_2']} | {v['verify_cpu_s_workers_2']} | <= 20"
         f" ({verdict(v['verify_s_workers_2'], TARGETS['verify_1m_s'], lower_is_better=True)}) |",
-        f"| `clonegate audit verify` process (1 worker, includes start-up) | {v['verify_s_cli_process']} | | <= 20"
-        f" ({verdict(v['verify_s_cli_process'], TARGETS['verify_1m_s'], lower_is_better=True)}) |",
+        f"| `python -m gateway.cli_audit verify` process (1 worker, start-up included) | {v['verify_s_cli_light']} | |"
+        f" <= 20 ({verdict(v['verify_s_cli_light'], TARGETS['verify_1m_s'], lower_is_better=True)}) |",
+        f"| `clonegate audit verify` process (1 worker, start-up of the whole CLI included) |"
+        f" {v['verify_s_cli_clonegate']} | | <= 20"
+        f" ({verdict(v['verify_s_cli_clonegate'], TARGETS['verify_1m_s'], lower_is_better=True)}) |",
         "",
         "CLI output:",
         "",
@@ -170,7 +175,14 @@ def main() -> None:
     print(json.dumps(results["verification"]), flush=True)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["notes"] = [
-        f"- Load average at the end: {results['machine']['load_average_at_end']}.",
+        f"- Load average at the end: {results['machine']['load_average_at_end']}. Other engineers' benchmarks"
+        " ran on the same 2 cores during this run, so every figure here is a contended one.",
+        "- Each append here is a whole transaction (session, INSERT, COMMIT with synchronous_commit=on); inside"
+        " a request the append rides on the request's own transaction.",
+        "- The integrator runs in the benchmark's main process; its round time grows with the writers' CPU"
+        " pressure (rounds of about 1,000 events take 0.3-0.5 s on an otherwise idle database).",
+        "- The 1,000,000-event bundle is written by the exporter's `write_bundle` from generated events (real"
+        " `AuditEvent` fields, canonical JSON), not exported from a database of a million rows.",
     ]
     write_report(results)
     print("wrote docs/benchmarks/audit.md and audit.json")

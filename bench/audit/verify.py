@@ -76,11 +76,14 @@ def time_verification(bundle: Path, key: SigningKey) -> dict:
             time.process_time() - cpu + (after.children_user - children.children_user)
             + (after.children_system - children.children_system), 2)
         out["events"] = report.event_count
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "gateway.cli", "audit", "verify", str(bundle), "--key", key.verifier.encode()]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "CLONEGATE_MODE": "dev"})
-    out["verify_s_cli_process"] = round(time.perf_counter() - started, 2)
-    if result.returncode != 0:
-        raise SystemExit(f"verification failed: {result.stderr}")
-    out["cli_output"] = result.stdout.splitlines()[:3]
+    # Whole processes, start-up included: the light entry point and the full `clonegate` command.
+    for name, module in (("verify_s_cli_light", "gateway.cli_audit"), ("verify_s_cli_clonegate", "gateway.cli")):
+        prefix = [] if module == "gateway.cli_audit" else ["audit"]
+        command = [sys.executable, "-m", module, *prefix, "verify", str(bundle), "--key", key.verifier.encode()]
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "CLONEGATE_MODE": "dev"})
+        out[name] = round(time.perf_counter() - started, 2)
+        if result.returncode != 0:
+            raise SystemExit(f"verification failed: {result.stderr}")
+        out["cli_output"] = result.stdout.splitlines()[:3]
     return out

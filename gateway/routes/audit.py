@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -143,6 +143,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(bytes(data)).decode()
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """Query times without an offset are taken as UTC (event times are stored in UTC)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
 def _tenant_scope(principal: Principal, requested: str | None) -> str | None:
     """Admins see every tenant; an auditor bound to a tenant sees only that tenant's events."""
     if Role.ADMIN in principal.roles or principal.tenant is None:
@@ -178,7 +185,8 @@ def events(
     after: Annotated[int, Query(ge=-1, description="cursor: the last index of the previous page")] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict:
-    event_filter = EventFilter(since=since, until=until, action=action.value if action else None, actor_sub=actor,
+    event_filter = EventFilter(since=_utc(since), until=_utc(until), action=action.value if action else None,
+                               actor_sub=actor,
                                voice_id=voice, tenant=_tenant_scope(principal, tenant))
     leaves = list_events(session, event_filter=event_filter, after_index=after, limit=limit)
     return {
@@ -222,7 +230,7 @@ class ExportRequest(BaseModel):
 def create_export(request: Request, session: SessionDep, principal: AuditReader, body: ExportRequest,
                   background: BackgroundTasks) -> FileResponse:
     tenant = _tenant_scope(principal, body.tenant)
-    filters = dict(since=body.since, until=body.until, action=body.action.value if body.action else None,
+    filters = dict(since=_utc(body.since), until=_utc(body.until), action=body.action.value if body.action else None,
                    actor_sub=body.actor, voice_id=body.voice, tenant=tenant)
     event_filter = EventFilter(**filters) if any(value is not None for value in filters.values()) else None
     workspace = Path(tempfile.mkdtemp(prefix="audit-export-"))

@@ -84,6 +84,9 @@ def test_checkpoint_events_proofs_and_consistency(client, settings):
     denied = client.get("/v1/audit/events", params={"action": "request.denied", "voice": "voice-0"},
                         headers=auditor).json()
     assert {item["event"]["subjects"]["voice_id"] for item in denied["events"]} == {"voice-0"}
+    window = client.get("/v1/audit/events", params={"since": "2026-11-22T12:00:02", "until": "2026-11-22T13:00:04Z"},
+                        headers=auditor).json()
+    assert [item["index"] for item in window["events"]] == list(range(2, 12))
 
     proof = client.get("/v1/audit/events/7/proof", headers=auditor).json()
     verify_inclusion(index=7, size=proof["tree_size"], leaf=leaf_hash(proof["entry"].encode()),

@@ -222,3 +222,34 @@ def test_parallel_verification_finds_the_same_tampering(tmp_path, monkeypatch):
     _edit_lines(edited, lambda lines: [line.replace(b"req-33", b"req-77") for line in lines])
     with pytest.raises(BundleRootMismatch):
         verify_bundle(edited, trusted_key=KEY.verifier, workers=2)
+
+
+@pytest.mark.parametrize("count", [1, 2, 37, 101])
+@pytest.mark.parametrize("parts", [1, 3, 8])
+def test_byte_ranges_cover_every_line_exactly_once(tmp_path, monkeypatch, count, parts):
+    import audit.bundle_chunks
+    from audit.bundle_chunks import check_range, plan_ranges
+
+    monkeypatch.setattr(audit.bundle_chunks, "CHUNK_BYTES", 500)
+    bundle, tree, _ = _build(tmp_path, _events(count))
+    path = bundle / "events.jsonl"
+    ranges = plan_ranges((path, 0, path.stat().st_size), parts=parts, strict=False)
+    results = [check_range(task) for task in ranges]
+    leaves = b"".join(result[0] for result in results)
+    assert [tree.node(0, i) for i in range(count)] == [leaves[i:i + 32] for i in range(0, len(leaves), 32)]
+    expected = 0
+    for result in results:
+        if result[5]:
+            assert result[4] == expected
+            expected += result[5]
+    assert expected == count
+
+
+def test_parallel_verification_of_a_tar_bundle(tmp_path, monkeypatch):
+    import audit.bundle_chunks
+
+    monkeypatch.setattr(audit.bundle_chunks, "CHUNK_BYTES", 900)
+    bundle, tree, _ = _build(tmp_path, _events(60))
+    archive_bundle(bundle, tmp_path / "bundle.tar")
+    report = verify_bundle(tmp_path / "bundle.tar", trusted_key=KEY.verifier, workers=3)
+    assert (report.event_count, report.root_hash) == (60, tree.root())

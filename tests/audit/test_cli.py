@@ -62,6 +62,9 @@ def test_export_verify_and_check_as_a_process(tmp_path):
     checked = _process(["audit", "verify", str(tmp_path / "bundle.tar"), "--key", key], data)
     assert checked.returncode == 0, checked.stderr
     assert "all 6 events hash to the signed root" in checked.stdout
+    light = subprocess.run([sys.executable, "-m", "gateway.cli_audit", "verify", str(tmp_path / "bundle.tar"),
+                            "--key", key, "--workers", "2"], capture_output=True, text=True, timeout=120)
+    assert light.returncode == 0 and "all 6 events" in light.stdout, light.stderr
     engine.dispose()
 
 
