@@ -331,3 +331,20 @@ def test_protected_person_enrols_own_voice_through_a_challenge_exception(db_sess
                     stage=ScreeningStage.SYNTHESIS)([second])
     with pytest.raises(SpeakerProtected):
         reference_check(snapshot=live.refresh, embedder=embedder, voice_id="challenge:abc")([second])
+
+
+def test_background_refresh_picks_up_a_deactivation(db_session, listed, db_engine, embedder) -> None:
+    live = LiveBlocklist(session_factory=make_session_factory(db_engine), embedder_name=embedder.name,
+                         dimension=embedder.dimension, thresholds=THRESHOLDS, poll_seconds=0.5)
+    assert listed in live.snapshot().index.entry_ids
+    live.start_background_refresh()
+    try:
+        deactivate_protected_speaker(db_session, entry_id=listed, actor=ADMIN, reason="court order lifted")
+        db_session.commit()
+        deadline = time.monotonic() + 5.0
+        # Reads the held snapshot directly: only the background thread can have replaced it.
+        while listed in live._snapshot.index.entry_ids:
+            assert time.monotonic() < deadline, "background refresh did not reload within 5 s"
+            time.sleep(0.05)
+    finally:
+        live.stop()
