@@ -130,7 +130,9 @@ def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], s
         raise BundleMalformed(f"events.jsonl line {start + len(lines)} does not end with a newline")
     lines.pop()
     sha256 = hashlib.sha256
-    decode = json.JSONDecoder().decode
+    # raw_decode skips decode()'s whitespace regexes; canonical entries have no whitespace, and
+    # the end offset check below still refuses trailing bytes.
+    raw_decode = json.JSONDecoder().raw_decode
     prefix_length, mark_length = len(INDEX_PREFIX), len(ENTRY_MARK)
     leaves = []
     actions: Counter = Counter()
@@ -150,9 +152,12 @@ def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], s
         entry = line[mark + mark_length : -1]
         leaves.append(sha256(b"\x00" + entry).digest())
         try:
-            data = decode(entry.decode())
+            text = entry.decode()
+            data, end = raw_decode(text)
         except ValueError as exc:
             raise InvalidAuditEvent(f"event {index} is not JSON: {exc}") from None
+        if end != len(text):
+            raise InvalidAuditEvent(f"event {index} has bytes after its JSON object")
         if type(data) is not dict or data.keys() != EVENT_KEYS or data["v"] != SCHEMA_VERSION \
                 or data["action"] not in ACTIONS or type(data["time"]) is not str:
             raise event_shape_error(data, index)

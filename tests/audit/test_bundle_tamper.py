@@ -253,3 +253,10 @@ def test_parallel_verification_of_a_tar_bundle(tmp_path, monkeypatch):
     archive_bundle(bundle, tmp_path / "bundle.tar")
     report = verify_bundle(tmp_path / "bundle.tar", trusted_key=KEY.verifier, workers=3)
     assert (report.event_count, report.root_hash) == (60, tree.root())
+
+
+def test_event_with_trailing_bytes_is_refused(tmp_path):
+    entries = _events(3)
+    bundle, _, _ = _build(tmp_path, entries[:2] + [entries[2] + b" "])
+    with pytest.raises(InvalidAuditEvent, match="event 2 has bytes after"):
+        verify_bundle(bundle, trusted_key=KEY.verifier)
