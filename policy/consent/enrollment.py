@@ -8,7 +8,9 @@ d. it is not a replay of an earlier consent recording (fingerprint);
 e. the references pass the quality gates (audio_quality);
 f. the references are not a protected speaker (``check_protected``, filled by the blocklist).
 
-Each failure raises its own ``policy.errors`` class. Nothing is stored unless all pass. The
+They run in the order a, e, b, c, d, f (quality before the speaker decision, so that decision
+only sees usable references). Each failure raises its own ``policy.errors`` class. Nothing is
+stored unless all pass. The
 gateway decodes uploads, writes the audit event and commits (see consume_challenge for why the
 challenge's use should be committed even when a check fails).
 """
@@ -38,7 +40,7 @@ from policy.consent.grants import owned_voice
 from policy.consent.models import Consent, ConsentFingerprint, Voice
 from policy.consent.statement_check import DEFAULT_MIN_STATEMENT_SCORE, StatementScore, verify_statement
 from policy.consent.storage import create_voice_key, load_samples, replace_profile, store_sample
-from policy.errors import ConsentRecordingSynthetic, ConsentSpeakerMismatch, SampleRateTooLow
+from policy.errors import ConsentRecordingSynthetic, ConsentSpeakerMismatch, SampleRateTooLow, VoiceErased
 from policy.speaker import SpeakerEmbedder, cosine
 
 # Calibrated by bench/consent (docs/benchmarks/consent.md).
@@ -219,8 +221,6 @@ def add_reference_samples(
     the stored consent recording) and recompute the profile; returns the new profile."""
     voice = owned_voice(session, voice_id=voice_id, owner_iss=owner_iss, owner_sub=owner_sub)
     if voice.status != "active":
-        from policy.errors import VoiceErased
-
         raise VoiceErased(f"voice {voice_id} was erased")
     new = [Recording(audio=validate_waveform(r.audio, sample_rate=r.sample_rate), sample_rate=r.sample_rate) for r in references]
     stored = [Recording(audio=a, sample_rate=rate) for a, rate in load_samples(session, voice_id=voice_id, kind="reference", key_encryption_key=key_encryption_key)]

@@ -2,8 +2,8 @@
 
 The random phrase is drawn with ``secrets`` from ``vocabulary.txt``: concrete English nouns that
 are in the recognizer's dictionary with a pronunciation at least three phone edits away from every
-other word of the list (no homophones, no "voice"/"boys" pairs), then kept only if the recognizer
-told them apart in synthetic speech (``bench/consent/curate_vocabulary.py`` documents both steps).
+other word of the list (no homophones, no "voice"/"boys" pairs); ``bench/consent/curate_vocabulary.py``
+rebuilds it. How often the recognizer then hears a phrase right is measured by ``bench/consent``.
 """
 
 from __future__ import annotations
