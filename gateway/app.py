@@ -13,13 +13,18 @@ from gateway.db import create_db_engine, database_reachable, make_session_factor
 from gateway.errors import install_error_handlers
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.readiness import Readiness
-from gateway.routes import admin, health
+from gateway.components import LoadedModels, install_pipeline, load_models
+from gateway.engines import install_engine
+from gateway.routes import admin, health, synthesis
 from gateway.routes.audit import install_audit
 from gateway.settings import Settings
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build every component eagerly, so a bad key or setting fails here, at start-up."""
+def create_app(settings: Settings, *, models: LoadedModels | None = None) -> FastAPI:
+    """Build every component eagerly, so a bad key or setting fails here, at start-up.
+
+    `models` lets a process that builds several apps (the test suite) load the slow models once.
+    """
     db_engine = create_db_engine(settings.resolved_database_url)
     readiness = Readiness()
     readiness.register("database", lambda: database_reachable(db_engine))
@@ -41,6 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.token_verifier = TokenVerifier(settings)
     app.state.readiness = readiness
     install_audit(app, settings)
+    models = models or load_models(settings)
+    install_engine(app, settings, engine=models.engine)
+    install_pipeline(app, settings, models=models)
 
     install_error_handlers(app)
     # The middleware added last is outermost: the request id covers the 413 answer too.
@@ -48,4 +56,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(synthesis.router)
     return app

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from gateway.cli_audit import register_audit_commands
+from gateway.cli_blocklist import register_blocklist_commands
 from gateway.cli_watermark import register_watermark_commands
 from gateway.settings import Settings, SettingsError, load_settings
 
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(run=_token)
     register_audit_commands(commands)
+    register_blocklist_commands(commands)
     register_watermark_commands(commands)
 
     args = parser.parse_args(argv)

@@ -85,6 +85,28 @@ class Settings(BaseSettings):
     watermark_audioseal_generator_sha256: str | None = None
     watermark_audioseal_detector: Path | None = None
     watermark_audioseal_detector_sha256: str | None = None
+    # Speaker embeddings for consent matching and the protected-speaker list: resemblyzer (weights
+    # ship in its package) or a local ONNX model pinned by sha256.
+    speaker_embedder: Literal["resemblyzer", "onnx"] = "resemblyzer"
+    speaker_onnx_model: Path | None = None
+    speaker_onnx_sha256: str | None = None
+    speaker_onnx_dimension: int = Field(default=192, ge=16, le=4096)
+    speaker_onnx_front_end: Literal["fbank80", "waveform"] = "fbank80"
+    # Protected-speaker list: s-normalised score thresholds from docs/benchmarks/blocklist.md.
+    blocklist_deny_threshold: float = 4.3
+    blocklist_review_threshold: float = 2.1
+    blocklist_cohort_top_k: int = Field(default=50, ge=1, le=10_000)
+    blocklist_poll_seconds: float = Field(default=2.0, gt=0, le=5)
+    # Voice storage: recordings and profiles are sealed under per-voice data keys, which are
+    # wrapped with this key-encryption key (32 raw bytes; dev mode uses a public built-in key).
+    voice_storage_key_file: Path | None = None
+    # Owners must present the identity-assurance claim before they may consent to a clone.
+    require_owner_identity_assurance: bool = False
+    # Synthesis requests: text limit and deny patterns (regular expressions on normalised text).
+    synthesis_max_text_chars: int = Field(default=5000, ge=1, le=100_000)
+    synthesis_deny_patterns: list[str] = []
+    # Who provides the service, written into every output's AI label.
+    provider_name: str = "clonegate (development)"
 
     @model_validator(mode="after")
     def _refuse_dev_material_in_prod(self) -> Settings:

@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from gateway.components import LoadedModels, load_models
 from gateway.db import create_db_engine, make_session_factory, upgrade
+from gateway.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The server the test command starts; override for another one.
@@ -31,6 +33,13 @@ def speech_dir() -> Path:
     if not any(folder.glob("*.wav")):
         pytest.fail(f"no speech corpus in {folder}: run ./bootstrap test to unpack it")
     return folder
+
+
+@pytest.fixture(scope="session")
+def loaded_models(tmp_path_factory) -> LoadedModels:
+    """The speaker encoder, watermark stack and embedded engine of the dev settings, loaded
+    once for every app the suite builds."""
+    return load_models(Settings(mode="dev", data_dir=tmp_path_factory.mktemp("models")))
 
 
 class PostgresDatabases:

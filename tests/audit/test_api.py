@@ -28,9 +28,9 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture
-def client(settings):
+def client(settings, loaded_models):
     upgrade(settings.resolved_database_url)
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings, models=loaded_models)) as test_client:
         yield test_client
 
 
@@ -157,14 +157,14 @@ def test_dev_audit_key_is_refused_in_prod(tmp_path):
         load_audit_signing_key(prod)
 
 
-def test_tampered_log_stops_the_gateway_at_start_up(settings):
+def test_tampered_log_stops_the_gateway_at_start_up(settings, loaded_models):
     from sqlalchemy import text
 
     upgrade(settings.resolved_database_url)
-    with TestClient(create_app(settings)) as running:
+    with TestClient(create_app(settings, models=loaded_models)) as running:
         _append(running, [event(i) for i in range(4)])
         _wait_for_size(running, settings, 4)
-    app = create_app(settings)
+    app = create_app(settings, models=loaded_models)
     with app.state.session_factory() as session:
         session.execute(text("DROP TRIGGER audit_leaves_no_update"))
         session.execute(text("UPDATE audit_leaves SET entry = :e, leaf_hash = :h WHERE leaf_index = 2"),

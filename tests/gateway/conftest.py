@@ -20,9 +20,9 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture
-def client(settings) -> TestClient:
+def client(settings, loaded_models) -> TestClient:
     upgrade(settings.resolved_database_url)
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings, models=loaded_models)) as test_client:
         yield test_client
 
 

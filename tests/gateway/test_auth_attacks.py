@@ -53,9 +53,9 @@ def jwks_settings(tmp_path, rsa_key) -> Settings:
 
 
 @pytest.fixture
-def jwks_client(jwks_settings):
+def jwks_client(jwks_settings, loaded_models):
     upgrade(jwks_settings.resolved_database_url)
-    with TestClient(create_app(jwks_settings)) as test_client:
+    with TestClient(create_app(jwks_settings, models=loaded_models)) as test_client:
         yield test_client
 
 
@@ -104,10 +104,10 @@ def test_rejects_hs256_signed_with_rs256_public_key(jwks_client, claims, rsa_key
     _assert_refused(jwks_client.get("/v1/me", headers=bearer(token)), 401, "token_algorithm_refused")
 
 
-def test_rejects_hs256_signed_with_public_key_when_hs256_also_accepted(tmp_path, claims, rsa_key, jwks_settings):
+def test_rejects_hs256_signed_with_public_key_when_hs256_also_accepted(tmp_path, claims, rsa_key, jwks_settings, loaded_models):
     mixed = jwks_settings.model_copy(update={"jwt_algorithms": ["HS256", "RS256"]})
     upgrade(mixed.resolved_database_url)
-    with TestClient(create_app(mixed)) as mixed_client:
+    with TestClient(create_app(mixed, models=loaded_models)) as mixed_client:
         token = _hs256_signed_with(_public_pem(rsa_key), claims(), kid="rsa-1")
         _assert_refused(mixed_client.get("/v1/me", headers=bearer(token)), 401, "token_invalid_signature")
 
@@ -191,7 +191,7 @@ def test_identity_assurance_claim_reaches_principal(client, hs256_token):
     assert unverified["identity_verified"] is False
 
 
-def test_keys_fetched_from_jwks_url(tmp_path, claims, rsa_key):
+def test_keys_fetched_from_jwks_url(tmp_path, claims, rsa_key, loaded_models):
     document = json.dumps(
         {"keys": [{**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())), "kid": "url-1"}]}
     ).encode()
@@ -211,7 +211,7 @@ def test_keys_fetched_from_jwks_url(tmp_path, claims, rsa_key):
     try:
         settings = Settings(mode="dev", data_dir=tmp_path, jwt_algorithms=["RS256"],
                             jwt_jwks_url=f"http://127.0.0.1:{server.server_port}/jwks.json")
-        with TestClient(create_app(settings)) as url_client:
+        with TestClient(create_app(settings, models=loaded_models)) as url_client:
             good = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "url-1"})
             assert url_client.get("/v1/me", headers=bearer(good)).status_code == 200
             unknown = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "url-2"})

@@ -51,9 +51,14 @@ def test_serve_refuses_prod_with_dev_secret_naming_the_setting(tmp_path):
     assert "CLONEGATE_JWT_SECRET" in result.stderr
 
 
-def test_serve_answers_healthz_and_readyz(tmp_path):
+def test_serve_answers_healthz_and_readyz(tmp_path, speech_dir):
     env = {"CLONEGATE_DATA_DIR": str(tmp_path / "data")}
     assert _run(["db", "upgrade"], env).returncode == 0
+    cohort = sorted(str(path) for path in speech_dir.glob("de_*.wav"))[:6]
+    seeded = _run(["blocklist", "cohort", "add", *cohort], env)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "6 speaker(s) added" in seeded.stdout
+    assert "0 speaker(s) added, 6 in total" in _run(["blocklist", "cohort", "add", *cohort], env).stdout
     port = _free_port()
     server = subprocess.Popen(CLONEGATE + ["serve", "--port", str(port)], env={**os.environ, **env},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -69,7 +74,12 @@ def test_serve_answers_healthz_and_readyz(tmp_path):
                     pytest.fail(f"server did not start: {server.stderr.read() if server.poll() is not None else ''}")
                 time.sleep(0.2)
         assert health.json() == {"status": "ok"}
-        assert httpx.get(f"{base}/readyz", timeout=5).json() == {"status": "ready"}
+        # Ready once the engine has loaded and warmed up in the background.
+        while (ready := httpx.get(f"{base}/readyz", timeout=5)).status_code == 503:
+            assert ready.json()["error"] == "not_ready"
+            assert time.monotonic() < deadline + 120, ready.json()
+            time.sleep(0.5)
+        assert ready.json() == {"status": "ready"}
         assert health.headers["x-request-id"]
     finally:
         server.terminate()

@@ -20,9 +20,9 @@ def test_readyz_ready_when_database_reachable(client):
     assert client.get("/readyz").json() == {"status": "ready"}
 
 
-def test_readyz_not_ready_when_database_unreachable(tmp_path):
+def test_readyz_not_ready_when_database_unreachable(tmp_path, loaded_models):
     settings = Settings(mode="dev", data_dir=tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, models=loaded_models)) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["error"] == "not_ready"
@@ -40,30 +40,30 @@ def test_unknown_route_has_error_shape(client):
     assert response.json() == {"error": "not_found", "detail": "Not Found"}
 
 
-def test_rejects_oversized_body_by_content_length(tmp_path):
+def test_rejects_oversized_body_by_content_length(tmp_path, loaded_models):
     settings = Settings(mode="dev", data_dir=tmp_path, max_body_bytes=2048)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, models=loaded_models)) as client:
         response = client.post("/v1/me", content=b"x" * 4096)
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
 
 
-def test_rejects_oversized_chunked_body(tmp_path):
+def test_rejects_oversized_chunked_body(tmp_path, loaded_models):
     settings = Settings(mode="dev", data_dir=tmp_path, max_body_bytes=2048)
 
     def chunks():
         for _ in range(8):
             yield b"y" * 1024
 
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, models=loaded_models)) as client:
         response = client.post("/v1/me", content=chunks())
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
 
 
-def test_body_under_limit_reaches_the_route(tmp_path):
+def test_body_under_limit_reaches_the_route(tmp_path, loaded_models):
     settings = Settings(mode="dev", data_dir=tmp_path, max_body_bytes=2048)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings, models=loaded_models)) as client:
         # /v1/me is GET-only: a 405 shows the body passed the limit and reached routing.
         assert client.post("/v1/me", content=b"z" * 1024).status_code == 405
 

@@ -42,6 +42,16 @@ def test_prod_refuses_dev_issuer_and_missing_jwks(tmp_path):
     assert "CLONEGATE_JWT_JWKS_FILE" in str(error.value)
 
 
+def test_prod_refuses_every_unset_key_file(tmp_path):
+    key_fields = [name for name in Settings.model_fields if name.endswith("_key_file")]
+    assert {"audit_signing_key_file", "watermark_key_file", "voice_storage_key_file"} <= set(key_fields)
+    with pytest.raises(SettingsError) as error:
+        load_settings(mode="prod", data_dir=tmp_path, jwt_algorithms=["RS256"], jwt_secret="x" * 40,
+                      jwt_jwks_url="https://idp.example/jwks", jwt_issuer="https://idp.example")
+    for name in key_fields:
+        assert f"CLONEGATE_{name.upper()}" in str(error.value)
+
+
 def test_prod_accepts_complete_configuration(tmp_path):
     key_files = {}
     for name in Settings.model_fields:

@@ -1,0 +1,136 @@
+"""Builds the policy components and the synthesis pipeline from settings, at start-up.
+
+A component that cannot be built (a missing key file, a model whose hash differs, a
+misconfigured list) stops the gateway here with the setting named: nothing is loaded lazily
+at the first request, so a running gateway is one whose every check can run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from engine import CloningEngine, EngineUnavailable
+from gateway.cli_watermark import build_watermark_stack
+from gateway.engines import build_engine
+from gateway.pipeline.synthesis import PipelineComponents, SynthesisPipeline
+from gateway.settings import Settings, SettingsError
+from gateway.voices import VoiceVault
+from policy.blocklist.live import LiveBlocklist
+from policy.blocklist.matching import BlocklistThresholds
+from policy.errors import PolicyError
+from policy.speaker import OnnxModelSpec, OnnxSpeakerEmbedder, ResemblyzerEmbedder, SpeakerEmbedder
+from policy.text_rules import TextRules
+from watermark import WatermarkStack
+
+log = logging.getLogger("clonegate.components")
+
+# Public, so refused outside dev mode (Settings names the key file setting).
+DEV_VOICE_STORAGE_KEY = hashlib.sha256(b"clonegate public development voice-storage key").digest()
+VOICE_STORAGE_KEY_BYTES = 32
+
+
+def read_voice_storage_key(settings: Settings) -> bytes:
+    path = settings.voice_storage_key_file
+    if path is None:
+        if not settings.is_dev:
+            raise SettingsError("CLONEGATE_VOICE_STORAGE_KEY_FILE must name a key file in prod")
+        return DEV_VOICE_STORAGE_KEY
+    try:
+        key = Path(path).read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"CLONEGATE_VOICE_STORAGE_KEY_FILE: cannot read {path}: {exc}") from exc
+    if len(key) != VOICE_STORAGE_KEY_BYTES:
+        raise SettingsError(f"CLONEGATE_VOICE_STORAGE_KEY_FILE: the key must be {VOICE_STORAGE_KEY_BYTES} raw bytes")
+    return key
+
+
+def build_embedder(settings: Settings) -> SpeakerEmbedder:
+    try:
+        if settings.speaker_embedder == "resemblyzer":
+            return ResemblyzerEmbedder()
+        if settings.speaker_onnx_model is None or not settings.speaker_onnx_sha256:
+            raise SettingsError("the onnx speaker embedder needs CLONEGATE_SPEAKER_ONNX_MODEL and _SHA256")
+        spec = OnnxModelSpec(path=settings.speaker_onnx_model, sha256=settings.speaker_onnx_sha256,
+                             dimension=settings.speaker_onnx_dimension, name=f"onnx:{settings.speaker_onnx_sha256[:12]}",
+                             front_end=settings.speaker_onnx_front_end)
+        return OnnxSpeakerEmbedder(spec)
+    except PolicyError as exc:
+        raise SettingsError(f"CLONEGATE_SPEAKER_EMBEDDER={settings.speaker_embedder}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """The slow-to-load parts: built once per process and shared by every app built from the
+    same settings (tests build many apps)."""
+
+    embedder: SpeakerEmbedder
+    watermark: WatermarkStack
+    engine: CloningEngine
+
+
+def load_models(settings: Settings) -> LoadedModels:
+    return LoadedModels(embedder=build_embedder(settings), watermark=build_watermark_stack(settings),
+                        engine=_engine_or_settings_error(settings))
+
+
+def _engine_or_settings_error(settings: Settings) -> CloningEngine:
+    try:
+        return build_engine(settings)
+    except EngineUnavailable as exc:
+        raise SettingsError(f"CLONEGATE_ENGINE={settings.engine}: {exc}") from exc
+
+
+def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) -> None:
+    """Attach the policy components and `app.state.pipeline`; needs the engine executor and
+    the readiness registry on `app.state`."""
+    embedder = models.embedder
+    try:
+        thresholds = BlocklistThresholds(deny=settings.blocklist_deny_threshold,
+                                         review=settings.blocklist_review_threshold)
+        blocklist = LiveBlocklist(session_factory=app.state.session_factory, embedder_name=embedder.name,
+                                  dimension=embedder.dimension, thresholds=thresholds,
+                                  cohort_top_k=settings.blocklist_cohort_top_k,
+                                  poll_seconds=settings.blocklist_poll_seconds)
+        text_rules = TextRules(max_chars=settings.synthesis_max_text_chars,
+                               deny_patterns=settings.synthesis_deny_patterns)
+    except PolicyError as exc:
+        raise SettingsError(str(exc)) from exc
+    components = PipelineComponents(
+        executor=app.state.engine_executor,
+        watermark=models.watermark,
+        embedder=embedder,
+        blocklist=blocklist,
+        text_rules=text_rules,
+        voices=VoiceVault(key_encryption_key=read_voice_storage_key(settings)),
+        provider=settings.provider_name,
+    )
+    app.state.components = components
+    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=components)
+    app.state.readiness.register("blocklist", _blocklist_loads(blocklist))
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        blocklist.start_background_refresh()
+        try:
+            async with inner(running) as state:
+                yield state
+        finally:
+            blocklist.stop()
+
+    app.router.lifespan_context = lifespan
+
+
+def _blocklist_loads(blocklist: LiveBlocklist):
+    def check() -> bool:
+        blocklist.snapshot()  # raises (not ready) when the list cannot be loaded, e.g. no cohort
+        return True
+
+    return check

@@ -1,0 +1,1 @@
+"""The synthesis pipeline: the one path from a request to released, marked audio."""

@@ -1,0 +1,152 @@
+"""The synthesis pipeline's steps, each a separate function that raises a specific error.
+
+Order (DESIGN.md): consent → protected-speaker check of the voice's references → text rules →
+audit `admitted` committed → engine → watermark + self-check → protected-speaker check of the
+output → consent re-check → audit `released`. `gateway/pipeline/synthesis.py` runs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from audit.events import Action, Actor, AuditEvent, Decision, Digests, EngineInfo, Subjects
+from engine.executor import BoundedExecutor
+from engine.interface import CancelToken, EngineAudio, SynthesisControls, VoiceProfile
+from gateway.auth import Principal
+from gateway.pipeline.marked import MarkedAudio, mark_output
+from policy.blocklist.live import LiveBlocklist
+from policy.blocklist.models import ScreeningStage
+from policy.blocklist.screening import screen
+from policy.consent.grants import Grant, authorize_use, recheck
+from policy.speaker import SpeakerEmbedder
+from policy.text_rules import TextRules
+from watermark import WatermarkStack
+
+PAYLOAD_BYTES = 4
+MAX_AUDIT_IDENTIFIER = 2 ** (8 * PAYLOAD_BYTES) - 1
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    voice_id: str
+    text: str
+    language: str
+    purpose: str
+    output_format: str = "wav"
+    speed: float = 1.0
+    pitch_semitones: float = 0.0
+
+
+def actor_of(principal: Principal) -> Actor:
+    # The most privileged role names the actor; every role stays visible in the token itself.
+    role = sorted(principal.roles)[0].value
+    return Actor(iss=principal.issuer, sub=principal.subject, role=role, tenant=principal.tenant)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_consent(session: Session, *, principal: Principal, request: SynthesisRequest, now: datetime) -> Grant:
+    """May this principal use this voice for this purpose and language now? Counts one use."""
+    return authorize_use(
+        session,
+        voice_id=request.voice_id,
+        principal_iss=principal.issuer,
+        principal_sub=principal.subject,
+        tenant=principal.tenant,
+        purpose=request.purpose,
+        language=request.language,
+        now=now,
+    )
+
+
+def check_references_not_protected(
+    blocklist: LiveBlocklist, *, embedder: SpeakerEmbedder, voice_id: str, speaker_profile: np.ndarray
+) -> None:
+    """The voice's references (their stored speaker profile) against the current list."""
+    screen(blocklist.snapshot(), embeddings=[speaker_profile], embedder_name=embedder.name,
+           voice_id=voice_id, stage=ScreeningStage.SYNTHESIS)
+
+
+def check_text(rules: TextRules, text: str) -> str:
+    return rules.check(text)
+
+
+def admitted_event(
+    *, principal: Principal, request: SynthesisRequest, grant: Grant, request_id: str, text: str,
+    reference_sha256: tuple[str, ...], engine: EngineInfo,
+) -> AuditEvent:
+    return AuditEvent(
+        action=Action.REQUEST_ADMITTED,
+        decision=Decision.ALLOW,
+        actor=actor_of(principal),
+        subjects=Subjects(voice_id=request.voice_id, consent_id=grant.consent_id, request_id=request_id),
+        digests=Digests(text_sha256=sha256_hex(text.encode()), reference_sha256=reference_sha256),
+        engine=engine,
+    )
+
+
+def payload_for(audit_identifier: int) -> bytes:
+    """The watermark payload: the admitted event's audit identifier, big-endian."""
+    if not 0 < audit_identifier <= MAX_AUDIT_IDENTIFIER:
+        raise OverflowError(f"audit identifier {audit_identifier} does not fit the {PAYLOAD_BYTES}-byte payload")
+    return audit_identifier.to_bytes(PAYLOAD_BYTES, "big")
+
+
+def run_engine(
+    executor: BoundedExecutor, *, request: SynthesisRequest, text: str, voice: VoiceProfile, cancel: CancelToken
+) -> EngineAudio:
+    controls = SynthesisControls(speed=request.speed, pitch_semitones=request.pitch_semitones)
+    return executor.synthesize(text=text, language=request.language, voice=voice, controls=controls, cancel=cancel)
+
+
+def watermark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) -> MarkedAudio:
+    return mark_output(stack, audio, payload=payload)
+
+
+def check_output_not_protected(
+    blocklist: LiveBlocklist, *, embedder: SpeakerEmbedder, voice_id: str, marked: MarkedAudio
+) -> None:
+    embedding = embedder.embed(np.asarray(marked.samples), sample_rate=marked.sample_rate)
+    screen(blocklist.snapshot(), embeddings=[embedding], embedder_name=embedder.name,
+           voice_id=voice_id, stage=ScreeningStage.OUTPUT)
+
+
+def recheck_consent(session: Session, *, grant: Grant, now: datetime) -> None:
+    """Revocation stops requests in flight: read the consent fresh before release."""
+    recheck(session, consent_id=grant.consent_id, now=now)
+
+
+def released_event(
+    *, principal: Principal, request: SynthesisRequest, grant: Grant, request_id: str, text: str,
+    output_sha256: str, watermark_id: str, engine: EngineInfo,
+) -> AuditEvent:
+    return AuditEvent(
+        action=Action.REQUEST_RELEASED,
+        decision=Decision.ALLOW,
+        actor=actor_of(principal),
+        subjects=Subjects(voice_id=request.voice_id, consent_id=grant.consent_id, request_id=request_id),
+        digests=Digests(text_sha256=sha256_hex(text.encode()), output_sha256=output_sha256),
+        engine=engine,
+        watermark_id=watermark_id,
+    )
+
+
+def refusal_event(
+    *, principal: Principal, request: SynthesisRequest, request_id: str, action: Action, reason: str,
+    consent_id: str | None = None,
+) -> AuditEvent:
+    return AuditEvent(
+        action=action,
+        decision=Decision.DENY,
+        actor=actor_of(principal),
+        reason=reason,
+        subjects=Subjects(voice_id=request.voice_id, consent_id=consent_id, request_id=request_id),
+        digests=Digests(text_sha256=sha256_hex(request.text.encode())),
+    )

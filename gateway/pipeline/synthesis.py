@@ -1,0 +1,175 @@
+"""The one path from a synthesis request to released audio.
+
+Admission (consent, references, text) and the `admitted` audit event commit in one
+transaction before the engine runs; release (consent re-check, usage ledger, `released` event)
+commits in another after the output was marked and screened. Any failure in between records a
+`request.failed` event and releases nothing; a refusal at admission records `request.denied`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.events import Action, EngineInfo
+from engine.executor import BoundedExecutor
+from engine.interface import CancelToken, VoiceProfile
+from gateway import __version__
+from gateway.auth import Principal
+from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
+from gateway.pipeline import steps
+from gateway.pipeline.steps import SynthesisRequest
+from gateway.routes.audit import commit_write_ahead
+from gateway.voices import VoiceVault
+from policy.blocklist.live import LiveBlocklist
+from policy.consent.grants import Grant, record_usage
+from policy.speaker import SpeakerEmbedder
+from policy.text_rules import TextRules
+from watermark import WatermarkStack
+
+log = logging.getLogger("clonegate.pipeline")
+
+
+@dataclass(frozen=True)
+class PipelineComponents:
+    executor: BoundedExecutor
+    watermark: WatermarkStack
+    embedder: SpeakerEmbedder
+    blocklist: LiveBlocklist
+    text_rules: TextRules
+    voices: VoiceVault
+    provider: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    request_id: str
+    grant: Grant
+    text: str
+    audit_id: int  # the admitted event's audit identifier: the watermark payload
+    engine: EngineInfo
+    voice_profile: VoiceProfile
+
+
+@dataclass(frozen=True)
+class Released:
+    body: bytes
+    media_type: str
+    request_id: str
+    audit_id: int
+    released_audit_id: int
+    content_id: str
+    watermark_id: str
+    consent_id: str
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def content_id_of(audit_id: int) -> str:
+    return f"clonegate:{audit_id}"
+
+
+class SynthesisPipeline:
+    def __init__(
+        self, *, session_factory: sessionmaker[Session], components: PipelineComponents,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._sessions = session_factory
+        self._parts = components
+        self._clock = clock
+
+    def run(self, *, principal: Principal, request: SynthesisRequest, cancel: CancelToken | None = None) -> Released:
+        if request.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"unknown output format {request.output_format!r}")
+        request_id = uuid.uuid4().hex
+        admission = self._admit(principal=principal, request=request, request_id=request_id)
+        try:
+            return self._produce(principal=principal, request=request, admission=admission,
+                                 cancel=cancel or CancelToken())
+        except BaseException as exc:
+            self._record_refusal(principal=principal, request=request, request_id=request_id,
+                                 action=Action.REQUEST_FAILED, error=exc, consent_id=admission.grant.consent_id)
+            raise
+
+    def _admit(self, *, principal: Principal, request: SynthesisRequest, request_id: str) -> Admission:
+        parts = self._parts
+        with self._sessions() as session:
+            try:
+                grant = steps.check_consent(session, principal=principal, request=request, now=self._clock())
+                voice = parts.voices.load(session, voice_id=request.voice_id)
+                steps.check_references_not_protected(parts.blocklist, embedder=parts.embedder,
+                                                      voice_id=request.voice_id, speaker_profile=voice.speaker_profile)
+                text = steps.check_text(parts.text_rules, request.text)
+                description = parts.executor.describe()
+                engine = EngineInfo(name=description.name, version=description.version)
+                event = steps.admitted_event(principal=principal, request=request, grant=grant, request_id=request_id,
+                                             text=text, reference_sha256=voice.reference_sha256, engine=engine)
+                # Commits the counted consent use together with the event that records it.
+                audit_id = commit_write_ahead(session, event=event)
+            except BaseException as exc:
+                session.rollback()
+                self._record_refusal(principal=principal, request=request, request_id=request_id,
+                                     action=Action.REQUEST_DENIED, error=exc)
+                raise
+        return Admission(request_id=request_id, grant=grant, text=text, audit_id=audit_id, engine=engine,
+                         voice_profile=voice.engine_profile)
+
+    def _produce(self, *, principal: Principal, request: SynthesisRequest, admission: Admission,
+                 cancel: CancelToken) -> Released:
+        parts = self._parts
+        audio = steps.run_engine(parts.executor, request=request, text=admission.text,
+                                 voice=admission.voice_profile, cancel=cancel)
+        marked = steps.watermark_output(parts.watermark, audio, payload=steps.payload_for(admission.audit_id))
+        steps.check_output_not_protected(parts.blocklist, embedder=parts.embedder,
+                                         voice_id=request.voice_id, marked=marked)
+        content_id = content_id_of(admission.audit_id)
+        label = ContentLabel(provider=parts.provider, system="clonegate", system_version=__version__,
+                             created_at=self._clock(), content_id=content_id)
+        body = encode_labelled(marked.samples, sample_rate=marked.sample_rate,
+                               output_format=request.output_format, label=label)
+        released_audit_id = self._release(principal=principal, request=request, admission=admission,
+                                          output_sha256=steps.sha256_hex(body), watermark_id=marked.watermark_id)
+        return Released(
+            body=body, media_type=OUTPUT_FORMATS[request.output_format].media_type, request_id=admission.request_id,
+            audit_id=admission.audit_id, released_audit_id=released_audit_id, content_id=content_id,
+            watermark_id=marked.watermark_id, consent_id=admission.grant.consent_id,
+        )
+
+    def _release(self, *, principal: Principal, request: SynthesisRequest, admission: Admission,
+                 output_sha256: str, watermark_id: str) -> int:
+        with self._sessions() as session:
+            try:
+                now = self._clock()
+                steps.recheck_consent(session, grant=admission.grant, now=now)
+                record_usage(session, grant=admission.grant, principal_iss=principal.issuer,
+                             principal_sub=principal.subject, tenant=principal.tenant,
+                             text_sha256=steps.sha256_hex(admission.text.encode()),
+                             audit_index=admission.audit_id, now=now)
+                event = steps.released_event(principal=principal, request=request, grant=admission.grant,
+                                             request_id=admission.request_id, text=admission.text,
+                                             output_sha256=output_sha256, watermark_id=watermark_id,
+                                             engine=admission.engine)
+                return commit_write_ahead(session, event=event)
+            except BaseException:
+                session.rollback()
+                raise
+
+    def _record_refusal(self, *, principal: Principal, request: SynthesisRequest, request_id: str,
+                        action: Action, error: BaseException, consent_id: str | None = None) -> None:
+        reason = getattr(error, "code", None)
+        if not isinstance(reason, str):
+            reason = "cancelled" if isinstance(error, (KeyboardInterrupt, GeneratorExit)) else "internal_error"
+        try:
+            event = steps.refusal_event(principal=principal, request=request, request_id=request_id,
+                                        action=action, reason=reason, consent_id=consent_id)
+            with self._sessions() as session:
+                commit_write_ahead(session, event=event)
+        except Exception:  # the store itself may be what failed; the refusal stands either way
+            log.error("could not record %s (%s) in the audit log", action.value, reason, exc_info=True)

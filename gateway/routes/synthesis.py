@@ -1,0 +1,81 @@
+"""`POST /v1/synthesize`: the only route that returns engine audio, always through the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from engine.interface import CancelToken
+from gateway.auth import Permission, Principal, require
+from gateway.pipeline.steps import SynthesisRequest
+from gateway.pipeline.synthesis import Released, SynthesisPipeline
+
+router = APIRouter(prefix="/v1", tags=["synthesis"])
+
+# Identifiers are opaque tokens; anything else is refused before it reaches the database or log.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+WORD_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+DISCONNECT_POLL_SECONDS = 0.25
+
+
+class SynthesisBody(BaseModel):
+    voice_id: str = Field(pattern=IDENTIFIER_PATTERN)
+    text: str = Field(min_length=1, max_length=100_000)
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+    purpose: str = Field(pattern=WORD_PATTERN)
+    format: Literal["wav", "flac", "mp3", "ogg"] = "wav"
+    speed: float = Field(default=1.0, ge=0.5, le=2.0, allow_inf_nan=False)
+    pitch_semitones: float = Field(default=0.0, ge=-12.0, le=12.0, allow_inf_nan=False)
+
+
+def released_headers(released: Released) -> dict[str, str]:
+    return {
+        "X-Clonegate-Audit-Id": str(released.audit_id),
+        "X-Clonegate-Release-Audit-Id": str(released.released_audit_id),
+        "X-Clonegate-Content-Id": released.content_id,
+        "X-Clonegate-Watermark-Id": released.watermark_id,
+        "X-Clonegate-Consent-Id": released.consent_id,
+        "X-AI-Generated": "true",
+        "Content-Disposition": f'attachment; filename="clonegate-{released.audit_id}"',
+    }
+
+
+@router.post(
+    "/synthesize",
+    response_class=Response,
+    responses={200: {"content": {"audio/wav": {}, "audio/flac": {}, "audio/mpeg": {}, "audio/ogg": {}},
+                     "description": "watermarked, labelled audio"}},
+)
+async def synthesize(
+    body: SynthesisBody,
+    request: Request,
+    principal: Annotated[Principal, require(Permission.SYNTHESIZE)],
+) -> Response:
+    """Clone speech in a consented voice: consent, protected speakers, audit, engine, watermark."""
+    pipeline: SynthesisPipeline = request.app.state.pipeline
+    synthesis = SynthesisRequest(
+        voice_id=body.voice_id, text=body.text, language=body.language, purpose=body.purpose,
+        output_format=body.format, speed=body.speed, pitch_semitones=body.pitch_semitones,
+    )
+    cancel = CancelToken()
+
+    async def cancel_when_client_leaves() -> None:
+        while not cancel.cancelled:
+            if await request.is_disconnected():
+                cancel.cancel("client disconnected")
+                return
+            await asyncio.sleep(DISCONNECT_POLL_SECONDS)
+
+    watcher = asyncio.create_task(cancel_when_client_leaves())
+    try:
+        released = await anyio.to_thread.run_sync(
+            lambda: pipeline.run(principal=principal, request=synthesis, cancel=cancel)
+        )
+    finally:
+        watcher.cancel()
+    return Response(content=released.body, media_type=released.media_type, headers=released_headers(released))
