@@ -13,6 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import audit.errors as audit_errors
+import engine.errors as engine_errors
+import policy.errors as policy_errors
+import policy.text_rules as text_rules
+import watermark.errors as watermark_errors
+
 log = logging.getLogger("clonegate.errors")
 
 
@@ -54,8 +60,76 @@ class NotFound(GatewayError):
 
 
 # Domain exception classes and their HTTP status. Lookup walks the exception's MRO, so a
-# base class entry covers its subclasses unless a subclass has its own entry.
-STATUS_BY_ERROR: dict[type[Exception], int] = {}
+# base class entry covers its subclasses unless a subclass has its own entry. A domain error
+# that is not here answers 500 without its detail: add it here when you add it there.
+STATUS_BY_ERROR: dict[type[Exception], int] = {
+    # audit: a store that cannot record stops everything (503)
+    audit_errors.AuditError: 500,
+    audit_errors.AuditUnavailable: 503,
+    audit_errors.LogIntegrityError: 503,
+    audit_errors.CheckpointError: 503,
+    audit_errors.SigningKeyError: 500,
+    audit_errors.InvalidAuditEvent: 422,
+    audit_errors.ProofUnavailable: 404,
+    audit_errors.InvalidProof: 422,
+    audit_errors.BundleInvalid: 422,
+    audit_errors.RetentionViolation: 409,
+    # engine
+    engine_errors.EngineError: 502,
+    engine_errors.EngineInputInvalid: 422,
+    engine_errors.EngineUnavailable: 503,
+    engine_errors.EngineNotReady: 503,
+    engine_errors.EngineBusy: 429,
+    engine_errors.EngineTimeout: 504,
+    engine_errors.EngineCancelled: 503,
+    engine_errors.EngineRequestFailed: 502,
+    engine_errors.EngineOutputInvalid: 502,
+    # watermark: an output that cannot be marked is never released
+    watermark_errors.WatermarkError: 503,
+    watermark_errors.InvalidAudio: 422,
+    watermark_errors.InvalidPayload: 422,
+    # policy: audio, consent, protected speakers, text
+    policy_errors.PolicyError: 500,
+    policy_errors.AudioUnusable: 422,
+    policy_errors.SpeakerModelError: 503,
+    policy_errors.EmbeddingInvalid: 503,
+    policy_errors.ConsentRequestInvalid: 422,
+    policy_errors.StatementTemplateInvalid: 503,
+    policy_errors.IdentityAssuranceRequired: 403,
+    policy_errors.ChallengeNotFound: 404,
+    policy_errors.ChallengeExpired: 410,
+    policy_errors.ChallengeAlreadyUsed: 409,
+    policy_errors.ChallengeNotYours: 403,
+    policy_errors.SpeechRecognitionFailed: 422,
+    policy_errors.StatementNotSpoken: 422,
+    policy_errors.ChallengePhraseMismatch: 422,
+    policy_errors.ConsentSpeakerMismatch: 422,
+    policy_errors.ConsentRecordingSynthetic: 422,
+    policy_errors.ConsentRecordingReplayed: 409,
+    policy_errors.ReferenceQualityError: 422,
+    policy_errors.VoiceNotFound: 404,
+    policy_errors.NotVoiceOwner: 403,
+    policy_errors.VoiceErased: 410,
+    policy_errors.ConsentNotFound: 404,
+    policy_errors.ConsentMissing: 403,
+    policy_errors.ConsentRevoked: 403,
+    policy_errors.ConsentNotInWindow: 403,
+    policy_errors.ConsentScopeMismatch: 403,
+    policy_errors.ConsentUsesExhausted: 403,
+    policy_errors.VoiceKeyDestroyed: 410,
+    policy_errors.BlocklistMisconfigured: 503,
+    policy_errors.SpeakerProtected: 403,
+    policy_errors.SpeakerReviewRequired: 409,
+    policy_errors.ProtectedSpeakerNotFound: 404,
+    policy_errors.ProtectedSpeakerInactive: 409,
+    policy_errors.BlocklistExceptionRefused: 409,
+    policy_errors.OptOutRefused: 422,
+    policy_errors.ReviewItemNotFound: 404,
+    policy_errors.ReviewAlreadyDecided: 409,
+    policy_errors.ProtectedSpeakerInvalid: 422,
+    text_rules.TextRejected: 422,
+    text_rules.TextRulesMisconfigured: 503,
+}
 
 
 def status_for(exc: Exception) -> int:

@@ -48,16 +48,10 @@ from audit.store import EventFilter, append_event, confirm_durable, latest_check
 from audit.store import prove_consistency, prove_inclusion
 from gateway.auth import Permission, Principal, Role, require
 from gateway.db import SessionDep
-from gateway.errors import STATUS_BY_ERROR, NotFound, PermissionDenied
+from gateway.errors import NotFound, PermissionDenied
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("clonegate.audit")
-
-# The audit rows of the error table (gateway/errors.py maps each class to its status).
-STATUS_BY_ERROR.update({
-    AuditError: 500, AuditUnavailable: 503, LogIntegrityError: 503, CheckpointError: 503, SigningKeyError: 500,
-    InvalidAuditEvent: 422, ProofUnavailable: 404, InvalidProof: 422, BundleInvalid: 422, RetentionViolation: 409,
-})
 
 DEV_KEY_NAME = "clonegate-dev.invalid/audit"
 DEV_KEY_FILE = "audit-dev-signing.key"
