@@ -21,6 +21,8 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
+from gateway.pipeline.marked import MarkedAudio
+
 OPUS_SAMPLE_RATE = 48_000  # Opus encodes only at 8/12/16/24/48 kHz
 
 
@@ -64,9 +66,16 @@ class ContentLabel:
         return json.dumps(self.fields(), sort_keys=True)
 
 
-def encode_labelled(samples: np.ndarray, *, sample_rate: int, output_format: str, label: ContentLabel) -> bytes:
-    """The samples in the requested container, tagged with the label."""
+def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLabel) -> bytes:
+    """Marked audio in the requested container, tagged with the label.
+
+    Only `MarkedAudio` is accepted: engine output cannot be turned into bytes before it passed
+    the watermark step and its self-check.
+    """
+    if not isinstance(audio, MarkedAudio):
+        raise TypeError(f"only marked audio can be encoded for release, not {type(audio).__name__}")
     spec = OUTPUT_FORMATS[output_format]
+    samples, sample_rate = np.asarray(audio.samples), audio.sample_rate
     if spec.container == "OGG" and sample_rate != OPUS_SAMPLE_RATE:
         divisor = gcd(sample_rate, OPUS_SAMPLE_RATE)
         samples = resample_poly(samples, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor).astype(np.float32)

@@ -132,8 +132,7 @@ class SynthesisPipeline:
         content_id = content_id_of(admission.audit_id)
         label = ContentLabel(provider=parts.provider, system="clonegate", system_version=__version__,
                              created_at=self._clock(), content_id=content_id)
-        body = encode_labelled(marked.samples, sample_rate=marked.sample_rate,
-                               output_format=request.output_format, label=label)
+        body = encode_labelled(marked, output_format=request.output_format, label=label)
         released_audit_id = self._release(principal=principal, request=request, admission=admission,
                                           output_sha256=steps.sha256_hex(body), watermark_id=marked.watermark_id)
         return Released(

@@ -12,7 +12,9 @@ import pytest
 import soundfile
 
 from gateway.audio_io import decode_audio
+from engine.interface import EngineAudio
 from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
+from gateway.pipeline.marked import MarkedAudio, mark_output
 
 LABEL = ContentLabel(
     provider="Example Voice Ltd",
@@ -24,20 +26,36 @@ LABEL = ContentLabel(
 
 
 @pytest.fixture(scope="module")
-def tone() -> np.ndarray:
-    t = np.arange(22050 * 2) / 22050
-    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+def speech(speech_dir) -> EngineAudio:
+    samples, rate = soundfile.read(sorted(speech_dir.glob("en_*.wav"))[0], dtype="float32")
+    return EngineAudio(samples=samples[: 4 * rate], sample_rate=rate)
+
+
+@pytest.fixture(scope="module")
+def tone(speech, loaded_models) -> MarkedAudio:
+    """Four seconds of real speech (the payload needs 3 s) through the real watermark stack."""
+    return mark_output(loaded_models.watermark, speech, payload=b"\x00\x00\x00\x2a")
+
+
+def test_engine_audio_cannot_be_encoded_for_release(speech):
+    with pytest.raises(TypeError, match="only marked audio"):
+        encode_labelled(speech, output_format="wav", label=LABEL)
+
+
+def test_marked_audio_is_made_only_by_the_watermark_step(speech):
+    with pytest.raises(TypeError):
+        MarkedAudio(object(), samples=speech.samples, sample_rate=speech.sample_rate, payload=b"1234", detection=None)
 
 
 @pytest.mark.parametrize("output_format", sorted(OUTPUT_FORMATS))
 def test_output_decodes_back_to_the_same_length(tone, output_format):
-    encoded = encode_labelled(tone, sample_rate=22050, output_format=output_format, label=LABEL)
+    encoded = encode_labelled(tone, output_format=output_format, label=LABEL)
     decoded = decode_audio(encoded)
-    assert abs(decoded.duration_seconds - 2.0) < 0.1
+    assert abs(decoded.duration_seconds - 4.0) < 0.1
 
 
 def test_wav_carries_info_chunk_label(tone):
-    encoded = encode_labelled(tone, sample_rate=22050, output_format="wav", label=LABEL)
+    encoded = encode_labelled(tone, output_format="wav", label=LABEL)
     assert b"LIST" in encoded and b"INFO" in encoded
     with soundfile.SoundFile(io.BytesIO(encoded)) as wav:
         assert wav.artist == "Example Voice Ltd"
@@ -47,7 +65,7 @@ def test_wav_carries_info_chunk_label(tone):
 
 @pytest.mark.parametrize("output_format", ["flac", "ogg"])
 def test_vorbis_comments_carry_label(tone, output_format):
-    encoded = encode_labelled(tone, sample_rate=22050, output_format=output_format, label=LABEL)
+    encoded = encode_labelled(tone, output_format=output_format, label=LABEL)
     tags = mutagen.File(io.BytesIO(encoded))
     assert tags["AI_GENERATED"] == ["true"]
     assert tags["CONTENT_ID"] == ["audit-000042"]
@@ -56,7 +74,7 @@ def test_vorbis_comments_carry_label(tone, output_format):
 
 
 def test_mp3_carries_id3_label(tone):
-    encoded = encode_labelled(tone, sample_rate=22050, output_format="mp3", label=LABEL)
+    encoded = encode_labelled(tone, output_format="mp3", label=LABEL)
     tags = mutagen.File(io.BytesIO(encoded)).tags
     assert tags["TXXX:AI_GENERATED"].text == ["true"]
     assert tags["TXXX:CONTENT_ID"].text == ["audit-000042"]
