@@ -32,6 +32,11 @@ class VoiceVault:
     def __init__(self, *, key_encryption_key: bytes) -> None:
         self._kek = key_encryption_key
 
+    @property
+    def key_encryption_key(self) -> bytes:
+        """For the consent domain's storage functions, which seal and unseal with it."""
+        return self._kek
+
     def save_engine_profile(self, session: Session, *, voice_id: str, profile: VoiceProfile) -> None:
         store_blob(session, voice_id=voice_id, kind=ENGINE_PROFILE_KIND, data=profile.to_json().encode(),
                    key_encryption_key=self._kek, replace=True)
