@@ -51,6 +51,12 @@ class ProofUnavailable(AuditError):
     code = "proof_unavailable"
 
 
+class AuditEventNotFound(ProofUnavailable):
+    """No event has this audit identifier (e.g. a watermark payload that names nothing)."""
+
+    code = "audit_event_not_found"
+
+
 class CheckpointError(AuditError):
     """A checkpoint or signed note is malformed or fails its signature."""
 

@@ -18,7 +18,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from audit.checkpoint import Checkpoint, SigningKey, sign_checkpoint
-from audit.errors import AuditUnavailable, ConsistencyProofInvalid, ForkedCheckpoint, LogIntegrityError, ProofUnavailable
+from audit.errors import (
+    AuditEventNotFound,
+    AuditUnavailable,
+    ConsistencyProofInvalid,
+    ForkedCheckpoint,
+    LogIntegrityError,
+    ProofUnavailable,
+)
 from audit.events import AuditEvent, parse_time
 from audit.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, verify_consistency
 from audit.models import Leaf, Node, PendingEvent, StoredCheckpoint
@@ -67,6 +74,26 @@ def confirm_durable(session: Session, *, pending_id: int) -> None:
         raise AuditUnavailable(f"cannot confirm audit event {pending_id}: {exc.__class__.__name__}") from exc
     if found is None:
         raise AuditUnavailable(f"audit event {pending_id} is not durable: the write-ahead record is missing")
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event found by its audit identifier; ``leaf_index`` is None until it is integrated."""
+
+    pending_id: int
+    leaf_index: int | None
+    entry: bytes
+
+
+def find_event(session: Session, *, pending_id: int) -> LoggedEvent:
+    """The event an audit identifier (``append_event``'s return value, the watermark payload) names."""
+    row = session.execute(select(Leaf.leaf_index, Leaf.entry).where(Leaf.pending_id == pending_id)).first()
+    if row is not None:
+        return LoggedEvent(pending_id, int(row[0]), bytes(row[1]))
+    entry = session.scalar(select(PendingEvent.entry).where(PendingEvent.id == pending_id))
+    if entry is None:
+        raise AuditEventNotFound(f"no audit event has identifier {pending_id}")
+    return LoggedEvent(pending_id, None, bytes(entry))
 
 
 def tree_size(session: Session) -> int:

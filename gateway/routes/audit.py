@@ -28,18 +28,7 @@ from sqlalchemy.orm import Session
 
 from audit.bundle import archive_bundle
 from audit.checkpoint import SigningKey
-from audit.errors import (
-    AuditError,
-    AuditUnavailable,
-    BundleInvalid,
-    CheckpointError,
-    InvalidAuditEvent,
-    InvalidProof,
-    LogIntegrityError,
-    ProofUnavailable,
-    RetentionViolation,
-    SigningKeyError,
-)
+from audit.errors import AuditUnavailable, SigningKeyError
 from audit.events import Action, Actor, AuditEvent, Decision
 from audit.export import export_bundle
 from audit.integrator import IntegratorThread

@@ -139,3 +139,19 @@ def test_full_and_selected_exports_verify_offline(db_session, tmp_path):
                           event_filter=EventFilter(actor_sub="user-1"))
     assert count == 6
     assert verify_bundle(tmp_path / "sel", trusted_key=KEY.verifier, strict=True).event_count == 6
+
+
+def test_audit_identifier_resolves_before_and_after_integration(db_session):
+    from audit.errors import AuditEventNotFound
+    from audit.store import find_event
+
+    pending_id = append_event(db_session, event=event(7))
+    db_session.commit()
+    found = find_event(db_session, pending_id=pending_id)
+    assert found.leaf_index is None and b'"event-7"' in found.entry
+    integrate(db_session, key=KEY, origin=ORIGIN)
+    db_session.commit()
+    found = find_event(db_session, pending_id=pending_id)
+    assert found.leaf_index == 0 and b'"event-7"' in found.entry
+    with pytest.raises(AuditEventNotFound):
+        find_event(db_session, pending_id=pending_id + 1000)
