@@ -15,7 +15,7 @@ from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.readiness import Readiness
 from gateway.components import LoadedModels, install_pipeline, load_models
 from gateway.engines import install_engine
-from gateway.routes import admin, health, synthesis
+from gateway.routes import admin, blocklist, consent, health, synthesis, voices
 from gateway.routes.audit import install_audit
 from gateway.settings import Settings
 
@@ -57,4 +57,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(synthesis.router)
+    app.include_router(consent.router)
+    app.include_router(voices.router)
+    app.include_router(blocklist.router)
     return app

@@ -59,6 +59,13 @@ class NotFound(GatewayError):
     status = 404
 
 
+class ChallengeWrongKind(GatewayError):
+    """A consent challenge presented to the opt-out route, or the other way round."""
+
+    code = "challenge_wrong_kind"
+    status = 409
+
+
 # Domain exception classes and their HTTP status. Lookup walks the exception's MRO, so a
 # base class entry covers its subclasses unless a subclass has its own entry. A domain error
 # that is not here answers 500 without its detail: add it here when you add it there.

@@ -34,6 +34,11 @@ class VoiceVault:
 
     @property
     def key_encryption_key(self) -> bytes:
+        """Read-only: enrollment stores a new voice's samples under the same wrapping key."""
+        return self._kek
+
+    @property
+    def key_encryption_key(self) -> bytes:
         """For the consent domain's storage functions, which seal and unseal with it."""
         return self._kek
 

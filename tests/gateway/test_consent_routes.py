@@ -1,0 +1,285 @@
+"""Consent over HTTP with real parts: Piper speech read aloud, pocketsphinx, resemblyzer, the
+watermark stack and the embedded engine preparing the voice profile.
+
+Speech checks are the slow part, so one app (a fresh SQLite database) serves the module and
+each test uses its own owner; enrolled voices are made once per module.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from audit.models import Leaf, PendingEvent
+from gateway.app import create_app
+from gateway.db import upgrade
+from gateway.settings import Settings
+from policy.blocklist.repository import add_cohort_speaker
+from policy.consent.models import ConsentChallenge
+from tests.gateway.conftest import bearer
+from tests.gateway.speech import PHRASES, REFERENCE_TEXT, pin_phrase, spoken_wav, wav_bytes, speak
+
+pytestmark = pytest.mark.slow
+torch.set_num_threads(1)
+
+COHORT = ["de_Anka", "de_Anton", "de_Boris", "de_Bernd_Ungerer", "de_ColOhr", "de_Eki_Teebi"]
+
+
+def seed_cohort(app, *, embedder, speech_dir) -> None:
+    """A dev gateway needs a score-normalisation cohort before the list can be checked."""
+    with app.state.session_factory() as session:
+        for name in COHORT:
+            audio, rate = soundfile.read(speech_dir / f"{name}.wav", dtype="float32")
+            add_cohort_speaker(session, embedder=embedder, label=name, audio=audio, sample_rate=rate,
+                               actor="operator:test")
+        session.commit()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, loaded_models, speech_dir):
+    settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("consent-routes"))
+    upgrade(settings.resolved_database_url)
+    app = create_app(settings, models=loaded_models)
+    seed_cohort(app, embedder=loaded_models.embedder, speech_dir=speech_dir)
+    with TestClient(app) as client:
+        assert app.state.engine_executor.wait_ready(120), "engine did not warm up"
+        yield client
+
+
+@pytest.fixture(scope="module")
+def token(gateway, tmp_path_factory):
+    import time
+
+    import jwt
+
+    settings = gateway.app.state.settings
+
+    def make(sub: str, role: str, **claims) -> dict[str, str]:
+        now = int(time.time())
+        body = {"iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": sub, "iat": now, "exp": now + 600,
+                "role": [role], **claims}
+        return bearer(jwt.encode(body, settings.jwt_secret.get_secret_value(), algorithm="HS256"))
+
+    return make
+
+
+def owner(name: str, display: str):
+    return {"sub": name, "role": "owner", "name": display}
+
+
+def issue(gateway, headers, *, grantee="acme", grantee_name="Acme Studios", purposes=("audiobook",),
+          phrase=PHRASES[0]) -> tuple[str, str]:
+    """Issue a challenge through the route; returns its id and the (pinned) statement to read."""
+    response = gateway.post("/v1/consent/challenges", headers=headers, json={
+        "grantee_kind": "tenant", "grantee_id": grantee, "grantee_name": grantee_name, "purposes": list(purposes),
+        "languages": ["en"], "not_after": (datetime.now(UTC) + timedelta(days=30)).isoformat(), "max_uses": 5})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["phrase"] and " ".join(body["phrase"]) in body["statement"]
+    with gateway.app.state.session_factory() as session:
+        return body["challenge_id"], pin_phrase(session, challenge_id=body["challenge_id"], phrase=phrase)
+
+
+def enroll(gateway, headers, *, challenge_id: str, consent: bytes, references: list[bytes]):
+    files = [("consent_recording", ("consent.wav", consent, "audio/wav"))]
+    files += [("references", (f"ref{i}.wav", data, "audio/wav")) for i, data in enumerate(references)]
+    return gateway.post("/v1/voices", headers=headers, data={"challenge_id": challenge_id}, files=files)
+
+
+def audit_events(gateway, *, action: str | None = None) -> list[dict]:
+    """Every event appended so far: integrated leaves, then those still pending."""
+    with gateway.app.state.session_factory() as session:
+        rows = session.scalars(select(Leaf.entry).order_by(Leaf.leaf_index)).all()
+        rows += session.scalars(select(PendingEvent.entry).order_by(PendingEvent.id)).all()
+    events = [json.loads(bytes(row)) for row in rows]
+    return [e for e in events if action is None or e["action"] == action]
+
+
+def denied_reasons(gateway, sub: str) -> list[str]:
+    return [e["reason"] for e in audit_events(gateway, action="consent.denied") if e["actor"]["sub"] == sub]
+
+
+@pytest.fixture(scope="module")
+def enrolled(gateway, token):
+    """Joe's voice, consented to tenant acme for audiobooks, enrolled through the route."""
+    headers = token(**owner("joe", "Joe Miller"))
+    challenge_id, statement = issue(gateway, headers)
+    consent = spoken_wav(statement)
+    response = enroll(gateway, headers, challenge_id=challenge_id, consent=consent,
+                      references=[spoken_wav(REFERENCE_TEXT)])
+    assert response.status_code == 201, response.text
+    return {"headers": headers, "body": response.json(), "consent_wav": consent, "statement": statement}
+
+
+def test_enrolls_voice_and_records_consent(gateway, token, enrolled):
+    body = enrolled["body"]
+    voice_id, consent_id = body["voice_id"], body["consent_id"]
+    assert body["status"] == "active" and body["speaker_similarity"] > 0.8
+    assert [c["consent_id"] for c in body["consents"]] == [consent_id]
+    granted = [e for e in audit_events(gateway, action="consent.granted") if e["subjects"]["voice_id"] == voice_id]
+    enrolled_events = [e for e in audit_events(gateway, action="voice.enrolled") if e["subjects"]["voice_id"] == voice_id]
+    assert len(granted) == 1 and len(enrolled_events) == 1
+    assert granted[0]["subjects"]["consent_id"] == consent_id and granted[0]["decision"] == "allow"
+    assert len(granted[0]["digests"]["reference_sha256"]) == 2  # consent recording + one reference
+
+    listed = gateway.get("/v1/voices", headers=enrolled["headers"]).json()["voices"]
+    assert [v["voice_id"] for v in listed] == [voice_id]
+    assert gateway.get(f"/v1/consents/{consent_id}", headers=enrolled["headers"]).json()["grantee_id"] == "acme"
+    client = token("studio-app", "client", tenant="acme")
+    assert [v["voice_id"] for v in gateway.get("/v1/voices", headers=client).json()["voices"]] == [voice_id]
+    seen = gateway.get(f"/v1/voices/{voice_id}", headers=client)
+    assert seen.status_code == 200 and [c["consent_id"] for c in seen.json()["consents"]] == [consent_id]
+    with gateway.app.state.session_factory() as session:
+        material = gateway.app.state.components.voices.load(session, voice_id=voice_id)
+    assert material.engine_profile is not None and material.speaker_profile.shape == (256,)
+
+
+def test_rejects_replayed_consent_recording(gateway, enrolled):
+    """The earlier recording, sent again for a new challenge. The new challenge is given the same
+    phrase, so only the replay check (d) stands between the attacker and a second voice."""
+    challenge_id, statement = issue(gateway, enrolled["headers"], phrase=PHRASES[0])
+    assert statement == enrolled["statement"]
+    response = enroll(gateway, enrolled["headers"], challenge_id=challenge_id, consent=enrolled["consent_wav"],
+                      references=[spoken_wav(REFERENCE_TEXT)])
+    assert response.status_code == 409 and response.json()["error"] == "consent_recording_replayed", response.text
+    assert denied_reasons(gateway, "joe") == ["consent_recording_replayed"]
+    assert len(gateway.get("/v1/voices", headers=enrolled["headers"]).json()["voices"]) == 1
+
+
+def test_rejects_statement_for_other_challenge(gateway, token):
+    headers = token(**owner("mallory", "Mallory Jones"))
+    challenge_id, _ = issue(gateway, headers, grantee_name="Other Studios", phrase=PHRASES[0])
+    _, other_statement = issue(gateway, headers, grantee_name="Other Studios", phrase=PHRASES[1])
+    response = enroll(gateway, headers, challenge_id=challenge_id, consent=spoken_wav(other_statement),
+                      references=[spoken_wav(REFERENCE_TEXT)])
+    assert response.status_code == 422 and response.json()["error"] == "consent_phrase_mismatch", response.text
+    assert denied_reasons(gateway, "mallory") == ["consent_phrase_mismatch"]
+    assert gateway.get("/v1/voices", headers=headers).json()["voices"] == []
+
+
+def test_rejects_retrying_a_challenge_after_a_failed_check(gateway, token):
+    """The failed attempt consumed the challenge for good: no second recording is heard."""
+    headers = token(**owner("trudy", "Trudy Smith"))
+    challenge_id, statement = issue(gateway, headers, grantee_name="Retry Studios")
+    silence = wav_bytes(np.zeros(16000 * 4, np.float32), 16000)
+    first = enroll(gateway, headers, challenge_id=challenge_id, consent=silence, references=[spoken_wav(REFERENCE_TEXT)])
+    assert first.status_code == 422, first.text
+    second = enroll(gateway, headers, challenge_id=challenge_id, consent=spoken_wav(statement),
+                    references=[spoken_wav(REFERENCE_TEXT)])
+    assert second.status_code == 409 and second.json()["error"] == "challenge_already_used", second.text
+    assert denied_reasons(gateway, "trudy")[-1] == "challenge_already_used"
+
+
+def test_rejects_challenge_of_another_owner(gateway, token):
+    alice = token(**owner("alice", "Alice Brown"))
+    challenge_id, statement = issue(gateway, alice, grantee_name="Alice Studios")
+    thief = token(**owner("eve", "Eve Black"))
+    response = enroll(gateway, thief, challenge_id=challenge_id, consent=spoken_wav(statement),
+                      references=[spoken_wav(REFERENCE_TEXT)])
+    assert response.status_code == 403 and response.json()["error"] == "challenge_not_yours", response.text
+    with gateway.app.state.session_factory() as session:
+        assert session.get(ConsentChallenge, challenge_id).used_at is None  # still Alice's to use
+
+
+def test_rejects_references_of_another_speaker(gateway, token, speech_dir):
+    headers = token(**owner("oscar", "Oscar White"))
+    challenge_id, statement = issue(gateway, headers, grantee_name="Oscar Studios")
+    strangers = [(speech_dir / f"{name}.wav").read_bytes() for name in ("en_robert", "en_linda_johnson")]
+    response = enroll(gateway, headers, challenge_id=challenge_id, consent=spoken_wav(statement), references=strangers)
+    assert response.status_code == 422 and response.json()["error"] == "consent_speaker_mismatch", response.text
+    assert denied_reasons(gateway, "oscar") == ["consent_speaker_mismatch"]
+
+
+def test_rejects_synthetic_consent_recording(gateway, token):
+    """A consent recording that carries this gateway's watermark is one of its own clones."""
+    headers = token(**owner("sybil", "Sybil Grey"))
+    challenge_id, statement = issue(gateway, headers, grantee_name="Sybil Studios")
+    audio, rate = speak(statement)
+    marked = gateway.app.state.components.watermark.embed(audio, sample_rate=rate, payload=(7).to_bytes(4, "big"))
+    response = enroll(gateway, headers, challenge_id=challenge_id, consent=wav_bytes(np.clip(marked, -1, 1), rate),
+                      references=[spoken_wav(REFERENCE_TEXT)])
+    assert response.status_code == 422 and response.json()["error"] == "consent_recording_synthetic", response.text
+
+
+def test_rejects_undecodable_consent_upload(gateway, token):
+    headers = token(**owner("ursula", "Ursula Green"))
+    challenge_id, _ = issue(gateway, headers, grantee_name="Ursula Studios")
+    response = enroll(gateway, headers, challenge_id=challenge_id, consent=b"RIFF\x00\x00\x00\x00WAVEjunk",
+                      references=[spoken_wav(REFERENCE_TEXT)])
+    assert response.status_code == 422 and response.json()["error"] == "audio_corrupt", response.text
+    assert denied_reasons(gateway, "ursula") == ["audio_corrupt"]
+    with gateway.app.state.session_factory() as session:
+        assert session.get(ConsentChallenge, challenge_id).used_at is None  # nothing was heard yet
+
+
+def test_rejects_client_token_enrolling_or_issuing_challenges(gateway, token):
+    client = token("studio-app", "client", tenant="acme")
+    response = gateway.post("/v1/consent/challenges", headers=client, json={})
+    assert response.status_code == 403 and response.json()["error"] == "permission_denied"
+    response = enroll(gateway, client, challenge_id="0" * 32, consent=b"x", references=[b"x"])
+    assert response.status_code == 403
+
+
+def test_rejects_client_reading_other_tenants_voice(gateway, token, enrolled):
+    voice_id = enrolled["body"]["voice_id"]
+    other = token("rival-app", "client", tenant="rival")
+    assert gateway.get("/v1/voices", headers=other).json()["voices"] == []
+    response = gateway.get(f"/v1/voices/{voice_id}", headers=other)
+    assert response.status_code == 404 and response.json()["error"] == "voice_not_found"
+
+
+def test_rejects_owner_touching_another_owners_voice(gateway, token, enrolled):
+    voice_id, consent_id = enrolled["body"]["voice_id"], enrolled["body"]["consent_id"]
+    eve = token(**owner("eve", "Eve Black"))
+    for method, path in [("get", f"/v1/voices/{voice_id}"), ("get", f"/v1/consents/{consent_id}"),
+                         ("post", f"/v1/consents/{consent_id}/revoke"), ("get", f"/v1/voices/{voice_id}/usage"),
+                         ("delete", f"/v1/voices/{voice_id}")]:
+        response = getattr(gateway, method)(path, headers=eve)
+        assert response.status_code == 404, (path, response.text)
+    assert gateway.get(f"/v1/voices/{voice_id}", headers=enrolled["headers"]).json()["status"] == "active"
+
+
+def test_rejects_samples_of_another_speaker_and_adds_own(gateway, enrolled, speech_dir):
+    voice_id, headers = enrolled["body"]["voice_id"], enrolled["headers"]
+    stranger = [("references", ("s.wav", (speech_dir / "en_robert.wav").read_bytes(), "audio/wav"))]
+    response = gateway.post(f"/v1/voices/{voice_id}/samples", headers=headers, files=stranger)
+    assert response.status_code == 422 and response.json()["error"] == "consent_speaker_mismatch", response.text
+    own = [("references", ("o.wav", spoken_wav("The garden gate creaked as the wind picked up in the evening."),
+                           "audio/wav"))]
+    response = gateway.post(f"/v1/voices/{voice_id}/samples", headers=headers, files=own)
+    assert response.status_code == 200 and response.json()["profile_version"] == 2, response.text
+
+
+def test_identity_assurance_required_when_configured(tmp_path, loaded_models, hs256_token):
+    settings = Settings(mode="dev", data_dir=tmp_path / "data", require_owner_identity_assurance=True)
+    upgrade(settings.resolved_database_url)
+    body = {"grantee_kind": "tenant", "grantee_id": "acme", "grantee_name": "Acme", "purposes": ["audiobook"],
+            "languages": ["en"], "not_after": (datetime.now(UTC) + timedelta(days=1)).isoformat(), "max_uses": 1}
+    with TestClient(create_app(settings, models=loaded_models)) as client:
+        unverified = bearer(hs256_token(role=["owner"], name="Ann Lee"))
+        response = client.post("/v1/consent/challenges", headers=unverified, json=body)
+        assert response.status_code == 403 and response.json()["error"] == "identity_assurance_required"
+        verified = bearer(hs256_token(role=["owner"], name="Ann Lee", identity_verified=True))
+        assert client.post("/v1/consent/challenges", headers=verified, json=body).status_code == 201
+
+
+def test_revocation_and_erasure_are_recorded(gateway, token, enrolled):
+    """Runs last in the module: it revokes and erases the shared voice."""
+    voice_id, consent_id, headers = enrolled["body"]["voice_id"], enrolled["body"]["consent_id"], enrolled["headers"]
+    assert gateway.get(f"/v1/voices/{voice_id}/usage", headers=headers).json()["usage"] == []
+    revoked = gateway.post(f"/v1/consents/{consent_id}/revoke", headers=headers)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    client = token("studio-app", "client", tenant="acme")
+    assert gateway.get("/v1/voices", headers=client).json()["voices"] == []
+    erased = gateway.delete(f"/v1/voices/{voice_id}", headers=headers)
+    assert erased.status_code == 200 and erased.json()["status"] == "erased"
+    assert gateway.delete(f"/v1/voices/{voice_id}", headers=headers).status_code == 410
+    actions = [e["action"] for e in audit_events(gateway) if e["subjects"]["voice_id"] == voice_id]
+    assert actions.count("consent.revoked") == 1 and actions.count("voice.erased") == 1
