@@ -54,6 +54,13 @@ class PayloadTooLarge(GatewayError):
     status = 413
 
 
+class DatabaseUnavailable(GatewayError):
+    """The database could not be reached or refused the work; nothing was decided or released."""
+
+    code = "database_unavailable"
+    status = 503
+
+
 class NotFound(GatewayError):
     code = "not_found"
     status = 404

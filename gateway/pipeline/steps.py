@@ -8,6 +8,7 @@ output → consent re-check → audit `released`. `gateway/pipeline/synthesis.py
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from audit.events import Action, Actor, AuditEvent, Decision, Digests, EngineInfo, Subjects
 from engine.executor import BoundedExecutor
-from engine.interface import CancelToken, EngineAudio, SynthesisControls, VoiceProfile
+from engine.interface import CancelToken, EngineAudio, EngineDescription, SynthesisControls, VoiceProfile
 from gateway.auth import Principal
 from gateway.pipeline.marked import MarkedAudio, mark_output
 from policy.blocklist.live import LiveBlocklist
@@ -90,6 +91,16 @@ def admitted_event(
         digests=Digests(text_sha256=sha256_hex(text.encode()), reference_sha256=reference_sha256),
         engine=engine,
     )
+
+
+def engine_info(description: EngineDescription) -> EngineInfo:
+    """The engine as audit events name it: audit fields are plain tokens, so spaces and
+    punctuation in a version string ("piper-tts 1.8.0, pyworld 0.3.5") become underscores."""
+
+    def token(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_")[:64] or "unknown"
+
+    return EngineInfo(name=token(description.name), version=token(description.version))
 
 
 def payload_for(audit_identifier: int) -> bytes:

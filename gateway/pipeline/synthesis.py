@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import Action, EngineInfo
@@ -21,6 +23,7 @@ from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, VoiceProfile
 from gateway import __version__
 from gateway.auth import Principal
+from gateway.errors import DatabaseUnavailable
 from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
 from gateway.pipeline import steps
 from gateway.pipeline.steps import SynthesisRequest
@@ -72,6 +75,15 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """A database failure inside a pipeline step is a specific 503, not an internal error."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise DatabaseUnavailable(f"the database failed: {type(exc).__name__}") from exc
+
+
 def content_id_of(audit_id: int) -> str:
     return f"clonegate:{audit_id}"
 
@@ -102,17 +114,19 @@ class SynthesisPipeline:
         parts = self._parts
         with self._sessions() as session:
             try:
-                grant = steps.check_consent(session, principal=principal, request=request, now=self._clock())
-                voice = parts.voices.load(session, voice_id=request.voice_id)
-                steps.check_references_not_protected(parts.blocklist, embedder=parts.embedder,
-                                                      voice_id=request.voice_id, speaker_profile=voice.speaker_profile)
-                text = steps.check_text(parts.text_rules, request.text)
-                description = parts.executor.describe()
-                engine = EngineInfo(name=description.name, version=description.version)
-                event = steps.admitted_event(principal=principal, request=request, grant=grant, request_id=request_id,
-                                             text=text, reference_sha256=voice.reference_sha256, engine=engine)
-                # Commits the counted consent use together with the event that records it.
-                audit_id = commit_write_ahead(session, event=event)
+                with database_errors():
+                    grant = steps.check_consent(session, principal=principal, request=request, now=self._clock())
+                    voice = parts.voices.load(session, voice_id=request.voice_id)
+                    steps.check_references_not_protected(parts.blocklist, embedder=parts.embedder,
+                                                          voice_id=request.voice_id,
+                                                          speaker_profile=voice.speaker_profile)
+                    text = steps.check_text(parts.text_rules, request.text)
+                    engine = steps.engine_info(parts.executor.describe())
+                    event = steps.admitted_event(principal=principal, request=request, grant=grant,
+                                                 request_id=request_id, text=text,
+                                                 reference_sha256=voice.reference_sha256, engine=engine)
+                    # Commits the counted consent use together with the event that records it.
+                    audit_id = commit_write_ahead(session, event=event)
             except BaseException as exc:
                 session.rollback()
                 self._record_refusal(principal=principal, request=request, request_id=request_id,
@@ -145,17 +159,18 @@ class SynthesisPipeline:
                  output_sha256: str, watermark_id: str) -> int:
         with self._sessions() as session:
             try:
-                now = self._clock()
-                steps.recheck_consent(session, grant=admission.grant, now=now)
-                record_usage(session, grant=admission.grant, principal_iss=principal.issuer,
-                             principal_sub=principal.subject, tenant=principal.tenant,
-                             text_sha256=steps.sha256_hex(admission.text.encode()),
-                             audit_index=admission.audit_id, now=now)
-                event = steps.released_event(principal=principal, request=request, grant=admission.grant,
-                                             request_id=admission.request_id, text=admission.text,
-                                             output_sha256=output_sha256, watermark_id=watermark_id,
-                                             engine=admission.engine)
-                return commit_write_ahead(session, event=event)
+                with database_errors():
+                    now = self._clock()
+                    steps.recheck_consent(session, grant=admission.grant, now=now)
+                    record_usage(session, grant=admission.grant, principal_iss=principal.issuer,
+                                 principal_sub=principal.subject, tenant=principal.tenant,
+                                 text_sha256=steps.sha256_hex(admission.text.encode()),
+                                 audit_index=admission.audit_id, now=now)
+                    event = steps.released_event(principal=principal, request=request, grant=admission.grant,
+                                                 request_id=admission.request_id, text=admission.text,
+                                                 output_sha256=output_sha256, watermark_id=watermark_id,
+                                                 engine=admission.engine)
+                    return commit_write_ahead(session, event=event)
             except BaseException:
                 session.rollback()
                 raise

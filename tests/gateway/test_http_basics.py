@@ -10,13 +10,21 @@ from fastapi.testclient import TestClient
 from gateway.app import create_app
 from gateway.logs import JsonFormatter
 from gateway.settings import Settings
+from tests.gateway.synthesis_fixtures import seed_cohort
 
 
 def test_healthz_answers(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_readyz_ready_when_database_reachable(client):
+def test_readyz_waits_for_engine_and_blocklist(client, speech_dir):
+    app = client.app
+    assert app.state.engine_executor.wait_ready(180)
+    # Without a score-normalisation cohort the protected-speaker list cannot decide anything.
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "not ready: blocklist"
+    seed_cohort(app, speech_dir)
     assert client.get("/readyz").json() == {"status": "ready"}
 
 

@@ -1,0 +1,90 @@
+"""Arranging a granted voice and a ready gateway for synthesis tests.
+
+The voice is created through the consent domain's real storage functions with an issued
+challenge, but without the spoken-consent checks (those have their own tests): what is under
+test here is the pipeline from a granted voice to released audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from fastapi import FastAPI
+
+from engine.interface import ReferenceClip
+from policy.blocklist.repository import add_cohort_speaker
+from policy.consent.challenges import OwnerIdentity, create_challenge
+from policy.consent.models import Consent, Voice
+from policy.consent.storage import create_voice_key, replace_profile, store_sample
+
+COHORT_SIZE = 6
+TENANT = "acme"
+PURPOSE = "narration"
+OWNER_ISSUER_SUB = "owner-1"
+
+
+@dataclass(frozen=True)
+class GrantedVoice:
+    voice_id: str
+    consent_id: str
+    reference: np.ndarray
+    sample_rate: int
+
+
+def read_clip(path: Path, *, seconds: float | None = None) -> tuple[np.ndarray, int]:
+    samples, rate = soundfile.read(path, dtype="float32")
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    return (samples[: int(seconds * rate)] if seconds else samples), rate
+
+
+def seed_cohort(app: FastAPI, speech_dir: Path) -> None:
+    embedder = app.state.components.embedder
+    with app.state.session_factory() as session:
+        for path in sorted(speech_dir.glob("de_*.wav"))[:COHORT_SIZE]:
+            audio, rate = read_clip(path, seconds=8)
+            add_cohort_speaker(session, embedder=embedder, label=path.stem, audio=audio, sample_rate=rate,
+                               actor="test")
+        session.commit()
+    app.state.components.blocklist.refresh(force=True)
+
+
+def grant_voice(app: FastAPI, reference_path: Path, *, issuer: str, max_uses: int = 5) -> GrantedVoice:
+    """An owner's voice, prepared by the engine, granted to tenant `acme` for narration in English."""
+    components = app.state.components
+    reference, rate = read_clip(reference_path, seconds=12)
+    kek = components.voices.key_encryption_key
+    now = datetime.now(UTC)
+    profile = app.state.engine_executor.prepare_voice(references=[ReferenceClip(audio=reference, sample_rate=rate)])
+    with app.state.session_factory() as session:
+        challenge, _ = create_challenge(
+            session, owner=OwnerIdentity(iss=issuer, sub=OWNER_ISSUER_SUB, display_name="Olive Owner"),
+            grantee_kind="tenant", grantee_id=TENANT, grantee_name="Acme Audio", purposes=[PURPOSE],
+            languages=["en"], not_before=now - timedelta(hours=1), not_after=now + timedelta(days=1),
+            max_uses=max_uses, now=now)
+        voice = Voice(id=secrets.token_hex(16), owner_iss=issuer, owner_sub=OWNER_ISSUER_SUB, owner_name="Olive Owner",
+                      status="active", embedder_name=components.embedder.name, profile_version=1, created_at=now)
+        session.add(voice)
+        session.flush()
+        create_voice_key(session, voice_id=voice.id, key_encryption_key=kek)
+        consent = Consent(
+            id=secrets.token_hex(16), voice_id=voice.id, challenge_id=challenge.id, owner_iss=issuer,
+            owner_sub=OWNER_ISSUER_SUB, grantee_kind="tenant", grantee_id=TENANT, purposes=[PURPOSE],
+            languages=["en"], not_before=challenge.not_before, not_after=challenge.not_after, max_uses=max_uses,
+            uses=0, statement_sha256=hashlib.sha256(challenge.statement_text.encode()).hexdigest(),
+            recording_sha256=hashlib.sha256(reference.tobytes()).hexdigest(), created_at=now)
+        session.add(consent)
+        session.flush()
+        store_sample(session, voice_id=voice.id, kind="reference", data=reference, sample_rate=rate,
+                     key_encryption_key=kek)
+        replace_profile(session, voice_id=voice.id, profile=components.embedder.embed(reference, sample_rate=rate),
+                        key_encryption_key=kek)
+        components.voices.save_engine_profile(session, voice_id=voice.id, profile=profile)
+        session.commit()
+        return GrantedVoice(voice_id=voice.id, consent_id=consent.id, reference=reference, sample_rate=rate)
