@@ -36,7 +36,7 @@ from policy.consent.grants import (
     voices_of_owner,
 )
 from policy.consent.statement_text import DEFAULT_TEMPLATES, Statement
-from policy.consent.storage import erase_voice_data, load_samples
+from policy.consent.storage import erase_voice_data, load_samples, purge_erased_remnants
 
 __all__ = [
     "CHALLENGE_TTL",
@@ -58,6 +58,7 @@ __all__ = [
     "erase_voice_data",
     "load_samples",
     "owned_voice",
+    "purge_erased_remnants",
     "owner_consent",
     "recheck",
     "record_usage",

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, select, update
+from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
@@ -130,6 +130,11 @@ def erase_voice_data(session: Session, *, voice_id: str, now: datetime) -> None:
     voice = session.get(Voice, voice_id)
     if voice is None or voice.status == "erased":
         raise VoiceErased(f"voice {voice_id} is already erased")
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite otherwise leaves deleted rows in free pages of the file; this makes it overwrite
+        # them with zeros. Old page images stay in the write-ahead log until a checkpoint, and
+        # PostgreSQL keeps dead tuples until VACUUM: see purge_erased_remnants.
+        session.execute(text("PRAGMA secure_delete = ON"))
     session.execute(delete(VoiceSample).where(VoiceSample.voice_id == voice_id))
     session.execute(delete(VoiceKey).where(VoiceKey.voice_id == voice_id))
     session.execute(
@@ -138,3 +143,18 @@ def erase_voice_data(session: Session, *, voice_id: str, now: datetime) -> None:
     voice.status = "erased"
     voice.erased_at = now
     session.flush()
+
+
+def purge_erased_remnants(engine: Engine) -> None:
+    """After the erasure's transaction committed: drop the old copies the database still holds.
+
+    SQLite: checkpoint and truncate the write-ahead log (it holds pre-erasure page images).
+    PostgreSQL: VACUUM the two tables so dead tuples with ciphertext and wrapped keys are removed.
+    The gateway calls this right after committing ``erase_voice_data``; backups age out by policy.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    elif engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM voice_keys, voice_samples")

@@ -30,6 +30,7 @@ from policy.consent import (
     load_samples,
 )
 from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
+from policy.consent.storage import purge_erased_remnants
 from policy.consent.statement_text import DEFAULT_TEMPLATES, render_statement
 from policy.errors import (
     ChallengeAlreadyUsed,
@@ -82,13 +83,23 @@ def embedder():
 
 
 @pytest.fixture
-def session(tmp_path):
-    url = f"sqlite:///{tmp_path / 'consent.db'}"
+def database_file(tmp_path):
+    return tmp_path / "consent.db"
+
+
+@pytest.fixture
+def session(database_file):
+    url = f"sqlite:///{database_file}"
     upgrade(url)
     engine = create_db_engine(url)
     with Session(engine) as session:
         yield session
     engine.dispose()
+
+
+def _database_bytes(database_file) -> bytes:
+    """The database file and its write-ahead log or journal, as they are on disk."""
+    return b"".join(p.read_bytes() for p in database_file.parent.glob(database_file.name + "*"))
 
 
 def _no_watermark(audio, sample_rate):
@@ -228,7 +239,7 @@ def test_rejects_references_with_too_little_speech(session, piper, embedder):
         _enroll(session, challenge, piper(statement.text), short, embedder)
 
 
-def test_adds_samples_rejects_other_speaker_and_erases(session, piper, references, embedder, speech_dir):
+def test_adds_samples_rejects_other_speaker_and_erases(session, database_file, piper, references, embedder, speech_dir):
     challenge, statement = _challenge(session)
     result = _enroll(session, challenge, piper(statement.text), references, embedder)
     profile = add_reference_samples(session, voice_id=result.voice_id, owner_iss=OWNER.iss, owner_sub=OWNER.sub,
@@ -241,8 +252,18 @@ def test_adds_samples_rejects_other_speaker_and_erases(session, piper, reference
                               references=stranger, embedder=embedder, check_protected=_not_protected,
                               key_encryption_key=KEK)
 
+    secrets_before = [bytes(c) for c in session.scalars(select(VoiceSample.ciphertext))]
+    secrets_before += [bytes(k) for k in session.scalars(select(VoiceKey.wrapped_key))]
+    session.commit()
+    # The encrypted samples and the wrapped key are in the file before erasure...
+    assert all(secret[:64] in _database_bytes(database_file) for secret in secrets_before)
+
     erase_voice_data(session, voice_id=result.voice_id, now=NOW)
     session.commit()
+    purge_erased_remnants(session.get_bind())
+    # Nothing of the key or the ciphertexts is left in the database file, not even in free pages.
+    raw = _database_bytes(database_file)
+    assert secrets_before and not any(secret[:64] in raw for secret in secrets_before)
     assert session.scalar(select(func.count()).select_from(VoiceSample)) == 0
     assert session.scalar(select(func.count()).select_from(VoiceKey)) == 0
     assert session.get(Consent, result.consent_id).revoked_at is not None

@@ -27,7 +27,7 @@ from policy.consent import (
     voices_granted_to,
 )
 from policy.consent.models import Consent, ConsentChallenge, Voice, VoiceKey, VoiceSample
-from policy.consent.storage import create_voice_key, store_sample
+from policy.consent.storage import create_voice_key, purge_erased_remnants, store_sample
 from policy.errors import (
     ChallengeAlreadyUsed,
     ChallengeExpired,
@@ -261,6 +261,8 @@ def test_erasure_destroys_key_and_samples_and_revokes(db_session):
     assert rate == 16000 and np.array_equal(stored, audio)
 
     erase_voice_data(db_session, voice_id=voice.id, now=NOW)
+    db_session.commit()
+    purge_erased_remnants(db_session.get_bind())  # WAL checkpoint on SQLite, VACUUM on PostgreSQL
     assert db_session.scalar(select(func.count()).select_from(VoiceSample).where(VoiceSample.voice_id == voice.id)) == 0
     assert db_session.get(VoiceKey, voice.id) is None
     with pytest.raises(VoiceKeyDestroyed):
