@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import functools
 import io
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import jwt
 import numpy as np
 import soundfile
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.models import Leaf, PendingEvent
+from gateway.app import create_app
+from gateway.db import upgrade
+from gateway.settings import Settings
+from policy.blocklist.repository import add_cohort_speaker
 from policy.consent.models import ConsentChallenge
 from policy.consent.statement_text import DEFAULT_TEMPLATES, render_statement
+from tests.gateway.conftest import bearer
 
 REFERENCE_TEXT = (
     "The morning train was late again, so I walked along the river and watched the boats. "
@@ -61,3 +74,78 @@ def pin_phrase(session: Session, *, challenge_id: str, phrase: tuple[str, ...], 
     challenge.phrase, challenge.statement_text = " ".join(phrase), statement.text
     session.commit()
     return statement.text
+
+
+COHORT = ["de_Anka", "de_Anton", "de_Boris", "de_Bernd_Ungerer", "de_ColOhr", "de_Eki_Teebi"]
+
+
+def seed_cohort(app, *, embedder, speech_dir) -> None:
+    """A dev gateway needs a score-normalisation cohort before the list can be checked."""
+    with app.state.session_factory() as session:
+        for name in COHORT:
+            audio, rate = soundfile.read(speech_dir / f"{name}.wav", dtype="float32")
+            add_cohort_speaker(session, embedder=embedder, label=name, audio=audio, sample_rate=rate,
+                               actor="operator:test")
+        session.commit()
+
+
+def running_gateway(data_dir: Path, *, models, speech_dir: Path, **settings_overrides):
+    """A dev gateway on a fresh SQLite database, cohort seeded, engine warmed up (a generator
+    for module fixtures)."""
+    settings = Settings(mode="dev", data_dir=data_dir, **settings_overrides)
+    upgrade(settings.resolved_database_url)
+    app = create_app(settings, models=models)
+    seed_cohort(app, embedder=models.embedder, speech_dir=speech_dir)
+    with TestClient(app) as client:
+        if not app.state.engine_executor.wait_ready(120):
+            raise RuntimeError("the engine did not warm up in 120 s")
+        yield client
+
+
+def token_maker(gateway: TestClient):
+    """Bearer headers for a subject and role on this gateway (HS256, dev secret)."""
+    settings = gateway.app.state.settings
+
+    def make(sub: str, role: str, **claims) -> dict[str, str]:
+        now = int(time.time())
+        body = {"iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": sub, "iat": now, "exp": now + 600,
+                "role": [role], **claims}
+        return bearer(jwt.encode(body, settings.jwt_secret.get_secret_value(), algorithm="HS256"))
+
+    return make
+
+
+def owner(name: str, display: str):
+    return {"sub": name, "role": "owner", "name": display}
+
+
+def issue(gateway, headers, *, grantee="acme", grantee_name="Acme Studios", purposes=("audiobook",),
+          phrase=PHRASES[0]) -> tuple[str, str]:
+    """Issue a challenge through the route; returns its id and the (pinned) statement to read."""
+    response = gateway.post("/v1/consent/challenges", headers=headers, json={
+        "grantee_kind": "tenant", "grantee_id": grantee, "grantee_name": grantee_name, "purposes": list(purposes),
+        "languages": ["en"], "not_after": (datetime.now(UTC) + timedelta(days=30)).isoformat(), "max_uses": 5})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["phrase"] and " ".join(body["phrase"]) in body["statement"]
+    with gateway.app.state.session_factory() as session:
+        return body["challenge_id"], pin_phrase(session, challenge_id=body["challenge_id"], phrase=phrase)
+
+
+def enroll(gateway, headers, *, challenge_id: str, consent: bytes, references: list[bytes]):
+    files = [("consent_recording", ("consent.wav", consent, "audio/wav"))]
+    files += [("references", (f"ref{i}.wav", data, "audio/wav")) for i, data in enumerate(references)]
+    return gateway.post("/v1/voices", headers=headers, data={"challenge_id": challenge_id}, files=files)
+
+
+def audit_events(gateway, *, action: str | None = None) -> list[dict]:
+    """Every event appended so far: integrated leaves, then those still pending."""
+    with gateway.app.state.session_factory() as session:
+        rows = session.scalars(select(Leaf.entry).order_by(Leaf.leaf_index)).all()
+        rows += session.scalars(select(PendingEvent.entry).order_by(PendingEvent.id)).all()
+    events = [json.loads(bytes(row)) for row in rows]
+    return [e for e in events if action is None or e["action"] == action]
+
+
+def denied_reasons(gateway, sub: str) -> list[str]:
+    return [e["reason"] for e in audit_events(gateway, action="consent.denied") if e["actor"]["sub"] == sub]
