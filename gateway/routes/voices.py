@@ -28,7 +28,7 @@ from policy.consent.grants import (
     voices_of_owner,
 )
 from policy.consent.models import Consent, Voice
-from policy.consent.storage import erase_voice_data
+from policy.consent.storage import erase_voice_data, purge_erased_remnants
 from policy.errors import ConsentNotFound, NotVoiceOwner, VoiceNotFound
 
 router = APIRouter(prefix="/v1", tags=["voices"])
@@ -138,10 +138,18 @@ def voice_usage(voice_id: str, session: SessionDep, principal: Owner) -> dict:
 
 
 @router.delete("/voices/{voice_id}")
-def erase_voice(voice_id: str, request: Request, session: SessionDep, principal: Owner) -> dict:
-    """Erase: recordings, profiles and the voice's key are deleted, its consents revoked."""
-    _own_voice(session, voice_id=voice_id, principal=principal)
-    erase_voice_data(session, voice_id=voice_id, now=utcnow())
-    append_event(session, event=AuditEvent(action=Action.VOICE_ERASED, decision=Decision.NONE,
-                                           actor=actor_of(principal), subjects=Subjects(voice_id=voice_id)))
-    return voice_view(session, voice_id=voice_id)
+def erase_voice(voice_id: str, request: Request, principal: Owner) -> dict:
+    """Erase: recordings, profiles and the voice's key are deleted, its consents revoked.
+
+    Committed here rather than by the request dependency: the database's old page copies
+    (SQLite WAL, PostgreSQL dead tuples) can only be purged after the erasure committed.
+    """
+    with request.app.state.session_factory() as session:
+        _own_voice(session, voice_id=voice_id, principal=principal)
+        erase_voice_data(session, voice_id=voice_id, now=utcnow())
+        append_event(session, event=AuditEvent(action=Action.VOICE_ERASED, decision=Decision.NONE,
+                                               actor=actor_of(principal), subjects=Subjects(voice_id=voice_id)))
+        session.commit()
+        view = voice_view(session, voice_id=voice_id)
+    purge_erased_remnants(request.app.state.db_engine)
+    return view

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from gateway.app import create_app
 from gateway.db import upgrade
 from gateway.settings import Settings
-from policy.consent.models import ConsentChallenge
+from policy.consent.models import ConsentChallenge, VoiceKey, VoiceSample
 from tests.gateway.conftest import bearer
 from tests.gateway.speech import (
     PHRASES,
@@ -222,5 +223,8 @@ def test_revocation_and_erasure_are_recorded(gateway, token, enrolled):
     erased = gateway.delete(f"/v1/voices/{voice_id}", headers=headers)
     assert erased.status_code == 200 and erased.json()["status"] == "erased"
     assert gateway.delete(f"/v1/voices/{voice_id}", headers=headers).status_code == 410
+    with gateway.app.state.session_factory() as session:
+        assert session.scalars(select(VoiceSample.id).where(VoiceSample.voice_id == voice_id)).all() == []
+        assert session.get(VoiceKey, voice_id) is None
     actions = [e["action"] for e in audit_events(gateway) if e["subjects"]["voice_id"] == voice_id]
     assert actions.count("consent.revoked") == 1 and actions.count("voice.erased") == 1
