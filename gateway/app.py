@@ -15,8 +15,9 @@ from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.readiness import Readiness
 from gateway.components import LoadedModels, install_pipeline, load_models
 from gateway.engines import install_engine
-from gateway.routes import admin, blocklist, consent, health, synthesis, voices
+from gateway.routes import admin, blocklist, consent, detect, health, synthesis, voices
 from gateway.routes.audit import install_audit
+from gateway.routes.detect import AnonymousRateLimiter
 from gateway.settings import Settings
 
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     models = models or load_models(settings)
     install_engine(app, settings, engine=models.engine)
     install_pipeline(app, settings, models=models)
+    app.state.detect_rate_limiter = AnonymousRateLimiter(per_minute=settings.detect_anonymous_per_minute)
 
     install_error_handlers(app)
     # The middleware added last is outermost: the request id covers the 413 answer too.
@@ -57,6 +59,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(synthesis.router)
+    app.include_router(detect.router)
     app.include_router(consent.router)
     app.include_router(voices.router)
     app.include_router(blocklist.router)

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # Synthesis requests: text limit and deny patterns (regular expressions on normalised text).
     synthesis_max_text_chars: int = Field(default=5000, ge=1, le=100_000)
     synthesis_deny_patterns: list[str] = []
+    # The detector: anonymous callers (no token) only if allowed, and then rate limited per address.
+    detect_allow_anonymous: bool = False
+    detect_anonymous_per_minute: int = Field(default=10, ge=1, le=10_000)
     # Who provides the service, written into every output's AI label.
     provider_name: str = "clonegate (development)"
 

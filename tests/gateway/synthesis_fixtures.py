@@ -8,6 +8,7 @@ test here is the pipeline from a granted voice to released audio.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,14 +16,25 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from sqlalchemy import select
+
+from audit.events import AuditEvent
+from audit.models import Leaf, PendingEvent
 from engine.interface import ReferenceClip
+from gateway.app import create_app
+from gateway.db import upgrade
+from gateway.settings import Settings
 from policy.blocklist.repository import add_cohort_speaker
 from policy.consent.challenges import OwnerIdentity, create_challenge
 from policy.consent.models import Consent, Voice
+from tests.gateway.conftest import bearer
 from policy.consent.storage import create_voice_key, replace_profile, store_sample
 
+TEXT = "The library opens at nine in the morning and closes at six in the evening."
 COHORT_SIZE = 6
 TENANT = "acme"
 PURPOSE = "narration"
@@ -88,3 +100,47 @@ def grant_voice(app: FastAPI, reference_path: Path, *, issuer: str, max_uses: in
         components.voices.save_engine_profile(session, voice_id=voice.id, profile=profile)
         session.commit()
         return GrantedVoice(voice_id=voice.id, consent_id=consent.id, reference=reference, sample_rate=rate)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, loaded_models, speech_dir):
+    """A ready gateway (engine warm, cohort seeded) with one voice granted to tenant `acme`."""
+    settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("synthesis"),
+                        synthesis_deny_patterns=[r"\bwire (the )?money\b"])
+    upgrade(settings.resolved_database_url)
+    app = create_app(settings, models=loaded_models)
+    with TestClient(app) as client:
+        assert app.state.engine_executor.wait_ready(180)
+        seed_cohort(app, speech_dir)
+        voice = grant_voice(app, sorted(speech_dir.glob("en_*.wav"))[1], issuer=settings.jwt_issuer, max_uses=1000)
+        yield client, app, voice
+
+
+@pytest.fixture
+def client_token(hs256_token):
+    return hs256_token(sub="studio-1", role=["client"], tenant=TENANT)
+
+
+def audit_events(app, **where) -> list[tuple[int, AuditEvent]]:
+    """(audit identifier, event) of every event, integrated or still pending, in append order."""
+    with app.state.session_factory() as session:
+        rows = [*session.execute(select(Leaf.pending_id, Leaf.entry)),
+                *session.execute(select(PendingEvent.id, PendingEvent.entry))]
+    events = sorted((audit_id, AuditEvent.from_canonical_bytes(entry)) for audit_id, entry in rows)
+    return [(index, event) for index, event in events
+            if all(getattr(event.subjects, key) == value for key, value in where.items())]
+
+
+def consent_uses(app, consent_id: str) -> int:
+    with app.state.session_factory() as session:
+        return session.get(Consent, consent_id).uses
+
+
+def synthesize(client, token, voice, **overrides):
+    body = {"voice_id": voice.voice_id, "text": TEXT, "language": "en", "purpose": PURPOSE, "format": "wav"}
+    body.update(overrides)
+    # Serialised by hand: json.dumps writes NaN literally, as a hostile client would send it.
+    return client.post("/v1/synthesize", content=json.dumps(body),
+                       headers={**bearer(token), "Content-Type": "application/json"})
+
+

@@ -3,75 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from audit.events import AuditEvent
-from audit.models import Leaf, PendingEvent
 from engine.interface import CancelToken
-from gateway.app import create_app
 from gateway.audio_io import decode_audio
-from gateway.db import upgrade
-from gateway.settings import Settings
 from gateway.pipeline.steps import SynthesisRequest, payload_for
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent, UsageRecord
 from policy.errors import ConsentRevoked
-from tests.gateway.conftest import bearer
-from tests.gateway.synthesis_fixtures import OWNER_ISSUER_SUB, PURPOSE, TENANT, grant_voice, seed_cohort
-
-TEXT = "The library opens at nine in the morning and closes at six in the evening."
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory, loaded_models, speech_dir):
-    settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("synthesis"),
-                        synthesis_deny_patterns=[r"\bwire (the )?money\b"])
-    upgrade(settings.resolved_database_url)
-    app = create_app(settings, models=loaded_models)
-    with TestClient(app) as client:
-        assert app.state.engine_executor.wait_ready(180)
-        seed_cohort(app, speech_dir)
-        voice = grant_voice(app, sorted(speech_dir.glob("en_*.wav"))[1], issuer=settings.jwt_issuer)
-        yield client, app, voice
-
-
-@pytest.fixture
-def client_token(hs256_token):
-    return hs256_token(sub="studio-1", role=["client"], tenant=TENANT)
-
-
-def _events(app, **where) -> list[tuple[int, AuditEvent]]:
-    """(audit identifier, event) of every event, integrated or still pending, in append order."""
-    with app.state.session_factory() as session:
-        rows = [*session.execute(select(Leaf.pending_id, Leaf.entry)),
-                *session.execute(select(PendingEvent.id, PendingEvent.entry))]
-    events = sorted((audit_id, AuditEvent.from_canonical_bytes(entry)) for audit_id, entry in rows)
-    return [(index, event) for index, event in events
-            if all(getattr(event.subjects, key) == value for key, value in where.items())]
-
-
-def _uses(app, consent_id: str) -> int:
-    with app.state.session_factory() as session:
-        return session.get(Consent, consent_id).uses
-
-
-def _synthesize(client, token, voice, **overrides):
-    body = {"voice_id": voice.voice_id, "text": TEXT, "language": "en", "purpose": PURPOSE, "format": "wav"}
-    body.update(overrides)
-    # Serialised by hand: json.dumps writes NaN literally, as a hostile client would send it.
-    return client.post("/v1/synthesize", content=json.dumps(body),
-                       headers={**bearer(token), "Content-Type": "application/json"})
-
+from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
+    OWNER_ISSUER_SUB, PURPOSE, TENANT, TEXT, audit_events, client_token, consent_uses, gateway, synthesize,
+)
 
 def test_released_audio_carries_a_mark_that_points_at_its_audit_event(gateway, client_token):
     client, app, voice = gateway
-    response = _synthesize(client, client_token, voice)
+    response = synthesize(client, client_token, voice)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "audio/wav"
     assert response.headers["x-ai-generated"] == "true"
@@ -83,7 +33,7 @@ def test_released_audio_carries_a_mark_that_points_at_its_audit_event(gateway, c
     keyed = found.scheme("keyed")
     assert keyed.payload_verified and keyed.payload == payload_for(audit_id)
 
-    by_id = dict(_events(app))
+    by_id = dict(audit_events(app))
     admitted = by_id[audit_id]
     assert admitted.action.value == "request.admitted"
     released = by_id[int(response.headers["x-clonegate-release-audit-id"])]
@@ -99,7 +49,7 @@ def test_released_audio_carries_a_mark_that_points_at_its_audit_event(gateway, c
 @pytest.mark.parametrize("output_format", ["flac", "mp3", "ogg"])
 def test_every_output_format_decodes_to_marked_audio(gateway, client_token, output_format):
     client, app, voice = gateway
-    response = _synthesize(client, client_token, voice, format=output_format)
+    response = synthesize(client, client_token, voice, format=output_format)
     assert response.status_code == 200, response.text
     decoded = decode_audio(response.content)
     keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
@@ -108,49 +58,49 @@ def test_every_output_format_decodes_to_marked_audio(gateway, client_token, outp
 
 def test_rejects_client_of_another_tenant(gateway, hs256_token):
     client, app, voice = gateway
-    before = _uses(app, voice.consent_id)
-    response = _synthesize(client, hs256_token(sub="intruder", role=["client"], tenant="other"), voice)
+    before = consent_uses(app, voice.consent_id)
+    response = synthesize(client, hs256_token(sub="intruder", role=["client"], tenant="other"), voice)
     assert response.status_code == 403
     assert response.json()["error"] == "consent_missing"
     assert "audio" not in response.headers["content-type"]
-    assert _uses(app, voice.consent_id) == before
-    assert _events(app)[-1][1].reason == "consent_missing"
+    assert consent_uses(app, voice.consent_id) == before
+    assert audit_events(app)[-1][1].reason == "consent_missing"
 
 
 def test_rejects_purpose_outside_the_grant(gateway, client_token):
     client, _, voice = gateway
-    response = _synthesize(client, client_token, voice, purpose="advertising")
+    response = synthesize(client, client_token, voice, purpose="advertising")
     assert response.status_code == 403
     assert response.json()["error"] == "consent_scope_mismatch"
 
 
 def test_rejects_auditor_token_on_synthesis(gateway, hs256_token):
     client, _, voice = gateway
-    response = _synthesize(client, hs256_token(role=["auditor"]), voice)
+    response = synthesize(client, hs256_token(role=["auditor"]), voice)
     assert response.status_code == 403
     assert response.json()["error"] == "permission_denied"
 
 
 def test_denied_text_counts_no_use_and_is_audited(gateway, client_token):
     client, app, voice = gateway
-    before = _uses(app, voice.consent_id)
-    response = _synthesize(client, client_token, voice, text="Please wire the money to this account.")
+    before = consent_uses(app, voice.consent_id)
+    response = synthesize(client, client_token, voice, text="Please wire the money to this account.")
     assert response.status_code == 422
     assert response.json()["error"] == "text_denied"
-    assert _uses(app, voice.consent_id) == before
-    last = _events(app, voice_id=voice.voice_id)[-1][1]
+    assert consent_uses(app, voice.consent_id) == before
+    last = audit_events(app, voice_id=voice.voice_id)[-1][1]
     assert (last.action.value, last.reason) == ("request.denied", "text_denied")
 
 
 def test_rejects_malformed_requests_before_anything_happens(gateway, client_token):
     client, app, voice = gateway
-    count = len(_events(app))
+    count = len(audit_events(app))
     for overrides in ({"voice_id": "../../etc/passwd"}, {"speed": 9.0}, {"format": "exe"}, {"text": ""},
                       {"pitch_semitones": float("nan")}):
-        response = _synthesize(client, client_token, voice, **overrides)
+        response = synthesize(client, client_token, voice, **overrides)
         assert response.status_code == 422, overrides
         assert response.json()["error"] == "invalid_request"
-    assert len(_events(app)) == count
+    assert len(audit_events(app)) == count
 
 
 def test_revocation_during_synthesis_releases_nothing(gateway, client_token, hs256_token):
@@ -166,9 +116,9 @@ def test_revocation_during_synthesis_releases_nothing(gateway, client_token, hs2
     try:
         with pytest.raises(ConsentRevoked):
             pipeline._produce(principal=principal, request=request, admission=admission, cancel=CancelToken())
-        later = _synthesize(client, client_token, voice)
+        later = synthesize(client, client_token, voice)
         assert later.status_code == 403 and later.json()["error"] == "consent_revoked"
-        released = [event for _, event in _events(app) if event.subjects.request_id == "revocation-test"
+        released = [event for _, event in audit_events(app) if event.subjects.request_id == "revocation-test"
                     and event.action.value == "request.released"]
         assert released == []
     finally:
@@ -184,8 +134,8 @@ def test_consent_uses_are_never_exceeded(gateway, client_token):
         consent.max_uses = consent.uses + 1
         session.commit()
     try:
-        assert _synthesize(client, client_token, voice).status_code == 200
-        exhausted = _synthesize(client, client_token, voice)
+        assert synthesize(client, client_token, voice).status_code == 200
+        exhausted = synthesize(client, client_token, voice)
         assert exhausted.status_code == 403 and exhausted.json()["error"] == "consent_uses_exhausted"
     finally:
         with app.state.session_factory() as session:
@@ -201,6 +151,6 @@ def test_engine_output_is_unmarked_until_the_watermark_step(gateway, client_toke
     raw = app.state.engine_executor.synthesize(text=TEXT, language="en", voice=material.engine_profile)
     unmarked = app.state.components.watermark.detect(np.asarray(raw.samples), sample_rate=raw.sample_rate)
     assert not unmarked.scheme("keyed").detected
-    released = decode_audio(_synthesize(client, client_token, voice).content)
+    released = decode_audio(synthesize(client, client_token, voice).content)
     marked = app.state.components.watermark.detect(released.samples, sample_rate=released.sample_rate)
     assert marked.scheme("keyed").payload_verified
