@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from audit.events import Action, Actor, AuditEvent, Decision, Digests, EngineInfo, Subjects
+from engine.errors import EngineError, EngineRequestFailed
 from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, EngineAudio, EngineDescription, SynthesisControls, VoiceProfile
 from gateway.auth import Principal
@@ -114,7 +115,13 @@ def run_engine(
     executor: BoundedExecutor, *, request: SynthesisRequest, text: str, voice: VoiceProfile, cancel: CancelToken
 ) -> EngineAudio:
     controls = SynthesisControls(speed=request.speed, pitch_semitones=request.pitch_semitones)
-    return executor.synthesize(text=text, language=request.language, voice=voice, controls=controls, cancel=cancel)
+    try:
+        return executor.synthesize(text=text, language=request.language, voice=voice, controls=controls,
+                                   cancel=cancel)
+    except EngineError:
+        raise
+    except Exception as exc:  # an engine bug is still a specific, audited engine failure
+        raise EngineRequestFailed(f"the engine failed: {type(exc).__name__}") from exc
 
 
 def watermark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) -> MarkedAudio:

@@ -1,0 +1,199 @@
+"""Faults injected at every step of the synthesis pipeline: each denies with a specific error,
+releases no audio, leaves an audit event when the store is reachable, and the gateway keeps
+serving the next request."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete
+from sqlalchemy.orm import sessionmaker
+
+from engine.interface import EngineAudio
+from gateway.app import create_app
+from gateway.components import LoadedModels
+from gateway.db import create_db_engine, upgrade
+from gateway.pipeline.synthesis import SynthesisPipeline
+from gateway.settings import Settings
+from policy.blocklist.models import CohortSpeaker
+from policy.blocklist.repository import bump_version
+from policy.consent.grants import revoke_consent
+from policy.consent.models import Consent
+from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
+    OWNER_ISSUER_SUB, TENANT, audit_events, client_token, grant_voice, seed_cohort, synthesize,
+)
+from watermark import WatermarkStack
+
+DEAD_DATABASE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+
+
+class FaultEngine:
+    """The real embedded engine, with a fault switched on by the test for `synthesize`."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.fault: str | None = None
+        self.during_synthesis = None  # a callable run while the engine "works"
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def synthesize(self, *, text, language, voice, controls, cancel=None):
+        if self.during_synthesis is not None:
+            self.during_synthesis()
+        if self.fault == "raise":
+            raise RuntimeError("the engine crashed")
+        if self.fault == "hang":
+            while cancel is None or not cancel.cancelled:
+                time.sleep(0.05)
+            cancel.raise_if_cancelled()
+        audio = self.real.synthesize(text=text, language=language, voice=voice, controls=controls, cancel=cancel)
+        if self.fault == "silence":
+            return EngineAudio(samples=np.zeros_like(audio.samples), sample_rate=audio.sample_rate)
+        if self.fault == "nan":
+            return EngineAudio(samples=np.full_like(audio.samples, np.nan), sample_rate=audio.sample_rate)
+        return audio
+
+
+class UnmarkingStack(WatermarkStack):
+    """A watermark stack whose embedding silently does nothing."""
+
+    def embed(self, audio, *, sample_rate, payload):
+        return np.array(audio, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory, loaded_models, speech_dir):
+    settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("faults"), engine_timeout_seconds=15)
+    upgrade(settings.resolved_database_url)
+    engine = FaultEngine(loaded_models.engine)
+    app = create_app(settings, models=dataclasses.replace(loaded_models, engine=engine))
+    with TestClient(app) as client:
+        assert app.state.engine_executor.wait_ready(180)
+        seed_cohort(app, speech_dir)
+        voice = grant_voice(app, sorted(speech_dir.glob("en_*.wav"))[2], issuer=settings.jwt_issuer, max_uses=1000)
+        yield client, app, voice, engine
+
+
+@pytest.fixture
+def healthy_afterwards(faulty, client_token):
+    """Every fault test ends by checking that the gateway still serves a normal request."""
+    client, app, voice, engine = faulty
+    pipeline = app.state.pipeline
+    yield
+    engine.fault = None
+    engine.during_synthesis = None
+    app.state.pipeline = pipeline
+    response = synthesize(client, client_token, voice)
+    assert response.status_code == 200, response.text
+
+
+def _refused(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+    assert not response.headers["content-type"].startswith("audio/")
+
+
+def _last_event(app, voice):
+    return audit_events(app, voice_id=voice.voice_id)[-1][1]
+
+
+@pytest.mark.parametrize(("fault", "status", "code"), [
+    ("raise", 502, "engine_request_failed"),
+    ("silence", 502, "engine_output_invalid"),
+    ("nan", 502, "engine_output_invalid"),
+])
+def test_engine_fault_releases_nothing(faulty, client_token, healthy_afterwards, fault, status, code):
+    client, app, voice, engine = faulty
+    engine.fault = fault
+    _refused(synthesize(client, client_token, voice), status, code)
+    event = _last_event(app, voice)
+    assert (event.action.value, event.reason) == ("request.failed", code)
+
+
+def test_engine_hanging_past_its_timeout_releases_nothing(faulty, client_token, healthy_afterwards):
+    client, app, voice, engine = faulty
+    engine.fault = "hang"
+    _refused(synthesize(client, client_token, voice), 504, "engine_timeout")
+    assert _last_event(app, voice).reason == "engine_timeout"
+
+
+def test_watermark_that_does_not_verify_releases_nothing(faulty, client_token, healthy_afterwards):
+    client, app, voice, _ = faulty
+    components = app.state.components
+    broken = UnmarkingStack(list(components.watermark.schemes))
+    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory,
+                                           components=dataclasses.replace(components, watermark=broken))
+    _refused(synthesize(client, client_token, voice), 503, "watermark_self_check_failed")
+    assert _last_event(app, voice).reason == "watermark_self_check_failed"
+
+
+def test_consent_revoked_while_the_engine_runs_releases_nothing(faulty, client_token, healthy_afterwards):
+    client, app, voice, engine = faulty
+
+    def owner_revokes() -> None:
+        with app.state.session_factory() as session:
+            revoke_consent(session, consent_id=voice.consent_id, owner_iss=app.state.settings.jwt_issuer,
+                           owner_sub=OWNER_ISSUER_SUB, now=datetime.now(UTC))
+            session.commit()
+        engine.during_synthesis = None
+
+    engine.during_synthesis = owner_revokes
+    try:
+        _refused(synthesize(client, client_token, voice), 403, "consent_revoked")
+        assert _last_event(app, voice).reason == "consent_revoked"
+    finally:
+        with app.state.session_factory() as session:
+            session.get(Consent, voice.consent_id).revoked_at = None
+            session.commit()
+
+
+def test_blocklist_that_cannot_load_denies(faulty, client_token, speech_dir, healthy_afterwards):
+    client, app, voice, _ = faulty
+    with app.state.session_factory() as session:
+        session.execute(delete(CohortSpeaker))
+        bump_version(session)
+        session.commit()
+    try:
+        _refused(synthesize(client, client_token, voice), 503, "blocklist_misconfigured")
+        assert _last_event(app, voice).reason == "blocklist_misconfigured"
+    finally:
+        seed_cohort(app, speech_dir)
+
+
+def test_database_down_before_admission_denies(faulty, client_token, healthy_afterwards):
+    client, app, voice, _ = faulty
+    before = len(audit_events(app))
+    dead = sessionmaker(bind=create_db_engine(DEAD_DATABASE))
+    app.state.pipeline = SynthesisPipeline(session_factory=dead, components=app.state.components)
+    _refused(synthesize(client, client_token, voice), 503, "database_unavailable")
+    assert len(audit_events(app)) == before  # nothing could be written, and nothing was released
+
+
+class DatabaseDiesAfter:
+    """Hands out working sessions for the first `calls`, then sessions on a dead server."""
+
+    def __init__(self, working: sessionmaker, *, calls: int) -> None:
+        self._working = working
+        self._dead = sessionmaker(bind=create_db_engine(DEAD_DATABASE))
+        self._left = calls
+        self._lock = threading.Lock()
+
+    def __call__(self):
+        with self._lock:
+            self._left -= 1
+            return self._working() if self._left >= 0 else self._dead()
+
+
+def test_database_down_after_admission_releases_nothing(faulty, client_token, healthy_afterwards):
+    client, app, voice, _ = faulty
+    flaky = DatabaseDiesAfter(app.state.session_factory, calls=1)  # admission works, release does not
+    app.state.pipeline = SynthesisPipeline(session_factory=flaky, components=app.state.components)
+    _refused(synthesize(client, client_token, voice), 503, "database_unavailable")
+    assert _last_event(app, voice).action.value == "request.admitted"  # the failure could not be written
