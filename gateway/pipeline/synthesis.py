@@ -9,6 +9,7 @@ commits in another after the output was marked and screened. Any failure in betw
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,6 +70,7 @@ class Released:
     content_id: str
     watermark_id: str
     consent_id: str
+    step_seconds: dict[str, float]
 
 
 def _utcnow() -> datetime:
@@ -82,6 +84,18 @@ def database_errors() -> Iterator[None]:
         yield
     except SQLAlchemyError as exc:
         raise DatabaseUnavailable(f"the database failed: {type(exc).__name__}") from exc
+
+
+class StepTimes(dict[str, float]):
+    """Seconds spent in each pipeline step, for the Server-Timing header and the benchmark."""
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - started
 
 
 def content_id_of(audit_id: int) -> str:
@@ -101,32 +115,40 @@ class SynthesisPipeline:
         if request.output_format not in OUTPUT_FORMATS:
             raise ValueError(f"unknown output format {request.output_format!r}")
         request_id = uuid.uuid4().hex
-        admission = self._admit(principal=principal, request=request, request_id=request_id)
+        times = StepTimes()
+        admission = self._admit(principal=principal, request=request, request_id=request_id, times=times)
         try:
             return self._produce(principal=principal, request=request, admission=admission,
-                                 cancel=cancel or CancelToken())
+                                 cancel=cancel or CancelToken(), times=times)
         except BaseException as exc:
             self._record_refusal(principal=principal, request=request, request_id=request_id,
                                  action=Action.REQUEST_FAILED, error=exc, consent_id=admission.grant.consent_id)
             raise
 
-    def _admit(self, *, principal: Principal, request: SynthesisRequest, request_id: str) -> Admission:
+    def _admit(self, *, principal: Principal, request: SynthesisRequest, request_id: str,
+               times: StepTimes) -> Admission:
         parts = self._parts
         with self._sessions() as session:
             try:
                 with database_errors():
-                    grant = steps.check_consent(session, principal=principal, request=request, now=self._clock())
-                    voice = parts.voices.load(session, voice_id=request.voice_id)
-                    steps.check_references_not_protected(parts.blocklist, embedder=parts.embedder,
-                                                          voice_id=request.voice_id,
-                                                          speaker_profile=voice.speaker_profile)
-                    text = steps.check_text(parts.text_rules, request.text)
-                    engine = steps.engine_info(parts.executor.describe())
-                    event = steps.admitted_event(principal=principal, request=request, grant=grant,
-                                                 request_id=request_id, text=text,
-                                                 reference_sha256=voice.reference_sha256, engine=engine)
-                    # Commits the counted consent use together with the event that records it.
-                    audit_id = commit_write_ahead(session, event=event)
+                    with times.step("consent"):
+                        grant = steps.check_consent(session, principal=principal, request=request,
+                                                    now=self._clock())
+                    with times.step("voice"):
+                        voice = parts.voices.load(session, voice_id=request.voice_id)
+                    with times.step("blocklist_references"):
+                        steps.check_references_not_protected(parts.blocklist, embedder=parts.embedder,
+                                                              voice_id=request.voice_id,
+                                                              speaker_profile=voice.speaker_profile)
+                    with times.step("text_rules"):
+                        text = steps.check_text(parts.text_rules, request.text)
+                    with times.step("audit_admitted"):
+                        engine = steps.engine_info(parts.executor.describe())
+                        event = steps.admitted_event(principal=principal, request=request, grant=grant,
+                                                     request_id=request_id, text=text,
+                                                     reference_sha256=voice.reference_sha256, engine=engine)
+                        # Commits the counted consent use together with the event that records it.
+                        audit_id = commit_write_ahead(session, event=event)
             except BaseException as exc:
                 session.rollback()
                 self._record_refusal(principal=principal, request=request, request_id=request_id,
@@ -136,23 +158,30 @@ class SynthesisPipeline:
                          voice_profile=voice.engine_profile)
 
     def _produce(self, *, principal: Principal, request: SynthesisRequest, admission: Admission,
-                 cancel: CancelToken) -> Released:
+                 cancel: CancelToken, times: StepTimes) -> Released:
         parts = self._parts
-        audio = steps.run_engine(parts.executor, request=request, text=admission.text,
-                                 voice=admission.voice_profile, cancel=cancel)
-        marked = steps.watermark_output(parts.watermark, audio, payload=steps.payload_for(admission.audit_id))
-        steps.check_output_not_protected(parts.blocklist, embedder=parts.embedder,
-                                         voice_id=request.voice_id, marked=marked)
+        with times.step("engine"):
+            audio = steps.run_engine(parts.executor, request=request, text=admission.text,
+                                     voice=admission.voice_profile, cancel=cancel)
+        with times.step("watermark"):
+            marked = steps.watermark_output(parts.watermark, audio,
+                                            payload=steps.payload_for(admission.audit_id))
+        with times.step("blocklist_output"):
+            steps.check_output_not_protected(parts.blocklist, embedder=parts.embedder,
+                                             voice_id=request.voice_id, marked=marked)
         content_id = content_id_of(admission.audit_id)
-        label = ContentLabel(provider=parts.provider, system="clonegate", system_version=__version__,
-                             created_at=self._clock(), content_id=content_id)
-        body = encode_labelled(marked, output_format=request.output_format, label=label)
-        released_audit_id = self._release(principal=principal, request=request, admission=admission,
-                                          output_sha256=steps.sha256_hex(body), watermark_id=marked.watermark_id)
+        with times.step("encode"):
+            label = ContentLabel(provider=parts.provider, system="clonegate", system_version=__version__,
+                                 created_at=self._clock(), content_id=content_id)
+            body = encode_labelled(marked, output_format=request.output_format, label=label)
+        with times.step("release"):
+            released_audit_id = self._release(principal=principal, request=request, admission=admission,
+                                              output_sha256=steps.sha256_hex(body),
+                                              watermark_id=marked.watermark_id)
         return Released(
             body=body, media_type=OUTPUT_FORMATS[request.output_format].media_type, request_id=admission.request_id,
             audit_id=admission.audit_id, released_audit_id=released_audit_id, content_id=content_id,
-            watermark_id=marked.watermark_id, consent_id=admission.grant.consent_id,
+            watermark_id=marked.watermark_id, consent_id=admission.grant.consent_id, step_seconds=dict(times),
         )
 
     def _release(self, *, principal: Principal, request: SynthesisRequest, admission: Admission,

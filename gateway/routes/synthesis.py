@@ -41,6 +41,7 @@ def released_headers(released: Released) -> dict[str, str]:
         "X-Clonegate-Watermark-Id": released.watermark_id,
         "X-Clonegate-Consent-Id": released.consent_id,
         "X-AI-Generated": "true",
+        "Server-Timing": ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in released.step_seconds.items()),
         "Content-Disposition": f'attachment; filename="clonegate-{released.audit_id}"',
     }
 

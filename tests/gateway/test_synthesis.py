@@ -12,6 +12,7 @@ from sqlalchemy import select
 from engine.interface import CancelToken
 from gateway.audio_io import decode_audio
 from gateway.pipeline.steps import SynthesisRequest, payload_for
+from gateway.pipeline.synthesis import StepTimes
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent, UsageRecord
 from policy.errors import ConsentRevoked
@@ -25,6 +26,8 @@ def test_released_audio_carries_a_mark_that_points_at_its_audit_event(gateway, c
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "audio/wav"
     assert response.headers["x-ai-generated"] == "true"
+    timed_steps = {part.split(";")[0] for part in response.headers["server-timing"].split(", ")}
+    assert {"consent", "blocklist_references", "audit_admitted", "engine", "watermark", "release"} <= timed_steps
     audit_id = int(response.headers["x-clonegate-audit-id"])
 
     decoded = decode_audio(response.content)
@@ -108,14 +111,16 @@ def test_revocation_during_synthesis_releases_nothing(gateway, client_token, hs2
     pipeline = app.state.pipeline
     principal = app.state.token_verifier.verify(client_token)
     request = SynthesisRequest(voice_id=voice.voice_id, text=TEXT, language="en", purpose=PURPOSE)
-    admission = pipeline._admit(principal=principal, request=request, request_id="revocation-test")
+    admission = pipeline._admit(principal=principal, request=request, request_id="revocation-test",
+                                times=StepTimes())
     with app.state.session_factory() as session:
         revoke_consent(session, consent_id=voice.consent_id, owner_iss=principal.issuer,
                        owner_sub=OWNER_ISSUER_SUB, now=datetime.now(UTC))
         session.commit()
     try:
         with pytest.raises(ConsentRevoked):
-            pipeline._produce(principal=principal, request=request, admission=admission, cancel=CancelToken())
+            pipeline._produce(principal=principal, request=request, admission=admission, cancel=CancelToken(),
+                              times=StepTimes())
         later = synthesize(client, client_token, voice)
         assert later.status_code == 403 and later.json()["error"] == "consent_revoked"
         released = [event for _, event in audit_events(app) if event.subjects.request_id == "revocation-test"
