@@ -11,29 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.run_info import commit, machine
 from bench.audit.appends import PostgresDatabase, run_appends
 from bench.audit.verify import build_bundle, time_verification
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = {"appends_per_s": 1000, "append_latency_ms_p99": 20, "inclusion_latency_s_p99": 2, "verify_1m_s": 20}
-
-
-def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
-
-
-def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
 
 def postgres_version(admin_url: str) -> str:

@@ -16,7 +16,7 @@ def render(r: dict) -> str:
         "# Protected-speaker blocklist benchmark",
         "",
         f"- date: {r['date']}; commit: `{r['commit']}`",
-        f"- machine: {r['machine']['nproc']} CPUs, {r['machine']['cpu_model']}; load average at start "
+        f"- machine: {r['machine']['nproc']} CPUs, {r['machine']['cpu']}; load average at start "
         f"{r['machine']['load_average_at_start']}, at end {r['machine']['load_average_at_end']} "
         "(the machine is shared with other work: latency tails include that contention)",
         f"- command: `{r['command']}` ({r['wall_seconds']} s)",

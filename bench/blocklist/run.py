@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import time
 from datetime import UTC, datetime
 
@@ -22,6 +20,7 @@ import torch
 
 from bench.blocklist import clones, latency, scores
 from bench.blocklist.corpus_embeddings import load
+from bench.run_info import commit, machine
 from bench.corpus import REPO_ROOT
 from policy.blocklist.matching import (
     DEFAULT_COHORT_TOP_K,
@@ -31,28 +30,6 @@ from policy.blocklist.matching import (
 )
 
 REPORT = REPO_ROOT / "docs" / "benchmarks" / "blocklist"
-
-
-def _machine() -> dict:
-    model = "unknown"
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return {"nproc": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "load_average_at_start": [round(x, 2) for x in load]}
-
-
-def _commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "policy/blocklist", "policy/speaker.py",
-                            "policy/errors.py", "policy/db.py", "bench/blocklist"],
-                           cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-    return result.stdout.strip() + ("+uncommitted" if dirty else "")
 
 
 def calibration(corpus, *, top_k: int, thresholds: BlocklistThresholds) -> dict:
@@ -120,7 +97,7 @@ def main() -> None:
     thresholds = BlocklistThresholds(deny=DEFAULT_DENY_THRESHOLD, review=DEFAULT_REVIEW_THRESHOLD)
     corpus = load()
     result = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": _commit(), "machine": _machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": commit("policy/blocklist", "policy/speaker.py", "bench/blocklist"), "machine": machine(),
         "command": ".venv/bin/python -m bench.blocklist.run " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
         "embedder": corpus.embedder_name, "speakers": len(corpus.speakers),

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,7 @@ import soundfile as sf
 import torch
 
 from bench.consent.voices import SyntheticVoice, genuine_voices
+from bench.run_info import commit, machine
 from bench.corpus import REPO_ROOT, english_clips
 from policy.consent.asr import default_recognizer
 from policy.consent.fingerprint import compute_fingerprint, match_score
@@ -231,13 +230,6 @@ def decide(row: dict, thresholds: dict) -> tuple[bool, str]:
     return True, ""
 
 
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-    return {"nproc": os.cpu_count(), "cpu": cpu, "commit": commit, "python": platform.python_version()}
-
-
 KINDS = ["genuine", "genuine_noise20", "wrong_statement", "other_phrase", "replay", "other_speaker", "synthetic_perth"]
 OWN_CHECK = {"wrong_statement": "a:statement", "other_phrase": "a:phrase", "replay": "d:replay",
              "other_speaker": "b:speaker", "synthetic_perth": "c:watermark"}
@@ -333,7 +325,7 @@ def main() -> None:
         args.trials = stored["trials_per_kind"]
     else:
         measured = measure(args.trials)
-        date, machine_info, wall = datetime.now(UTC).isoformat(timespec="seconds"), machine(), None
+        date, machine_info, wall = datetime.now(UTC).isoformat(timespec="seconds"), {**machine(), "commit": commit()}, None
     human_pairs = human_impostor_pairs()
     thresholds = calibrate(measured["rows"], human_pairs)
     result = {
@@ -361,7 +353,7 @@ def main() -> None:
             "head; the fingerprint rightly treats that like a spliced replay, and such genuine trials are "
             "rejected by check d (counted below as genuine rejections).",
         ] + (["Thresholds and tables recomputed with --recalibrate from the stored rows of this run "
-              f"(calibration code at {machine()['commit']})."] if args.recalibrate else []),
+              f"(calibration code at {commit()})."] if args.recalibrate else []),
     }
     write_report(result, command=f".venv/bin/python -m bench.consent.run --trials {args.trials}")
     print(json.dumps(result["summary"], indent=2, default=float))

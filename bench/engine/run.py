@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -29,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bench.run_info import commit, machine
 from bench.corpus import REPO_ROOT, english_clips
 from engine.embedded import EmbeddedEngine
 from engine.interface import ReferenceClip
@@ -52,24 +51,6 @@ RTF_TEXT = ("On the morning of the fifth, the committee met early to review the 
             "by Friday.")
 TARGETS = {"mean_similarity": 0.75, "worst_similarity": 0.65, "wer_ratio": 1.25, "dnsmos_ovrl": 3.0,
            "rtf": 0.25, "prepare_s": 20.0}
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(),
-            "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def peak_rss_mb() -> float:

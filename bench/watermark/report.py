@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from bench.run_info import commit, machine
 from bench.watermark.attacks import ATTACKS, PAYLOAD_ATTACKS, SCALE_ATTACKS
 
 LEVELS = (1e-3, 1e-4)
-
-
-def _machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
-
-
-def _commit() -> str:
-    root = Path(__file__).resolve().parents[2]
-    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "watermark", "bench/watermark"], cwd=root,
-                           capture_output=True, text=True).stdout.strip()
-    return sha + (" (with uncommitted watermark changes)" if dirty else "")
 
 
 def _summaries(attacks: list[dict], perth_threshold: float) -> dict:
@@ -145,8 +123,8 @@ def write_report(out: Path, *, quality: list[dict], attacks: list[dict], negativ
     misses = _misses(qs, summary, neg)
     doc = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": _commit(),
-        "machine": _machine(),
+        "commit": commit("watermark", "bench/watermark"),
+        "machine": machine(),
         "command": command,
         "wall_seconds": round(wall_s, 1),
         "clips": [q["clip"] for q in quality],
