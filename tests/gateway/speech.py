@@ -52,7 +52,11 @@ def _piper():
 
 @functools.cache
 def speak(text: str) -> tuple[np.ndarray, int]:
-    chunks = list(_piper().synthesize(text))
+    from piper import SynthesisConfig
+
+    # Without sampling noise the voice says the same thing the same way on every run, so a
+    # test's outcome does not vary with the draw of the VITS noise.
+    chunks = list(_piper().synthesize(text, syn_config=SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)))
     return np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32), chunks[0].sample_rate
 
 

@@ -105,7 +105,9 @@ def test_exception_lets_exactly_one_voice_through(gateway, token, admin, listed)
     that challenge passes the list, and the exception then belongs to the new voice."""
     joe = token(**owner("joe", "Joe Miller"))
     own_id, own_statement = issue(gateway, joe, grantee_name="Licensed Studios", phrase=PHRASES[0])
-    other_id, other_statement = issue(gateway, joe, grantee_name="Acme Studios", phrase=PHRASES[0])
+    # Someone else with the same voice (here: the same Piper speaker) and a challenge of their own.
+    twin = token(**owner("imposter", "Ivan Post"))
+    other_id, other_statement = issue(gateway, twin, grantee_name="Imposter Studios", phrase=PHRASES[0])
     reading = spoken_wav(own_statement)
     granted = gateway.post(f"/v1/blocklist/entries/{listed}/exceptions", headers=admin,
                            data={"note": "Joe licensed his voice to Licensed Studios", "challenge_id": own_id},
@@ -116,7 +118,7 @@ def test_exception_lets_exactly_one_voice_through(gateway, token, admin, listed)
     passed = enroll(gateway, joe, challenge_id=own_id, consent=reading, references=[spoken_wav(REFERENCE_TEXT)])
     assert passed.status_code == 201, passed.text
     voice_id = passed.json()["voice_id"]
-    refused = enroll(gateway, joe, challenge_id=other_id, consent=spoken_wav(other_statement),
+    refused = enroll(gateway, twin, challenge_id=other_id, consent=spoken_wav(other_statement),
                      references=[spoken_wav(REFERENCE_TEXT)])
     assert refused.status_code == 403 and refused.json()["error"] == "speaker_protected", refused.text
     exceptions = gateway.get(f"/v1/blocklist/entries/{listed}", headers=admin).json()["exceptions"]
@@ -188,7 +190,10 @@ def test_opt_out_is_verified_then_blocks_the_voice(gateway, token, admin):
     wrong_kind = _opt_out(gateway, joe, challenge_id=consent_id, recording=spoken_wav(consent_statement))
     assert wrong_kind.status_code == 409 and wrong_kind.json()["error"] == "challenge_wrong_kind", wrong_kind.text
 
-    first_id, _ = _opt_out_challenge(gateway, joe, phrase=PHRASES[0])
+    first_id, first_statement = _opt_out_challenge(gateway, joe, phrase=PHRASES[0])
+    misused = enroll(gateway, joe, challenge_id=first_id, consent=spoken_wav(first_statement),
+                     references=[spoken_wav(REFERENCE_TEXT)])
+    assert misused.status_code == 409 and misused.json()["error"] == "challenge_wrong_kind", misused.text
     _, other_statement = _opt_out_challenge(gateway, joe, phrase=PHRASES[1])
     unverified = _opt_out(gateway, joe, challenge_id=first_id, recording=spoken_wav(other_statement))
     assert unverified.status_code == 422 and unverified.json()["error"] == "opt_out_refused", unverified.text
