@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import Action, AuditEvent, Decision, Digests, Subjects
 from audit.store import append_event
+from engine.errors import EngineNotReady
 from engine.interface import ReferenceClip, VoiceProfile
 from gateway.audio_io import DecodedAudio, decode_audio
 from gateway.auth import Principal
@@ -145,6 +146,14 @@ def verify_reading(
     verify_statement(audio=audio, sample_rate=sample_rate, statement=statement, recognizer=recognizer())
     check_not_synthetic(consent=Recording(audio=audio, sample_rate=sample_rate),
                         detect_watermark=watermark_detector(watermark))
+
+
+def require_ready_checks(request: Request) -> None:
+    """Raise (503) before a challenge is consumed if the engine or the list cannot run: a
+    gateway that is still starting must not burn the owner's challenge."""
+    if not request.app.state.engine_executor.ready:
+        raise EngineNotReady("the engine is still loading; try again shortly")
+    request.app.state.components.blocklist.snapshot()  # BlocklistMisconfigured when unusable
 
 
 def prepare_engine_profile(request: Request, *, references: Sequence[Recording]) -> VoiceProfile:

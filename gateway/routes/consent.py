@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from audit.events import Action, AuditEvent, Decision, Digests, Subjects
@@ -33,6 +33,7 @@ from gateway.enrollment import (
     record_denial,
     recognizer,
     reference_digests,
+    require_ready_checks,
     utcnow,
     watermark_detector,
 )
@@ -42,15 +43,15 @@ from policy.blocklist.repository import transfer_exceptions
 from policy.blocklist.review import hold_for_review
 from policy.blocklist.screening import reference_check
 from policy.consent.challenges import OwnerIdentity, create_challenge
-from policy.consent.enrollment import add_reference_samples, enroll_consumed_challenge
+from policy.consent.enrollment import Recording, add_reference_samples, enroll_consumed_challenge
 from policy.consent.storage import load_samples
-from policy.consent.enrollment import Recording
 from policy.errors import ConsentRequestInvalid, IdentityAssuranceRequired, NotVoiceOwner, SpeakerReviewRequired, VoiceNotFound
 
 router = APIRouter(prefix="/v1", tags=["consent"])
 Owner = Annotated[Principal, require(Permission.MANAGE_OWN_VOICES)]
 IDENTIFIER = r"^[A-Za-z0-9._:@|+=~#-]{1,200}$"
 WORD = r"^[a-z][a-z0-9_]{0,31}$"
+VOICE_ID = r"^[0-9a-f]{32}$"  # voice and consent ids are 16 random bytes in hex
 LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
 
 
@@ -145,6 +146,7 @@ def _enroll_checked(
 ) -> dict:
     components = request.app.state.components
     sessions = request.app.state.session_factory
+    require_ready_checks(request)
     now = utcnow()
     challenge = consume_committed(sessions, challenge_id=challenge_id, principal=principal, templates=None, now=now)
     provisional = f"challenge:{challenge.id}"
@@ -181,7 +183,8 @@ def _enroll_checked(
 
 @router.post("/voices/{voice_id}/samples")
 async def add_samples(
-    voice_id: str, request: Request, principal: Owner, references: Annotated[list[UploadFile], File(min_length=1)],
+    voice_id: Annotated[str, Path(pattern=VOICE_ID)], request: Request, principal: Owner,
+    references: Annotated[list[UploadFile], File(min_length=1)],
 ) -> dict:
     """More references for an enrolled voice: quality, same speaker as the consent recording,
     not protected; the speaker and engine profiles are recomputed from all references."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 
 from audit.events import Action, AuditEvent, Decision, Subjects
@@ -33,6 +33,9 @@ from policy.errors import ConsentNotFound, NotVoiceOwner, VoiceNotFound
 
 router = APIRouter(prefix="/v1", tags=["voices"])
 Owner = Annotated[Principal, require(Permission.MANAGE_OWN_VOICES)]
+# Voice and consent ids are 16 random bytes in hex; anything else is refused before a query.
+VoiceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+ConsentId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 
 
 def _voice_dict(voice: Voice) -> dict:
@@ -95,7 +98,7 @@ def list_voices(session: SessionDep, principal: Authenticated) -> dict:
 
 
 @router.get("/voices/{voice_id}")
-def get_voice(voice_id: str, session: SessionDep, principal: Authenticated) -> dict:
+def get_voice(voice_id: VoiceId, session: SessionDep, principal: Authenticated) -> dict:
     if _reader_kind(principal) == "owner":
         _own_voice(session, voice_id=voice_id, principal=principal)
         return voice_view(session, voice_id=voice_id)
@@ -109,12 +112,12 @@ def get_voice(voice_id: str, session: SessionDep, principal: Authenticated) -> d
 
 
 @router.get("/consents/{consent_id}")
-def get_consent(consent_id: str, session: SessionDep, principal: Owner) -> dict:
+def get_consent(consent_id: ConsentId, session: SessionDep, principal: Owner) -> dict:
     return consent_dict(_own_consent(session, consent_id=consent_id, principal=principal))
 
 
 @router.post("/consents/{consent_id}/revoke")
-def revoke(consent_id: str, session: SessionDep, principal: Owner) -> dict:
+def revoke(consent_id: ConsentId, session: SessionDep, principal: Owner) -> dict:
     """Revoke at once: synthesis re-checks consent before release, so requests in flight stop."""
     consent = _own_consent(session, consent_id=consent_id, principal=principal)
     already = consent.revoked_at is not None
@@ -128,7 +131,7 @@ def revoke(consent_id: str, session: SessionDep, principal: Owner) -> dict:
 
 
 @router.get("/voices/{voice_id}/usage")
-def voice_usage(voice_id: str, session: SessionDep, principal: Owner) -> dict:
+def voice_usage(voice_id: VoiceId, session: SessionDep, principal: Owner) -> dict:
     _own_voice(session, voice_id=voice_id, principal=principal)
     records = usage_of_voice(session, voice_id=voice_id, owner_iss=principal.issuer, owner_sub=principal.subject)
     return {"voice_id": voice_id, "usage": [
@@ -138,7 +141,7 @@ def voice_usage(voice_id: str, session: SessionDep, principal: Owner) -> dict:
 
 
 @router.delete("/voices/{voice_id}")
-def erase_voice(voice_id: str, request: Request, principal: Owner) -> dict:
+def erase_voice(voice_id: VoiceId, request: Request, principal: Owner) -> dict:
     """Erase: recordings, profiles and the voice's key are deleted, its consents revoked.
 
     Committed here rather than by the request dependency: the database's old page copies

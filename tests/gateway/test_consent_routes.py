@@ -228,3 +228,16 @@ def test_revocation_and_erasure_are_recorded(gateway, token, enrolled):
         assert session.get(VoiceKey, voice_id) is None
     actions = [e["action"] for e in audit_events(gateway) if e["subjects"]["voice_id"] == voice_id]
     assert actions.count("consent.revoked") == 1 and actions.count("voice.erased") == 1
+
+
+def test_unready_gateway_does_not_burn_the_challenge(client, hs256_token):
+    """No cohort (the list cannot be checked) or an engine still loading: 503 before the
+    challenge is consumed, so the owner can use it once the gateway is ready."""
+    headers = bearer(hs256_token(role=["owner"], name="Ann Lee"))
+    challenge_id, statement = issue(client, headers, grantee_name="Ready Studios")
+    response = enroll(client, headers, challenge_id=challenge_id, consent=spoken_wav(statement),
+                      references=[spoken_wav(REFERENCE_TEXT)])
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] in ("blocklist_misconfigured", "engine_not_ready")
+    with client.app.state.session_factory() as session:
+        assert session.get(ConsentChallenge, challenge_id).used_at is None
