@@ -14,9 +14,11 @@ from alembic import command
 from alembic.config import Config
 from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
+from gateway.errors import DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
@@ -56,6 +58,9 @@ def request_session(request: Request) -> Iterator[Session]:
     try:
         yield session
         session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        raise DatabaseUnavailable(f"the database did not store the change: {type(exc).__name__}") from exc
     except BaseException:
         session.rollback()
         raise
@@ -63,7 +68,9 @@ def request_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(request_session)]
+# scope="function": the commit runs when the handler returns, before the response is sent, so a
+# failed commit is the client's error answer, never a 2xx for work that was not stored.
+SessionDep = Annotated[Session, Depends(request_session, scope="function")]
 
 
 def alembic_config(url: str) -> Config:

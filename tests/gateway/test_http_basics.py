@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import logging
 
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from gateway.app import create_app
+from gateway.db import SessionDep, upgrade
 from gateway.logs import JsonFormatter
 from gateway.settings import Settings
 from tests.gateway.synthesis_fixtures import seed_cohort
@@ -116,3 +119,30 @@ def test_request_id_is_in_log_lines_written_during_the_request(client, caplog):
         logging.getLogger("clonegate.http").removeHandler(handler)
     assert response.headers["x-request-id"] == "req-abcdefgh"
     assert [line["request_id"] for line in seen] == ["req-abcdefgh"]
+
+
+def test_failed_commit_is_the_answer_never_a_2xx(tmp_path, loaded_models):
+    """The request session commits before the response is sent: a commit that fails turns into
+    the client's error answer instead of arriving after a 200 for work that was never stored."""
+    settings = Settings(mode="dev", data_dir=tmp_path)
+    upgrade(settings.resolved_database_url)
+    app = create_app(settings, models=loaded_models)
+    with app.state.db_engine.begin() as connection:
+        connection.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+        connection.execute(text("CREATE TABLE child (parent_id INTEGER REFERENCES parent (id))"))
+    probe = APIRouter()
+
+    @probe.post("/probe-write")
+    def write(session: SessionDep) -> dict:
+        # A deferred foreign key is only checked at COMMIT, after the handler has returned.
+        session.execute(text("PRAGMA defer_foreign_keys = ON"))
+        session.execute(text("INSERT INTO child VALUES (42)"))
+        return {"ok": True}
+
+    app.include_router(probe)
+    with TestClient(app) as client:
+        response = client.post("/probe-write")
+    assert response.status_code == 503
+    assert response.json()["error"] == "database_unavailable"
+    with app.state.db_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM child")).scalar() == 0
