@@ -32,13 +32,20 @@ class OutputFormat:
     container: str
     subtype: str
     media_type: str
+    # libsndfile's 0 (best quality) .. 1 (smallest) for lossy codecs; None for lossless ones.
+    # Chosen so the keyed payload survives the encoding (the pipeline checks it on every output).
+    compression_level: float | None = None
+
+    @property
+    def lossy(self) -> bool:
+        return self.compression_level is not None
 
 
 OUTPUT_FORMATS = {
     "wav": OutputFormat("wav", "WAV", "PCM_16", "audio/wav"),
     "flac": OutputFormat("flac", "FLAC", "PCM_16", "audio/flac"),
-    "mp3": OutputFormat("mp3", "MP3", "MPEG_LAYER_III", "audio/mpeg"),
-    "ogg": OutputFormat("ogg", "OGG", "OPUS", "audio/ogg"),
+    "mp3": OutputFormat("mp3", "MP3", "MPEG_LAYER_III", "audio/mpeg", compression_level=0.0),
+    "ogg": OutputFormat("ogg", "OGG", "OPUS", "audio/ogg", compression_level=0.5),
 }
 
 
@@ -82,7 +89,7 @@ def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLab
         sample_rate = OPUS_SAMPLE_RATE
     buffer = io.BytesIO()
     with soundfile.SoundFile(buffer, "w", samplerate=sample_rate, channels=1, format=spec.container,
-                             subtype=spec.subtype) as output:
+                             subtype=spec.subtype, compression_level=spec.compression_level) as output:
         if spec.container != "MP3":  # libsndfile has no string fields for MP3; ID3 is added below
             output.title = "AI-generated speech"
             output.artist = label.provider

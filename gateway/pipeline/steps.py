@@ -19,7 +19,9 @@ from audit.events import Action, Actor, AuditEvent, Decision, Digests, EngineInf
 from engine.errors import EngineError, EngineRequestFailed
 from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, EngineAudio, EngineDescription, SynthesisControls, VoiceProfile
+from gateway.audio_io import decode_audio
 from gateway.auth import Principal
+from gateway.labelling import OUTPUT_FORMATS
 from gateway.pipeline.marked import MarkedAudio, mark_output
 from policy.blocklist.live import LiveBlocklist
 from policy.blocklist.models import ScreeningStage
@@ -27,7 +29,7 @@ from policy.blocklist.screening import screen
 from policy.consent.grants import Grant, authorize_use, recheck
 from policy.speaker import SpeakerEmbedder
 from policy.text_rules import TextRules
-from watermark import WatermarkStack
+from watermark import WatermarkSelfCheckFailed, WatermarkStack
 
 PAYLOAD_BYTES = 4
 MAX_AUDIT_IDENTIFIER = 2 ** (8 * PAYLOAD_BYTES) - 1
@@ -126,6 +128,16 @@ def run_engine(
 
 def watermark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) -> MarkedAudio:
     return mark_output(stack, audio, payload=payload)
+
+
+def check_encoded_mark(stack: WatermarkStack, body: bytes, *, output_format: str, payload: bytes) -> None:
+    """A lossy codec must not have erased the mark: decode what the client will get and verify."""
+    if not OUTPUT_FORMATS[output_format].lossy:
+        return
+    decoded = decode_audio(body)
+    keyed = stack.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    if not keyed.payload_verified or keyed.payload != payload:
+        raise WatermarkSelfCheckFailed(f"the keyed payload does not survive the {output_format} encoding")
 
 
 def check_output_not_protected(

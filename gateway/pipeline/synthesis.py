@@ -174,6 +174,8 @@ class SynthesisPipeline:
             label = ContentLabel(provider=parts.provider, system="clonegate", system_version=__version__,
                                  created_at=self._clock(), content_id=content_id)
             body = encode_labelled(marked, output_format=request.output_format, label=label)
+            steps.check_encoded_mark(parts.watermark, body, output_format=request.output_format,
+                                     payload=marked.payload)
         with times.step("release"):
             released_audit_id = self._release(principal=principal, request=request, admission=admission,
                                               output_sha256=steps.sha256_hex(body),
