@@ -129,14 +129,14 @@ async def enroll(
         return await anyio.to_thread.run_sync(lambda: _enroll_checked(
             request, principal=principal, challenge_id=challenge_id, consent=as_recording(consent_audio),
             references=[as_recording(item) for item in decoded], digests=digests))
-    except SpeakerReviewRequired as held:
-        _hold_enrollment(request, held=held, principal=principal, challenge_id=challenge_id)
-        record_denial(sessions, event=denial_event(principal=principal, action=Action.CONSENT_DENIED,
-                                                   reason=held.code, references=digests))
-        raise
     except Exception as exc:
-        record_denial(sessions, event=denial_event(principal=principal, action=Action.CONSENT_DENIED,
-                                                   reason=reason_code(exc), references=digests))
+        if isinstance(exc, SpeakerReviewRequired):
+            _hold_enrollment(request, held=exc, principal=principal, challenge_id=challenge_id)
+        # The matched entry goes into the audit record only; the requester's detail names no one.
+        entry = getattr(exc, "entry_id", None)
+        record_denial(sessions, event=denial_event(
+            principal=principal, action=Action.CONSENT_DENIED, reason=reason_code(exc), references=digests,
+            protected_entry_id=str(entry) if isinstance(entry, int) else None))
         raise
 
 

@@ -97,6 +97,8 @@ def test_rejects_enrollment_of_protected_voice(gateway, token, listed):
     assert response.status_code == 403 and response.json()["error"] == "speaker_protected", response.text
     assert "Joe Anchor" not in response.text  # the requester is not told whom the voice matched
     assert denied_reasons(gateway, "imposter") == ["speaker_protected"]
+    denial, = [e for e in audit_events(gateway, action="consent.denied") if e["actor"]["sub"] == "imposter"]
+    assert denial["subjects"]["protected_entry_id"] == str(listed)
     assert gateway.get("/v1/voices", headers=headers).json()["voices"] == []
 
 
