@@ -213,3 +213,33 @@ def test_opt_out_is_verified_then_blocks_the_voice(gateway, token, admin):
     response = enroll(gateway, cloner, challenge_id=enroll_id, consent=spoken_wav(enroll_statement),
                       references=[spoken_wav(REFERENCE_TEXT)])
     assert response.status_code == 403 and response.json()["error"] == "speaker_protected", response.text
+
+
+def test_enrollment_close_to_protected_voice_is_held_for_review(tmp_path, loaded_models, speech_dir):
+    """A gateway whose deny threshold no score reaches: the listed voice lands in the review
+    band, the enrollment is refused and queued, and its requester can follow the item."""
+    held_gateway = running_gateway(tmp_path / "held", models=loaded_models, speech_dir=speech_dir,
+                                   blocklist_deny_threshold=1000.0)
+    gateway = next(held_gateway)
+    try:
+        token = token_maker(gateway)
+        admin = token("root", "admin")
+        files = [("samples", (f"s{i}.wav", spoken_wav(text), "audio/wav")) for i, text in enumerate(PROTECTED_SAMPLES)]
+        listed = gateway.post("/v1/blocklist/entries", headers=admin, files=files,
+                              data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"})
+        assert listed.status_code == 201, listed.text
+        headers = token(**owner("imposter", "Ivan Post"))
+        challenge_id, statement = issue(gateway, headers, grantee_name="Imposter Studios")
+        response = enroll(gateway, headers, challenge_id=challenge_id, consent=spoken_wav(statement),
+                          references=[spoken_wav(REFERENCE_TEXT)])
+        assert response.status_code == 409 and response.json()["error"] == "speaker_review_required", response.text
+        pending = gateway.get("/v1/blocklist/reviews", headers=admin).json()["reviews"]
+        assert [(r["voice_id"], r["stage"], r["requester_sub"]) for r in pending] == [
+            (f"challenge:{challenge_id}", "reference", "imposter")]
+        review_id = pending[0]["review_id"]
+        assert f"review item {review_id}" in response.json()["detail"]
+        status = gateway.get(f"/v1/blocklist/my-reviews/{review_id}", headers=headers)
+        assert status.status_code == 200 and status.json()["status"] == "pending"
+        assert denied_reasons(gateway, "imposter") == ["speaker_review_required"]
+    finally:
+        held_gateway.close()
