@@ -44,7 +44,7 @@ def test_engine_audio_cannot_be_encoded_for_release(speech):
 
 def test_marked_audio_is_made_only_by_the_watermark_step(speech):
     with pytest.raises(TypeError):
-        MarkedAudio(object(), samples=speech.samples, sample_rate=speech.sample_rate, payload=b"1234", detection=None)
+        MarkedAudio(object(), samples=speech.samples, sample_rate=speech.sample_rate, payload=b"1234")
 
 
 @pytest.mark.parametrize("output_format", sorted(OUTPUT_FORMATS))
