@@ -243,3 +243,42 @@ def test_enrollment_close_to_protected_voice_is_held_for_review(tmp_path, loaded
         assert denied_reasons(gateway, "imposter") == ["speaker_review_required"]
     finally:
         held_gateway.close()
+
+
+def test_exception_for_voice_enrolled_before_listing(tmp_path, loaded_models, speech_dir):
+    """A voice enrolled before its speaker was listed: the exception rests on that voice's own
+    stored consent recording, and only that voice passes the synthesis-time list check."""
+    from gateway.pipeline.steps import check_references_not_protected
+    from policy.errors import SpeakerProtected
+
+    gateway_run = running_gateway(tmp_path / "earlier", models=loaded_models, speech_dir=speech_dir)
+    gateway = next(gateway_run)
+    try:
+        token = token_maker(gateway)
+        admin, joe = token("root", "admin"), token(**owner("joe", "Joe Miller"))
+        challenge_id, statement = issue(gateway, joe, grantee_name="Licensed Studios")
+        enrolled = enroll(gateway, joe, challenge_id=challenge_id, consent=spoken_wav(statement),
+                          references=[spoken_wav(REFERENCE_TEXT)])
+        assert enrolled.status_code == 201, enrolled.text
+        voice_id = enrolled.json()["voice_id"]
+        files = [("samples", (f"s{i}.wav", spoken_wav(text), "audio/wav")) for i, text in enumerate(PROTECTED_SAMPLES)]
+        entry_id = gateway.post("/v1/blocklist/entries", headers=admin, files=files,
+                                data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"}).json()["entry_id"]
+        components = gateway.app.state.components
+        with gateway.app.state.session_factory() as session:
+            profile = components.voices.load(session, voice_id=voice_id).speaker_profile
+
+        def check(voice: str) -> None:
+            check_references_not_protected(components.blocklist, embedder=components.embedder, voice_id=voice,
+                                           speaker_profile=profile)
+
+        with pytest.raises(SpeakerProtected):
+            check(voice_id)
+        granted = gateway.post(f"/v1/blocklist/entries/{entry_id}/exceptions", headers=admin,
+                               data={"note": "Joe licensed this voice", "voice_id": voice_id})
+        assert granted.status_code == 201 and granted.json()["consent_grant_id"] == enrolled.json()["consent_id"]
+        check(voice_id)
+        with pytest.raises(SpeakerProtected):
+            check("f" * 32)
+    finally:
+        gateway_run.close()
