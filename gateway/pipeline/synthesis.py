@@ -31,7 +31,9 @@ from gateway.pipeline.steps import SynthesisRequest
 from gateway.routes.audit import commit_write_ahead
 from gateway.voices import VoiceVault
 from policy.blocklist.live import LiveBlocklist
+from policy.blocklist.review import hold_for_review
 from policy.consent.grants import Grant, record_usage
+from policy.errors import SpeakerReviewRequired
 from policy.speaker import SpeakerEmbedder
 from policy.text_rules import TextRules
 from watermark import WatermarkStack
@@ -121,6 +123,7 @@ class SynthesisPipeline:
             return self._produce(principal=principal, request=request, admission=admission,
                                  cancel=cancel or CancelToken(), times=times)
         except BaseException as exc:
+            self._hold_if_review(principal=principal, request=request, request_id=request_id, error=exc)
             self._record_refusal(principal=principal, request=request, request_id=request_id,
                                  action=Action.REQUEST_FAILED, error=exc, consent_id=admission.grant.consent_id)
             raise
@@ -151,6 +154,7 @@ class SynthesisPipeline:
                         audit_id = commit_write_ahead(session, event=event)
             except BaseException as exc:
                 session.rollback()
+                self._hold_if_review(principal=principal, request=request, request_id=request_id, error=exc)
                 self._record_refusal(principal=principal, request=request, request_id=request_id,
                                      action=Action.REQUEST_DENIED, error=exc)
                 raise
@@ -205,6 +209,22 @@ class SynthesisPipeline:
             except BaseException:
                 session.rollback()
                 raise
+
+    def _hold_if_review(self, *, principal: Principal, request: SynthesisRequest, request_id: str,
+                        error: BaseException) -> None:
+        """A voice scored between the list's thresholds is held for an admin: the hold is the
+        request's outcome, so it is committed although the request fails (no audio either way)."""
+        if not isinstance(error, SpeakerReviewRequired):
+            return
+        try:
+            with self._sessions() as session:
+                item = hold_for_review(session, held=error, voice_id=request.voice_id, request_ref=request_id,
+                                       requester_iss=principal.issuer, requester_sub=principal.subject,
+                                       tenant=principal.tenant)
+                session.commit()
+            error.args = (f"{error.args[0]} (review item {item.id})",)
+        except Exception:  # the refusal stands; an admin sees it in the audit log instead
+            log.error("could not queue request %s for review", request_id, exc_info=True)
 
     def _record_refusal(self, *, principal: Principal, request: SynthesisRequest, request_id: str,
                         action: Action, error: BaseException, consent_id: str | None = None) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,10 +14,14 @@ from sqlalchemy import select
 from engine.interface import CancelToken
 from gateway.audio_io import decode_audio
 from gateway.pipeline.steps import SynthesisRequest, payload_for
-from gateway.pipeline.synthesis import StepTimes
+from gateway.pipeline.synthesis import StepTimes, SynthesisPipeline
+from policy.blocklist.live import LiveBlocklist
+from policy.blocklist.matching import BlocklistThresholds
+from policy.blocklist.repository import AudioSample, add_protected_speaker, deactivate_protected_speaker
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent, UsageRecord
 from policy.errors import ConsentRevoked
+from tests.gateway.conftest import bearer
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
     OWNER_ISSUER_SUB, PURPOSE, TENANT, TEXT, audit_events, client_token, consent_uses, gateway, synthesize,
 )
@@ -159,3 +165,41 @@ def test_engine_output_is_unmarked_until_the_watermark_step(gateway, client_toke
     released = decode_audio(synthesize(client, client_token, voice).content)
     marked = app.state.components.watermark.detect(released.samples, sample_rate=released.sample_rate)
     assert marked.scheme("keyed").payload_verified
+
+
+def test_voice_close_to_a_protected_speaker_is_held_for_review(gateway, client_token, hs256_token):
+    """Between the two thresholds a request is held: no audio, a review item the requester can
+    follow, and after an admin's approval the same voice is served."""
+    client, app, voice = gateway
+    components = app.state.components
+    with app.state.session_factory() as session:
+        entry = add_protected_speaker(session, embedder=components.embedder, name="Near Namesake",
+                                      reason="test", source="test", actor="test",
+                                      samples=[AudioSample(audio=voice.reference, sample_rate=voice.sample_rate)])
+        session.commit()
+        entry_id = entry.id
+    # Real components with a review band that covers every score, so the hold is certain.
+    reviewing = LiveBlocklist(session_factory=app.state.session_factory, embedder_name=components.embedder.name,
+                              dimension=components.embedder.dimension,
+                              thresholds=BlocklistThresholds(deny=1e6, review=-1e6))
+    pipeline = app.state.pipeline
+    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory,
+                                           components=dataclasses.replace(components, blocklist=reviewing))
+    try:
+        held = synthesize(client, client_token, voice)
+        assert held.status_code == 409 and held.json()["error"] == "speaker_review_required"
+        assert not held.headers["content-type"].startswith("audio/")
+        item_id = int(re.search(r"review item (\d+)", held.json()["detail"]).group(1))
+        status = client.get(f"/v1/blocklist/my-reviews/{item_id}", headers=bearer(client_token))
+        assert status.json()["status"] == "pending"
+        approved = client.post(f"/v1/blocklist/reviews/{item_id}/approve", json={"note": "a different person"},
+                               headers=bearer(hs256_token(role=["admin"])))
+        assert approved.status_code == 200, approved.text
+        reviewing.refresh(force=True)
+        assert synthesize(client, client_token, voice).status_code == 200
+    finally:
+        app.state.pipeline = pipeline
+        with app.state.session_factory() as session:
+            deactivate_protected_speaker(session, entry_id=entry_id, actor="test", reason="test over")
+            session.commit()
+        components.blocklist.refresh(force=True)
