@@ -1,0 +1,176 @@
+"""Gateway benchmark: where the time of a synthesis request goes, throughput, detector latency.
+
+Runs the real gateway (embedded engine, dev settings, SQLite in a temporary folder) behind a
+uvicorn server on a loopback port and talks to it over HTTP:
+
+- a 10 s utterance, several times: per-step seconds from the Server-Timing header, the
+  gateway's own overhead (everything but the engine) as a share of the end-to-end time;
+- throughput with 4 concurrent clients;
+- /v1/detect latency for a 10 s and a 60 s clip.
+
+Every response with audio is checked for a verified mark (the count of unmarked responses must
+be zero). Writes docs/benchmarks/gateway.md and .json.
+
+    .venv/bin/python -m bench.gateway.run [--repeats 5] [--concurrent-requests 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import soundfile
+import uvicorn
+
+from bench.corpus import REPO_ROOT, english_clips, speech_dir
+from bench.gateway.report import write_report
+from bench.run_info import machine
+from gateway.app import create_app
+from gateway.audio_io import decode_audio
+from gateway.auth import Role
+from gateway.db import upgrade
+from gateway.dev_tokens import mint_dev_token
+from gateway.settings import Settings
+from tests.gateway.synthesis_fixtures import PURPOSE, TENANT, grant_voice, seed_cohort
+
+# About 10 s of speech from the embedded voice.
+UTTERANCE = ("The museum opens its new exhibition on Saturday morning. Visitors can see paintings, old maps "
+             "and letters from the harbour town, and guided tours start every hour until the evening.")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve(app) -> tuple[uvicorn.Server, str]:
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                return server, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("the gateway did not become ready")
+
+
+def _synthesize(base: str, token: str, voice_id: str) -> tuple[float, dict[str, float], bytes, int]:
+    started = time.perf_counter()
+    response = httpx.post(f"{base}/v1/synthesize", headers={"Authorization": f"Bearer {token}"}, timeout=300,
+                          json={"voice_id": voice_id, "text": UTTERANCE, "language": "en", "purpose": PURPOSE})
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    steps = {}
+    for part in response.headers["server-timing"].split(", "):
+        name, duration = part.split(";dur=")
+        steps[name] = float(duration) / 1000
+    return elapsed, steps, response.content, int(response.headers["x-clonegate-audit-id"])
+
+
+def _marked(app, body: bytes, audit_id: int) -> bool:
+    decoded = decode_audio(body)
+    keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    return keyed.payload_verified and int.from_bytes(keyed.payload, "big") == audit_id
+
+
+def _wav(samples: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _detect_latency(base: str, token: str, data: bytes, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = httpx.post(f"{base}/v1/detect", headers={"Authorization": f"Bearer {token}"}, timeout=300,
+                              files={"audio": ("clip.wav", data, "audio/wav")})
+        times.append(time.perf_counter() - started)
+        response.raise_for_status()
+    return times
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--concurrent-requests", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    settings = Settings(mode="dev", data_dir=Path(tempfile.mkdtemp(prefix="clonegate-bench-")))
+    upgrade(settings.resolved_database_url)
+    app = create_app(settings)
+    seed_cohort(app, speech_dir())  # the protected-speaker list is not ready without a cohort
+    server, base = _serve(app)
+    voice = grant_voice(app, english_clips()[1], issuer=settings.jwt_issuer, max_uses=10_000)
+    client_token = mint_dev_token(settings, subject="bench-client", roles=[Role.CLIENT], tenant=TENANT)
+    auditor_token = mint_dev_token(settings, subject="bench-auditor", roles=[Role.AUDITOR])
+    unmarked = 0
+
+    _synthesize(base, client_token, voice.voice_id)  # first request pays one-off costs
+    sequential = []
+    for _ in range(args.repeats):
+        elapsed, steps, body, audit_id = _synthesize(base, client_token, voice.voice_id)
+        unmarked += not _marked(app, body, audit_id)
+        audio_seconds = decode_audio(body).duration_seconds
+        sequential.append({"total_s": elapsed, "audio_s": audio_seconds, "steps_s": steps})
+    print(f"sequential: {[round(r['total_s'], 2) for r in sequential]}", flush=True)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: _synthesize(base, client_token, voice.voice_id),
+                                range(args.concurrent_requests)))
+    concurrent_wall = time.perf_counter() - started
+    unmarked += sum(not _marked(app, body, audit_id) for _, _, body, audit_id in results)
+    print(f"concurrent: {args.concurrent_requests} requests in {concurrent_wall:.1f} s", flush=True)
+
+    clip, rate = soundfile.read(english_clips()[3], dtype="float32")
+    long_speech = np.concatenate([soundfile.read(path, dtype="float32")[0] for path in english_clips()[:12]])
+    detect = {
+        "10s": _detect_latency(base, auditor_token, _wav(np.resize(clip, 10 * rate), rate), args.repeats),
+        "60s": _detect_latency(base, auditor_token, _wav(long_speech[: 60 * rate], rate), max(2, args.repeats // 2)),
+    }
+    server.should_exit = True
+
+    engine = [r["steps_s"]["engine"] for r in sequential]
+    totals = [r["total_s"] for r in sequential]
+    overhead = [total - engine_s for total, engine_s in zip(totals, engine)]
+    step_names = sorted({name for r in sequential for name in r["steps_s"]})
+    summary = {
+        "command": "python -m bench.gateway.run " + " ".join(argv or []),
+        "machine": machine(),
+        "utterance_audio_s": statistics.mean(r["audio_s"] for r in sequential),
+        "end_to_end_s": {"mean": statistics.mean(totals), "max": max(totals)},
+        "engine_s": {"mean": statistics.mean(engine)},
+        "overhead_s": {"mean": statistics.mean(overhead), "max": max(overhead)},
+        "overhead_share": statistics.mean(o / t for o, t in zip(overhead, totals)),
+        "steps_mean_s": {name: statistics.mean(r["steps_s"].get(name, 0.0) for r in sequential) for name in step_names},
+        "throughput": {"clients": 4, "requests": args.concurrent_requests, "wall_s": concurrent_wall,
+                       "requests_per_minute": 60 * args.concurrent_requests / concurrent_wall},
+        "detect_latency_s": {name: {"mean": statistics.mean(v), "max": max(v)} for name, v in detect.items()},
+        "responses_with_unmarked_audio": unmarked,
+        "responses_with_audio": args.repeats + args.concurrent_requests,
+        "targets": {"overhead_share_max": 0.15, "overhead_s_max": 0.300, "detect_10s_s_max": 1.0,
+                    "unmarked_responses": 0},
+    }
+    write_report(summary, REPO_ROOT / "docs" / "benchmarks")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
