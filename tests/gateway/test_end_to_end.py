@@ -167,3 +167,9 @@ def test_enroll_synthesize_detect_protect_revoke_export_verify(running, tmp_path
     tampered = gateway.cli("audit", "verify", str(edited), "--key", public_key, check=False)
     assert tampered.returncode != 0
     assert "FAILED" in tampered.stderr
+
+    # The owner erases the voice; the log still checks out end to end.
+    erased = httpx.delete(f"{base}/v1/voices/{voice_id}", headers=owner, timeout=120)
+    assert erased.status_code == 200, erased.text
+    checked = gateway.cli("audit", "check", check=False)
+    assert checked.returncode == 0, checked.stderr
