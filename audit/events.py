@@ -45,6 +45,10 @@ class Action(StrEnum):
     VOICE_ERASED = "voice.erased"
     PROTECTED_SPEAKER_ADDED = "protected_speaker.added"
     PROTECTED_SPEAKER_REMOVED = "protected_speaker.removed"
+    PROTECTED_SPEAKER_EXCEPTION_GRANTED = "protected_speaker.exception_granted"
+    PROTECTED_SPEAKER_EXCEPTION_REVOKED = "protected_speaker.exception_revoked"
+    REVIEW_APPROVED = "review.approved"
+    REVIEW_DENIED = "review.denied"
     AUDIT_EXPORTED = "audit.exported"
 
 

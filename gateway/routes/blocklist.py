@@ -167,10 +167,8 @@ class DecisionBody(BaseModel):
 def _decide(request: Request, *, principal: Principal, review_id: int, approve: bool, note: str) -> dict:
     with request.app.state.session_factory() as session:
         item = decide_review(session, item_id=review_id, approve=approve, actor=admin_actor(principal), note=note)
-        # No dedicated action exists for review decisions: the admitted/denied pair records the
-        # admin's verdict on the held request, with the reason code saying it was a review.
         append_event(session, event=AuditEvent(
-            action=Action.REQUEST_ADMITTED if approve else Action.REQUEST_DENIED,
+            action=Action.REVIEW_APPROVED if approve else Action.REVIEW_DENIED,
             decision=Decision.ALLOW if approve else Decision.DENY, actor=actor_of(principal),
             reason="review_approved" if approve else "review_denied",
             subjects=Subjects(protected_entry_id=str(item.entry_id), voice_id=_identifier(item.voice_id))))

@@ -119,11 +119,11 @@ async def grant(
 
 
 def _event(principal: Principal, *, entry_id: int, voice_key: str, granted: bool) -> AuditEvent:
-    # An exception is the protected person's consent to one voice, granted or withdrawn by an
-    # admin: recorded as a consent event with the entry among its subjects.
+    # An exception rests on the protected person's own consent to one voice; before enrollment the
+    # voice is known only by its challenge, which goes into request_id.
     voice = voice_key if not voice_key.startswith("challenge:") else None
     return AuditEvent(
-        action=Action.CONSENT_GRANTED if granted else Action.CONSENT_REVOKED,
+        action=Action.PROTECTED_SPEAKER_EXCEPTION_GRANTED if granted else Action.PROTECTED_SPEAKER_EXCEPTION_REVOKED,
         decision=Decision.ALLOW if granted else Decision.NONE, actor=actor_of(principal),
         reason="blocklist_exception_granted" if granted else "blocklist_exception_revoked",
         subjects=Subjects(voice_id=voice, protected_entry_id=str(entry_id),
