@@ -37,11 +37,6 @@ class VoiceVault:
         """Read-only: enrollment stores a new voice's samples under the same wrapping key."""
         return self._kek
 
-    @property
-    def key_encryption_key(self) -> bytes:
-        """For the consent domain's storage functions, which seal and unseal with it."""
-        return self._kek
-
     def save_engine_profile(self, session: Session, *, voice_id: str, profile: VoiceProfile) -> None:
         store_blob(session, voice_id=voice_id, kind=ENGINE_PROFILE_KIND, data=profile.to_json().encode(),
                    key_encryption_key=self._kek, replace=True)

@@ -9,7 +9,7 @@ error code) on its own.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 import anyio

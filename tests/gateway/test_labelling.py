@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import mutagen
-import numpy as np
 import pytest
 import soundfile
 

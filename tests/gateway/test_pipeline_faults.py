@@ -17,7 +17,6 @@ from sqlalchemy.orm import sessionmaker
 
 from engine.interface import EngineAudio
 from gateway.app import create_app
-from gateway.components import LoadedModels
 from gateway.db import create_db_engine, upgrade
 from gateway.pipeline.synthesis import SynthesisPipeline
 from gateway.settings import Settings
