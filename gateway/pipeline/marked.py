@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.interface import EngineAudio
 from watermark import WatermarkSelfCheckFailed, WatermarkStack
+from watermark.stack import PAYLOAD_MIN_SECONDS
 
 _MINT = object()  # only this module holds it, so only mark_output constructs MarkedAudio
 
@@ -40,12 +41,20 @@ SELF_CHECK_TAILS_S = (0.0, 0.25, 0.5)
 
 
 def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) -> MarkedAudio:
-    """Embed every layer; `WatermarkStack.embed` verifies each one (see its docstring)."""
+    """Embed every layer (the stack re-detects each), then check the keyed layer independently.
+
+    From `PAYLOAD_MIN_SECONDS` of audio on, the keyed payload, which points at the audit record,
+    must read back from exactly the samples released. A shorter utterance cannot hold a whole
+    payload frame: it must carry the keyed mark's presence at the detector's false-positive
+    bound, and its audit record is found through the released event's output hash instead.
+    """
+    short = audio.duration_s < PAYLOAD_MIN_SECONDS
     failure: WatermarkSelfCheckFailed | None = None
     for tail_s in SELF_CHECK_TAILS_S:
         source = np.concatenate([audio.samples, np.zeros(int(tail_s * audio.sample_rate), np.float32)])
         try:
-            marked = stack.embed(source, sample_rate=audio.sample_rate, payload=payload)
+            marked = stack.embed(source, sample_rate=audio.sample_rate, payload=payload, require_payload=not short)
+            verify_keyed_mark(stack, marked, sample_rate=audio.sample_rate, payload=payload)
             break
         except WatermarkSelfCheckFailed as exc:
             failure = exc
@@ -53,10 +62,18 @@ def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) ->
         raise failure
     if marked.shape != source.shape or not np.all(np.isfinite(marked)):
         raise WatermarkSelfCheckFailed("the watermark stack changed the length or produced non-finite samples")
-    # The pipeline's own check, independent of the stack's: the keyed payload, which points at
-    # the audit record, must read back from exactly what will be released (about 20 ms for 10 s).
-    keyed = next((scheme for scheme in stack.schemes if scheme.name == "keyed"), None)
-    found = keyed.detect(marked, sample_rate=audio.sample_rate) if keyed is not None else None
-    if found is None or not found.payload_verified or found.payload != payload:
-        raise WatermarkSelfCheckFailed("the keyed payload does not verify after embedding")
     return MarkedAudio(_MINT, samples=marked, sample_rate=audio.sample_rate, payload=payload)
+
+
+def verify_keyed_mark(stack: WatermarkStack, samples: np.ndarray, *, sample_rate: int, payload: bytes) -> None:
+    """The pipeline's own check of the keyed layer, independent of the stack's (about 20 ms for
+    10 s): the payload from `PAYLOAD_MIN_SECONDS` on, the mark's presence below that."""
+    keyed = next((scheme for scheme in stack.schemes if scheme.name == "keyed"), None)
+    if keyed is None:
+        raise WatermarkSelfCheckFailed("the watermark stack has no keyed layer to carry the audit identifier")
+    found = keyed.detect(samples, sample_rate=sample_rate)
+    if len(samples) / sample_rate < PAYLOAD_MIN_SECONDS:
+        if not found.detected:
+            raise WatermarkSelfCheckFailed("the keyed mark is not detected in the short output")
+    elif not found.payload_verified or found.payload != payload:
+        raise WatermarkSelfCheckFailed("the keyed payload does not verify after embedding")

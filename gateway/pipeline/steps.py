@@ -22,7 +22,7 @@ from engine.interface import CancelToken, EngineAudio, EngineDescription, Synthe
 from gateway.audio_io import decode_audio
 from gateway.auth import Principal
 from gateway.labelling import OUTPUT_FORMATS
-from gateway.pipeline.marked import MarkedAudio, mark_output
+from gateway.pipeline.marked import MarkedAudio, mark_output, verify_keyed_mark
 from policy.blocklist.live import LiveBlocklist
 from policy.blocklist.models import ScreeningStage
 from policy.blocklist.screening import screen
@@ -135,9 +135,10 @@ def check_encoded_mark(stack: WatermarkStack, body: bytes, *, output_format: str
     if not OUTPUT_FORMATS[output_format].lossy:
         return
     decoded = decode_audio(body)
-    keyed = stack.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
-    if not keyed.payload_verified or keyed.payload != payload:
-        raise WatermarkSelfCheckFailed(f"the keyed payload does not survive the {output_format} encoding")
+    try:
+        verify_keyed_mark(stack, decoded.samples, sample_rate=decoded.sample_rate, payload=payload)
+    except WatermarkSelfCheckFailed as exc:
+        raise WatermarkSelfCheckFailed(f"the keyed mark does not survive the {output_format} encoding: {exc}") from exc
 
 
 def check_output_not_protected(

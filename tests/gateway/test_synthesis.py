@@ -203,3 +203,17 @@ def test_voice_close_to_a_protected_speaker_is_held_for_review(gateway, client_t
             deactivate_protected_speaker(session, entry_id=entry_id, actor="test", reason="test over")
             session.commit()
         components.blocklist.refresh(force=True)
+
+
+def test_short_utterance_is_released_with_a_detectable_mark(gateway, client_token):
+    """Under 3 s a whole payload frame does not fit: the output must still carry the keyed mark,
+    and its audit record is found through the released event's output hash."""
+    client, app, voice = gateway
+    response = synthesize(client, client_token, voice, text="Welcome to the museum.")
+    assert response.status_code == 200, response.text
+    decoded = decode_audio(response.content)
+    assert decoded.duration_seconds < 3.0
+    keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    assert keyed.detected and keyed.false_positive_probability <= 1e-4
+    released = dict(audit_events(app))[int(response.headers["x-clonegate-release-audit-id"])]
+    assert released.digests.output_sha256 == hashlib.sha256(response.content).hexdigest()
