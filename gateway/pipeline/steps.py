@@ -29,9 +29,8 @@ from policy.blocklist.screening import screen
 from policy.consent.grants import Grant, authorize_use, recheck
 from policy.speaker import SpeakerEmbedder
 from policy.text_rules import TextRules
-from watermark import WatermarkSelfCheckFailed, WatermarkStack
+from watermark import PAYLOAD_BYTES, WatermarkSelfCheckFailed, WatermarkStack
 
-PAYLOAD_BYTES = 4
 MAX_AUDIT_IDENTIFIER = 2 ** (8 * PAYLOAD_BYTES) - 1
 
 
@@ -47,7 +46,7 @@ class SynthesisRequest:
 
 
 def actor_of(principal: Principal) -> Actor:
-    # The most privileged role names the actor; every role stays visible in the token itself.
+    # Events name one role; the alphabetically first keeps the choice stable for multi-role tokens.
     role = sorted(principal.roles)[0].value
     return Actor(iss=principal.issuer, sub=principal.subject, role=role, tenant=principal.tenant)
 

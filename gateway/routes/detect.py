@@ -25,7 +25,7 @@ from audit.store import find_event, prove_inclusion
 from gateway.audio_io import decode_audio
 from gateway.auth import Permission, Principal
 from gateway.errors import AuthenticationFailed, GatewayError, PermissionDenied
-from gateway.pipeline.steps import PAYLOAD_BYTES
+from watermark import PAYLOAD_BYTES
 
 router = APIRouter(prefix="/v1", tags=["detect"])
 

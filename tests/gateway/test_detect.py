@@ -8,11 +8,13 @@ import io
 import time
 
 import numpy as np
+import pytest
 import soundfile
 
 from audit.checkpoint import open_checkpoint
 from audit.merkle import verify_inclusion
 from gateway.audio_io import decode_audio
+from gateway.routes.detect import AnonymousRateLimiter, DetectRateLimited
 from tests.gateway.conftest import bearer
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
     TENANT, client_token, gateway, read_clip, synthesize,
@@ -128,3 +130,13 @@ def test_rejects_corrupt_upload(gateway, client_token):
     client, _, _ = gateway
     response = _detect(client, b"RIFF\x00\x00\x00\x00WAVEfmt garbage", client_token)
     assert response.status_code == 422 and response.json()["error"] == "audio_corrupt"
+
+
+def test_rejects_anonymous_flood_when_anonymous_detection_is_enabled():
+    limiter = AnonymousRateLimiter(per_minute=2)
+    limiter.take("198.51.100.7")
+    limiter.take("198.51.100.7")
+    with pytest.raises(DetectRateLimited) as refused:
+        limiter.take("198.51.100.7")
+    assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) >= 1
+    limiter.take("203.0.113.9")  # another address has its own allowance
