@@ -63,7 +63,7 @@ class FaultEngine:
 class UnmarkingStack(WatermarkStack):
     """A watermark stack whose embedding silently does nothing."""
 
-    def embed(self, audio, *, sample_rate, payload):
+    def embed(self, audio, *, sample_rate, payload, require_payload=True):
         return np.array(audio, dtype=np.float32)
 
 
