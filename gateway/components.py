@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from engine import CloningEngine, EngineUnavailable
 from gateway.cli_watermark import build_watermark_stack
 from gateway.engines import build_engine
 from gateway.pipeline.synthesis import PipelineComponents, SynthesisPipeline
+from gateway.lifespan import run_during_lifespan
 from gateway.settings import Settings, SettingsError
 from gateway.voices import VoiceVault
 from policy.blocklist.live import LiveBlocklist
@@ -114,18 +113,7 @@ def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) 
     app.state.components = components
     app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=components)
     app.state.readiness.register("blocklist", _blocklist_loads(blocklist))
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
-        blocklist.start_background_refresh()
-        try:
-            async with inner(running) as state:
-                yield state
-        finally:
-            blocklist.stop()
-
-    app.router.lifespan_context = lifespan
+    run_during_lifespan(app, start=blocklist.start_background_refresh, stop=blocklist.stop)
 
 
 def _blocklist_loads(blocklist: LiveBlocklist):

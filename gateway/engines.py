@@ -9,13 +9,13 @@ pipeline calls the executor: no route or CLI command returns engine audio direct
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import numpy as np
 from fastapi import FastAPI
 
 from engine import BoundedExecutor, CloningEngine, EngineUnavailable, SpeakerSimilarity
+from gateway.lifespan import run_during_lifespan
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("clonegate.engine")
@@ -88,21 +88,14 @@ def install_engine(app: FastAPI, settings: Settings, *, engine: CloningEngine | 
         raise SettingsError(f"CLONEGATE_ENGINE={settings.engine}: {exc}") from exc
     app.state.engine_executor = executor
     app.state.readiness.register("engine", lambda: executor.ready)
-    inner = app.router.lifespan_context
 
-    @asynccontextmanager
-    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+    def start() -> None:
         description = executor.describe()
         log.info("engine %s (%s) on %s: loading in the background", description.name,
                  description.model_id, description.device)
         executor.start()
-        try:
-            async with inner(running) as state:
-                yield state
-        finally:
-            executor.shutdown()
 
-    app.router.lifespan_context = lifespan
+    run_during_lifespan(app, start=start, stop=executor.shutdown)
 
 
 def similarity_from_embedder(embedder: object) -> SpeakerSimilarity:

@@ -5,7 +5,6 @@ profile preparation and audit events that must be committed even when the reques
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +14,6 @@ from fastapi import Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import Action, AuditEvent, Decision, Digests, Subjects
-from audit.store import append_event
 from engine.errors import EngineNotReady
 from engine.interface import ReferenceClip, VoiceProfile
 from gateway.audio_io import DecodedAudio, decode_audio
@@ -31,7 +29,6 @@ from policy.consent.statement_check import verify_statement
 from policy.errors import ChallengeNotFound, StatementTemplateInvalid
 from watermark import WatermarkStack
 
-log = logging.getLogger("clonegate.enrollment")
 
 # Recordings a person reads aloud: a statement takes seconds, references at most minutes.
 CONSENT_MAX_SECONDS = 60.0
@@ -180,13 +177,3 @@ def reason_code(exc: BaseException) -> str:
     return code if isinstance(code, str) and code else "internal_error"
 
 
-def record_denial(sessions: sessionmaker[Session], *, event: AuditEvent) -> None:
-    """Commit a denial event in its own transaction: the request's own transaction is rolled
-    back, but the refusal must stay on the record. A store failure here is logged, and the
-    caller re-raises the original refusal (the request is refused either way)."""
-    try:
-        with sessions() as session:
-            append_event(session, event=event)
-            session.commit()
-    except Exception:  # noqa: BLE001 - the refusal stands; the audit failure is reported
-        log.error("could not record %s denial (%s)", event.action.value, event.reason, exc_info=True)

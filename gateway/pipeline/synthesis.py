@@ -23,12 +23,12 @@ from audit.events import Action, EngineInfo
 from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, VoiceProfile
 from gateway import __version__
+from gateway.audit_hooks import commit_write_ahead, record_refusal
 from gateway.auth import Principal
 from gateway.errors import DatabaseUnavailable
 from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
 from gateway.pipeline import steps
 from gateway.pipeline.steps import SynthesisRequest
-from gateway.routes.audit import commit_write_ahead
 from gateway.voices import VoiceVault
 from policy.blocklist.live import LiveBlocklist
 from policy.blocklist.review import hold_for_review
@@ -231,10 +231,6 @@ class SynthesisPipeline:
         reason = getattr(error, "code", None)
         if not isinstance(reason, str):
             reason = "cancelled" if isinstance(error, (KeyboardInterrupt, GeneratorExit)) else "internal_error"
-        try:
-            event = steps.refusal_event(principal=principal, request=request, request_id=request_id,
-                                        action=action, reason=reason, consent_id=consent_id)
-            with self._sessions() as session:
-                commit_write_ahead(session, event=event)
-        except Exception:  # the store itself may be what failed; the refusal stands either way
-            log.error("could not record %s (%s) in the audit log", action.value, reason, exc_info=True)
+        event = steps.refusal_event(principal=principal, request=request, request_id=request_id,
+                                    action=action, reason=reason, consent_id=consent_id)
+        record_refusal(self._sessions, event=event)

@@ -2,7 +2,7 @@
 
 ``install_audit(app, settings)`` loads the checkpoint signing key, runs the integrity check at
 start-up (a tampered log stops the gateway), starts the integrator thread for the app's
-lifetime and mounts the routes. ``commit_write_ahead`` is what the pipeline calls to make the
+lifetime and mounts the routes. ``gateway.audit_hooks.commit_write_ahead`` is what the pipeline calls to make the
 ``admitted`` event durable before the engine runs.
 """
 
@@ -14,8 +14,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -24,19 +22,19 @@ from fastapi import APIRouter, BackgroundTasks, FastAPI, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from audit.bundle import archive_bundle
 from audit.checkpoint import SigningKey
-from audit.errors import AuditUnavailable, SigningKeyError
+from audit.errors import SigningKeyError
 from audit.events import Action, Actor, AuditEvent, Decision
 from audit.export import export_bundle
 from audit.integrator import IntegratorThread
 from audit.integrity import check_log_integrity
-from audit.store import EventFilter, append_event, confirm_durable, latest_checkpoint, list_events
+from audit.store import EventFilter, append_event, latest_checkpoint, list_events
 from audit.store import prove_consistency, prove_inclusion
 from gateway.auth import Permission, Principal, Role, require
 from gateway.db import SessionDep
+from gateway.lifespan import run_during_lifespan
 from gateway.errors import NotFound, PermissionDenied
 from gateway.settings import Settings, SettingsError
 
@@ -80,19 +78,12 @@ def install_audit(app: FastAPI, settings: Settings) -> None:
     app.state.audit_key = key
     app.state.audit_integrator = integrator
     app.state.readiness.register("audit_log", lambda: integrator.healthy)
-    inner = app.router.lifespan_context
 
-    @asynccontextmanager
-    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+    def start() -> None:
         _startup_check(sessions, key)
         integrator.start()
-        try:
-            async with inner(running) as state:
-                yield state
-        finally:
-            integrator.stop()
 
-    app.router.lifespan_context = lifespan
+    run_during_lifespan(app, start=start, stop=integrator.stop)
     app.include_router(public_router)
     app.include_router(router)
 
@@ -105,21 +96,6 @@ def _startup_check(sessions, key: SigningKey) -> None:
         log.info("audit log intact", extra={"tree_size": report.tree_size, "pending": report.pending})
     except SQLAlchemyError as exc:
         log.error("audit store unavailable at start-up: %s", exc.__class__.__name__)
-
-
-def commit_write_ahead(session: Session, *, event: AuditEvent) -> int:
-    """Append ``event``, commit, and confirm it is stored: call before the engine runs.
-
-    Raises ``AuditUnavailable`` on any store failure, and then nothing may proceed.
-    """
-    pending_id = append_event(session, event=event)
-    try:
-        session.commit()
-    except SQLAlchemyError as exc:
-        session.rollback()
-        raise AuditUnavailable(f"the {event.action.value} event could not be committed") from exc
-    confirm_durable(session, pending_id=pending_id)
-    return pending_id
 
 
 def _b64(data: bytes) -> str:

@@ -17,6 +17,7 @@ from audit.events import Action, AuditEvent, Decision, Subjects
 from audit.store import append_event
 from gateway.auth import Authenticated, Permission, Principal, require
 from gateway.db import SessionDep
+from gateway.audit_hooks import record_refusal
 from gateway.enrollment import (
     OPT_OUT_GRANTEE,
     OPT_OUT_PURPOSE,
@@ -27,7 +28,6 @@ from gateway.enrollment import (
     denial_event,
     read_upload,
     reason_code,
-    record_denial,
     utcnow,
 )
 from gateway.pipeline.steps import actor_of
@@ -237,7 +237,7 @@ async def opt_out(
             lambda: _opt_out_checked(request, principal=principal, challenge_id=challenge_id,
                                      audio=decoded.samples, sample_rate=decoded.sample_rate))
     except Exception as exc:
-        record_denial(sessions, event=denial_event(principal=principal, action=Action.CONSENT_DENIED,
+        record_refusal(sessions, event=denial_event(principal=principal, action=Action.CONSENT_DENIED,
                                                    reason=reason_code(exc), references=digests))
         raise
 

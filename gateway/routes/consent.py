@@ -20,6 +20,7 @@ from audit.events import Action, AuditEvent, Decision, Digests, Subjects
 from audit.store import append_event
 from gateway.auth import Permission, Principal, require
 from gateway.db import SessionDep
+from gateway.audit_hooks import record_refusal
 from gateway.enrollment import (
     CONSENT_MAX_SECONDS,
     REFERENCE_MAX_SECONDS,
@@ -30,7 +31,6 @@ from gateway.enrollment import (
     prepare_engine_profile,
     read_upload,
     reason_code,
-    record_denial,
     recognizer,
     reference_digests,
     require_ready_checks,
@@ -134,7 +134,7 @@ async def enroll(
             _hold_enrollment(request, held=exc, principal=principal, challenge_id=challenge_id)
         # The matched entry goes into the audit record only; the requester's detail names no one.
         entry = getattr(exc, "entry_id", None)
-        record_denial(sessions, event=denial_event(
+        record_refusal(sessions, event=denial_event(
             principal=principal, action=Action.CONSENT_DENIED, reason=reason_code(exc), references=digests,
             protected_entry_id=str(entry) if isinstance(entry, int) else None))
         raise
@@ -200,7 +200,7 @@ async def add_samples(
     except Exception as exc:
         # A voice of someone else is reported as absent, and not named in the log as touched.
         known = not isinstance(exc, (NotVoiceOwner, VoiceNotFound))
-        record_denial(sessions, event=denial_event(principal=principal, action=Action.CONSENT_DENIED,
+        record_refusal(sessions, event=denial_event(principal=principal, action=Action.CONSENT_DENIED,
                                                    reason=reason_code(exc), voice_id=voice_id if known else None,
                                                    references=digests))
         if isinstance(exc, NotVoiceOwner):

@@ -17,7 +17,7 @@ from gateway.app import create_app
 from gateway.auth import Role
 from gateway.db import upgrade
 from gateway.dev_tokens import mint_dev_token
-from gateway.routes.audit import commit_write_ahead
+from gateway.audit_hooks import commit_write_ahead
 from gateway.settings import Settings
 from tests.audit.storage_helpers import event
 

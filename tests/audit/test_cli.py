@@ -17,7 +17,8 @@ from sqlalchemy import text
 from gateway.cli import main
 
 from gateway.db import create_db_engine, make_session_factory, upgrade
-from gateway.routes.audit import commit_write_ahead, load_audit_signing_key
+from gateway.audit_hooks import commit_write_ahead
+from gateway.routes.audit import load_audit_signing_key
 from gateway.settings import Settings
 from audit.integrator import integrate_pending
 from tests.audit.storage_helpers import event
