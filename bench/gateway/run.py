@@ -17,9 +17,7 @@ be zero). Writes docs/benchmarks/gateway.md and .json.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import socket
 import statistics
 import tempfile
 import threading
@@ -41,6 +39,8 @@ from gateway.auth import Role
 from gateway.db import upgrade
 from gateway.dev_tokens import mint_dev_token
 from gateway.settings import Settings
+from tests.gateway.conftest import free_port
+from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import PURPOSE, TENANT, grant_voice, seed_cohort
 
 # About 10 s of speech from the embedded voice.
@@ -48,14 +48,8 @@ UTTERANCE = ("The museum opens its new exhibition on Saturday morning. Visitors 
              "and letters from the harbour town, and guided tours start every hour until the evening.")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _serve(app) -> tuple[uvicorn.Server, str]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     base = f"http://127.0.0.1:{port}"
@@ -87,12 +81,6 @@ def _marked(app, body: bytes, audit_id: int) -> bool:
     decoded = decode_audio(body)
     keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
     return keyed.payload_verified and int.from_bytes(keyed.payload, "big") == audit_id
-
-
-def _wav(samples: np.ndarray, rate: int) -> bytes:
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 def _detect_latency(base: str, token: str, data: bytes, repeats: int) -> list[float]:
@@ -142,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     clip, rate = soundfile.read(english_clips()[3], dtype="float32")
     long_speech = np.concatenate([soundfile.read(path, dtype="float32")[0] for path in english_clips()[:12]])
     detect = {
-        "10s": _detect_latency(base, auditor_token, _wav(np.resize(clip, 10 * rate), rate), args.repeats),
-        "60s": _detect_latency(base, auditor_token, _wav(long_speech[: 60 * rate], rate), max(2, args.repeats // 2)),
+        "10s": _detect_latency(base, auditor_token, wav_bytes(np.resize(clip, 10 * rate), rate), args.repeats),
+        "60s": _detect_latency(base, auditor_token, wav_bytes(long_speech[: 60 * rate], rate), max(2, args.repeats // 2)),
     }
     server.should_exit = True
 

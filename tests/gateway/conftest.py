@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -53,6 +54,13 @@ def hs256_token(settings, claims) -> Callable[..., str]:
         return jwt.encode(claims(**overrides), settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
     return make
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now, for a real server under test."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def bearer(token: str) -> dict[str, str]:

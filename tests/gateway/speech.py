@@ -142,12 +142,18 @@ def enroll(gateway, headers, *, challenge_id: str, consent: bytes, references: l
     return gateway.post("/v1/voices", headers=headers, data={"challenge_id": challenge_id}, files=files)
 
 
+def logged_entries(app) -> list[tuple[int, bytes]]:
+    """(audit identifier, canonical entry) of every event appended so far, integrated or still
+    pending, in append order."""
+    with app.state.session_factory() as session:
+        rows = [*session.execute(select(Leaf.pending_id, Leaf.entry)),
+                *session.execute(select(PendingEvent.id, PendingEvent.entry))]
+    return sorted((audit_id, bytes(entry)) for audit_id, entry in rows)
+
+
 def audit_events(gateway, *, action: str | None = None) -> list[dict]:
-    """Every event appended so far: integrated leaves, then those still pending."""
-    with gateway.app.state.session_factory() as session:
-        rows = session.scalars(select(Leaf.entry).order_by(Leaf.leaf_index)).all()
-        rows += session.scalars(select(PendingEvent.entry).order_by(PendingEvent.id)).all()
-    events = [json.loads(bytes(row)) for row in rows]
+    """Every event appended so far, as JSON objects, optionally of one action."""
+    events = [json.loads(entry) for _, entry in logged_entries(gateway.app)]
     return [e for e in events if action is None or e["action"] == action]
 
 

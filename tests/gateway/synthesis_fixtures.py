@@ -15,27 +15,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import pytest
+import soundfile
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from sqlalchemy import select
-
 from audit.events import AuditEvent
-from audit.models import Leaf, PendingEvent
 from engine.interface import ReferenceClip
 from gateway.app import create_app
 from gateway.db import upgrade
 from gateway.settings import Settings
-from policy.blocklist.repository import add_cohort_speaker
 from policy.consent.challenges import OwnerIdentity, create_challenge
 from policy.consent.models import Consent, Voice
-from tests.gateway.conftest import bearer
 from policy.consent.storage import create_voice_key, replace_profile, store_sample
+from tests.gateway.conftest import bearer
+from tests.gateway.speech import logged_entries
+from tests.gateway.speech import seed_cohort as seed_speech_cohort
 
 TEXT = "The library opens at nine in the morning and closes at six in the evening."
-COHORT_SIZE = 6
 TENANT = "acme"
 PURPOSE = "narration"
 OWNER_ISSUER_SUB = "owner-1"
@@ -57,13 +54,8 @@ def read_clip(path: Path, *, seconds: float | None = None) -> tuple[np.ndarray, 
 
 
 def seed_cohort(app: FastAPI, speech_dir: Path) -> None:
-    embedder = app.state.components.embedder
-    with app.state.session_factory() as session:
-        for path in sorted(speech_dir.glob("de_*.wav"))[:COHORT_SIZE]:
-            audio, rate = read_clip(path, seconds=8)
-            add_cohort_speaker(session, embedder=embedder, label=path.stem, audio=audio, sample_rate=rate,
-                               actor="test")
-        session.commit()
+    """The cohort the list needs before it can decide, picked up by this process at once."""
+    seed_speech_cohort(app, embedder=app.state.components.embedder, speech_dir=speech_dir)
     app.state.components.blocklist.refresh(force=True)
 
 
@@ -122,12 +114,9 @@ def client_token(hs256_token):
 
 
 def audit_events(app, **where) -> list[tuple[int, AuditEvent]]:
-    """(audit identifier, event) of every event, integrated or still pending, in append order."""
-    with app.state.session_factory() as session:
-        rows = [*session.execute(select(Leaf.pending_id, Leaf.entry)),
-                *session.execute(select(PendingEvent.id, PendingEvent.entry))]
-    events = sorted((audit_id, AuditEvent.from_canonical_bytes(entry)) for audit_id, entry in rows)
-    return [(index, event) for index, event in events
+    """(audit identifier, event) of every event, in append order, optionally of some subjects."""
+    events = [(audit_id, AuditEvent.from_canonical_bytes(entry)) for audit_id, entry in logged_entries(app)]
+    return [(audit_id, event) for audit_id, event in events
             if all(getattr(event.subjects, key) == value for key, value in where.items())]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,18 +13,13 @@ import pytest
 
 from gateway.auth import TokenVerifier
 from gateway.settings import Settings
+from tests.gateway.conftest import free_port
 
 CLONEGATE = [sys.executable, "-m", "gateway.cli"]
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(CLONEGATE + args, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_token_command_mints_a_token_the_gateway_accepts(tmp_path):
@@ -59,7 +53,7 @@ def test_serve_answers_healthz_and_readyz(tmp_path, speech_dir):
     assert seeded.returncode == 0, seeded.stderr
     assert "6 speaker(s) added" in seeded.stdout
     assert "0 speaker(s) added, 6 in total" in _run(["blocklist", "cohort", "add", *cohort], env).stdout
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(CLONEGATE + ["serve", "--port", str(port)], env={**os.environ, **env},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -4,7 +4,6 @@ auditors and the producing tenant, never a guess."""
 from __future__ import annotations
 
 import base64
-import io
 import time
 
 import numpy as np
@@ -16,15 +15,10 @@ from audit.merkle import verify_inclusion
 from gateway.audio_io import decode_audio
 from gateway.routes.detect import AnonymousRateLimiter, DetectRateLimited
 from tests.gateway.conftest import bearer
+from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
     TENANT, client_token, gateway, read_clip, synthesize,
 )
-
-
-def _wav(samples: np.ndarray, sample_rate: int) -> bytes:
-    buffer = io.BytesIO()
-    soundfile.write(buffer, samples, sample_rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 def _released(client, token, voice):
@@ -84,7 +78,7 @@ def test_other_tenant_learns_only_that_audio_is_marked(gateway, client_token, hs
 def test_unmarked_speech_is_not_detected(gateway, client_token, speech_dir):
     client, _, _ = gateway
     audio, rate = read_clip(sorted(speech_dir.glob("en_*.wav"))[3], seconds=6)
-    answer = _detect(client, _wav(audio, rate), client_token).json()
+    answer = _detect(client, wav_bytes(audio, rate), client_token).json()
     keyed = next(scheme for scheme in answer["schemes"] if scheme["name"] == "keyed")
     assert keyed["detected"] is False and keyed["payload"] is None
     assert answer["source"] is None
@@ -95,7 +89,7 @@ def test_payload_naming_no_event_is_reported_unknown(gateway, client_token, hs25
     audio, rate = read_clip(sorted(speech_dir.glob("en_*.wav"))[4], seconds=6)
     forged_id = 0x00FFFFF0
     marked = app.state.components.watermark.embed(audio, sample_rate=rate, payload=forged_id.to_bytes(4, "big"))
-    answer = _detect(client, _wav(marked, rate), hs256_token(role=["auditor"])).json()
+    answer = _detect(client, wav_bytes(marked, rate), hs256_token(role=["auditor"])).json()
     assert answer["source"] == {"status": "unknown", "audit_id": forged_id}
 
 
@@ -111,7 +105,7 @@ def test_spliced_output_is_localised(gateway, client_token, speech_dir):
     before = resample_poly(before, rate, source_rate).astype(np.float32)
     after = resample_poly(after, rate, source_rate).astype(np.float32)
     spliced = np.concatenate([before, released.samples, after])
-    answer = _detect(client, _wav(spliced, rate), client_token).json()
+    answer = _detect(client, wav_bytes(spliced, rate), client_token).json()
     keyed = next(scheme for scheme in answer["schemes"] if scheme["name"] == "keyed")
     start = len(before) / rate
     end = start + released.duration_seconds

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,23 +23,18 @@ import pytest
 from gateway.audio_io import decode_audio
 from gateway.cli_watermark import build_watermark_stack
 from gateway.settings import Settings
+from tests.gateway.conftest import free_port
 from tests.gateway.speech import PHRASES, REFERENCE_TEXT, spoken_wav
 
 CLONEGATE = [sys.executable, "-m", "gateway.cli"]
 TENANT = "acme"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Gateway:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.env = {**os.environ, "CLONEGATE_DATA_DIR": str(data_dir)}
-        self.base = f"http://127.0.0.1:{_free_port()}"
+        self.base = f"http://127.0.0.1:{free_port()}"
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run(CLONEGATE + list(args), env=self.env, capture_output=True, text=True, timeout=300)
