@@ -37,7 +37,7 @@ class MarkedAudio:
 # For a few (audio, payload) pairs the keyed payload does not read back after embedding (about
 # one short utterance in sixteen). A short silent tail moves the frame grid against the speech
 # and the mark then verifies; if no attempt verifies, the output is refused as before.
-SELF_CHECK_TAILS_S = (0.0, 0.25, 0.5)
+SELF_CHECK_TAILS_S = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) -> MarkedAudio:
