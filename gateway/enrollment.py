@@ -80,7 +80,7 @@ def watermark_detector(stack: WatermarkStack):
     gateway's stack found in the audio (our own outputs, PerTh-marking engines), or None."""
 
     def detect(audio: np.ndarray, sample_rate: int) -> str | None:
-        found = stack.detect(np.asarray(audio, dtype=np.float32), sample_rate=sample_rate)
+        found = stack.detect(np.asarray(audio, dtype=np.float32), sample_rate=sample_rate, segments=False)
         for detection in found.schemes:
             if detection.detected:
                 return detection.scheme

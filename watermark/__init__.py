@@ -4,7 +4,7 @@ Public API (the gateway calls only these):
 
 - ``build_stack(WatermarkConfig(...)) -> WatermarkStack``
 - ``WatermarkStack.embed(audio, *, sample_rate, payload: bytes) -> np.ndarray``
-- ``WatermarkStack.detect(audio, *, sample_rate) -> StackDetection``
+- ``WatermarkStack.detect(audio, *, sample_rate, segments=True) -> StackDetection``
 """
 
 from .audioseal_layer import AudioSealFiles

@@ -140,7 +140,7 @@ class AudioSealScheme:
         out = samples + delta
         return np.clip(out, -1.0, 1.0) if np.max(np.abs(samples)) <= 1.0 else out
 
-    def detect(self, audio: np.ndarray, *, sample_rate: int) -> Detection:
+    def detect(self, audio: np.ndarray, *, sample_rate: int, segments: bool = True) -> Detection:
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
         signal = resample(samples, from_rate=rate, to_rate=AUDIOSEAL_RATE).astype(np.float32)
         with self._torch.no_grad(), self._eager():
@@ -150,10 +150,10 @@ class AudioSealScheme:
         bits = (message[0].numpy() > 0.5).astype(np.uint8)
         duration = samples.size / rate
         per = int(SEGMENT_S * AUDIOSEAL_RATE)
-        segments = tuple(
+        found_segments = tuple(
             Segment(i * SEGMENT_S, min((i + 1) * SEGMENT_S, duration), float(presence[i * per : (i + 1) * per].mean()))
             for i in range(int(np.ceil(presence.size / per)))
-        )
+        ) if segments else ()
         return Detection(
             scheme=self.name,
             detected=score >= self.threshold,
@@ -161,5 +161,5 @@ class AudioSealScheme:
             false_positive_probability=None,
             payload=np.packbits(bits).tobytes(),  # the public 16-bit message, never authenticated
             payload_verified=False,
-            segments=segments,
+            segments=found_segments,
         )

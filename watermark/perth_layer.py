@@ -90,28 +90,26 @@ class PerthScheme:
             batch = self._torch.stack([m[..., :length] for m in mags])
             return self._net.decoder(batch).clamp(0.0, 1.0).numpy().astype(np.float64)
 
-    def score(self, audio: np.ndarray, *, sample_rate: int) -> float:
-        """The whole-input decoder confidence alone (what ``detect`` reports as ``score``), without segments."""
-        samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
-        return float(self._scores([resample(samples, from_rate=rate, to_rate=self._rate).astype(np.float32)])[0])
-
-    def detect(self, audio: np.ndarray, *, sample_rate: int) -> Detection:
+    def detect(self, audio: np.ndarray, *, sample_rate: int, segments: bool = True) -> Detection:
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
         signal = resample(samples, from_rate=rate, to_rate=self._rate).astype(np.float32)
         score = float(self._scores([signal])[0])
+        detected = score >= self.threshold
+        if not segments:  # the windowed pass costs twice the whole-input one
+            return Detection(scheme=self.name, detected=detected, score=score, false_positive_probability=None)
         duration = samples.size / rate
         win, hop = int(WINDOW_S * self._rate), int(SEGMENT_S * self._rate)
         starts = list(range(0, max(1, signal.size - win + 1), hop))
         window_scores = self._scores([signal[s : s + win] for s in starts]) if signal.size >= win else np.array([score])
-        segments = []
+        found_segments = []
         for slot in range(int(np.ceil(duration / SEGMENT_S - 1e-9))):
             t0 = slot * SEGMENT_S
             covering = [sc for s, sc in zip(starts, window_scores) if s / self._rate <= t0 < s / self._rate + WINDOW_S]
-            segments.append(Segment(t0, min(t0 + SEGMENT_S, duration), float(max(covering) if covering else window_scores[-1])))
+            found_segments.append(Segment(t0, min(t0 + SEGMENT_S, duration), float(max(covering) if covering else window_scores[-1])))
         return Detection(
             scheme=self.name,
-            detected=score >= self.threshold,
+            detected=detected,
             score=score,
             false_positive_probability=None,
-            segments=tuple(segments),
+            segments=tuple(found_segments),
         )

@@ -65,7 +65,7 @@ class WatermarkStack:
         for index, scheme in enumerate(self.schemes):
             marked = scheme.embed(marked, sample_rate=sample_rate, payload=payload)
             for earlier in self.schemes[: index + 1]:
-                found = earlier.detect(marked, sample_rate=sample_rate)
+                found = earlier.detect(marked, sample_rate=sample_rate, segments=False)
                 if not found.detected:
                     raise WatermarkSelfCheckFailed(
                         f"{earlier.name} mark not detected after embedding {scheme.name} (score {found.score:.3f})"
@@ -74,8 +74,10 @@ class WatermarkStack:
                     raise WatermarkSelfCheckFailed(f"keyed payload did not read back after embedding {scheme.name}")
         return marked
 
-    def detect(self, audio: np.ndarray, *, sample_rate: int) -> StackDetection:
-        found = tuple(scheme.detect(audio, sample_rate=sample_rate) for scheme in self.schemes)
+    def detect(self, audio: np.ndarray, *, sample_rate: int, segments: bool = True) -> StackDetection:
+        """Every scheme's detection; ``segments=False`` skips the per-segment scores (presence
+        and payload only, which is all a self-check or a yes/no screen needs, and faster)."""
+        found = tuple(scheme.detect(audio, sample_rate=sample_rate, segments=segments) for scheme in self.schemes)
         return StackDetection(detected=any(d.detected for d in found), schemes=found)
 
 

@@ -56,7 +56,7 @@ def _keyed_record(audio: np.ndarray, sr: int, payload: bytes) -> dict:
 
 
 def _perth_score(audio: np.ndarray, sr: int) -> float:
-    return _state["perth"].score(audio, sample_rate=sr)  # detect()'s score, without its 0.5 s segments
+    return _state["perth"].detect(audio, sample_rate=sr, segments=False).score
 
 
 def quality_and_speed(index: int, path: str, folder: str) -> dict:

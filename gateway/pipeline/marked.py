@@ -71,7 +71,7 @@ def verify_keyed_mark(stack: WatermarkStack, samples: np.ndarray, *, sample_rate
     keyed = next((scheme for scheme in stack.schemes if scheme.name == "keyed"), None)
     if keyed is None:
         raise WatermarkSelfCheckFailed("the watermark stack has no keyed layer to carry the audit identifier")
-    found = keyed.detect(samples, sample_rate=sample_rate)
+    found = keyed.detect(samples, sample_rate=sample_rate, segments=False)
     if len(samples) / sample_rate < PAYLOAD_MIN_SECONDS:
         if not found.detected:
             raise WatermarkSelfCheckFailed("the keyed mark is not detected in the short output")

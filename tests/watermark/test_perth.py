@@ -23,7 +23,8 @@ def test_round_trip_and_segments(perth, english_speech):
     assert found.detected and found.score > 0.9
     assert found.false_positive_probability is None and found.payload is None
     assert found.segments[0].start_s == 0.0 and found.segments[0].end_s == pytest.approx(0.5)
-    assert perth.score(y, sample_rate=sr) == pytest.approx(found.score)
+    presence = perth.detect(y, sample_rate=sr, segments=False)
+    assert presence.detected and presence.score == pytest.approx(found.score) and presence.segments == ()
 
 
 def test_unmarked_speech_is_not_detected(perth, english_speech):

@@ -71,10 +71,12 @@ class KeyedScheme:
             marked = np.clip(marked, -1.0, 1.0)
         return marked.astype(np.asarray(audio).dtype if np.asarray(audio).dtype in (np.float32, np.float64) else np.float64)
 
-    def detect(self, audio: np.ndarray, *, sample_rate: int) -> Detection:
-        return self.detect_with_bits(audio, sample_rate=sample_rate)[0]
+    def detect(self, audio: np.ndarray, *, sample_rate: int, segments: bool = True) -> Detection:
+        return self.detect_with_bits(audio, sample_rate=sample_rate, segments=segments)[0]
 
-    def detect_with_bits(self, audio: np.ndarray, *, sample_rate: int) -> tuple[Detection, np.ndarray | None]:
+    def detect_with_bits(
+        self, audio: np.ndarray, *, sample_rate: int, segments: bool = True,
+    ) -> tuple[Detection, np.ndarray | None]:
         """Detection plus the decoded (still encrypted) message bits of the best alignment, for benchmarks."""
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
         signal16 = resample(samples, from_rate=rate, to_rate=SAMPLE_RATE)
@@ -121,7 +123,7 @@ class KeyedScheme:
             false_positive_probability=fpp,
             payload=payload,
             payload_verified=payload is not None,
-            segments=_merge_segments(alignments, self._layout, samples.size / rate),
+            segments=_merge_segments(alignments, self._layout, samples.size / rate) if segments else (),
         )
         return detection, best_bits
 
