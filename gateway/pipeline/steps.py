@@ -20,7 +20,7 @@ from engine.errors import EngineError, EngineRequestFailed
 from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, EngineAudio, EngineDescription, SynthesisControls, VoiceProfile
 from gateway.audio_io import decode_audio
-from gateway.auth import Principal
+from gateway.auth import Principal, Role
 from gateway.labelling import OUTPUT_FORMATS
 from gateway.pipeline.marked import MarkedAudio, mark_output, verify_keyed_mark
 from policy.blocklist.live import LiveBlocklist
@@ -56,7 +56,8 @@ def sha256_hex(data: bytes) -> str:
 
 
 def check_consent(session: Session, *, principal: Principal, request: SynthesisRequest, now: datetime) -> Grant:
-    """May this principal use this voice for this purpose and language now? Counts one use."""
+    """May this principal use this voice for this purpose and language now? Counts one use of a
+    grant; the voice's owner, calling with an owner token, needs none."""
     return authorize_use(
         session,
         voice_id=request.voice_id,
@@ -66,6 +67,7 @@ def check_consent(session: Session, *, principal: Principal, request: SynthesisR
         purpose=request.purpose,
         language=request.language,
         now=now,
+        as_owner=Role.OWNER in principal.roles,
     )
 
 
@@ -150,7 +152,7 @@ def check_output_not_protected(
 
 def recheck_consent(session: Session, *, grant: Grant, now: datetime) -> None:
     """Revocation stops requests in flight: read the consent fresh before release."""
-    recheck(session, consent_id=grant.consent_id, now=now)
+    recheck(session, grant=grant, now=now)
 
 
 def released_event(

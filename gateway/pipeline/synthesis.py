@@ -71,7 +71,7 @@ class Released:
     released_audit_id: int
     content_id: str
     watermark_id: str
-    consent_id: str
+    consent_id: str | None  # None: the owner's own use of the voice
     step_seconds: dict[str, float]
 
 

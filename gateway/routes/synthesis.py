@@ -39,7 +39,8 @@ def released_headers(released: Released) -> dict[str, str]:
         "X-Clonegate-Release-Audit-Id": str(released.released_audit_id),
         "X-Clonegate-Content-Id": released.content_id,
         "X-Clonegate-Watermark-Id": released.watermark_id,
-        "X-Clonegate-Consent-Id": released.consent_id,
+        # "owner" when the voice's owner used their own voice, which no consent grant stands behind
+        "X-Clonegate-Consent-Id": released.consent_id or "owner",
         "X-AI-Generated": "true",
         "Server-Timing": ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in released.step_seconds.items()),
         "Content-Disposition": f'attachment; filename="clonegate-{released.audit_id}"',

@@ -3,8 +3,11 @@
 ``authorize_use`` answers "may this principal synthesize with this voice for this purpose and
 language now?" and counts the use in the same step: a single conditional UPDATE increments
 ``uses`` only while ``uses < max_uses`` and the consent is unrevoked and in its window, so
-concurrent requests can never push a consent past ``max_uses``. ``recheck`` is the release-time
-revocation check: the pipeline calls it after synthesis and releases no audio if it raises.
+concurrent requests can never push a consent past ``max_uses``. The voice's owner, acting as
+owner, needs no grant: a consent is what the owner gives to others, so the owner's own use has
+no consent behind it (``Grant.consent_id`` is None), counts against no grantee's limit, and is
+still written to the usage ledger. ``recheck`` is the release-time check: the pipeline calls it
+after synthesis and releases no audio if it raises (revoked consent, erased voice).
 """
 
 from __future__ import annotations
@@ -34,12 +37,16 @@ from policy.errors import (
 class Grant:
     """A counted, permitted use: which consent allowed it and how many uses it has had."""
 
-    consent_id: str
+    consent_id: str | None  # None: the voice's owner using their own voice
     voice_id: str
     purpose: str
     language: str
     uses: int
-    max_uses: int
+    max_uses: int | None
+
+    @property
+    def owner_use(self) -> bool:
+        return self.consent_id is None
 
 
 def _grantee_clause(*, principal_sub: str, tenant: str | None):
@@ -68,15 +75,20 @@ def authorize_use(
     purpose: str,
     language: str,
     now: datetime,
+    as_owner: bool = False,
 ) -> Grant:
     """Count one use of a live consent that covers this request, or raise why none does.
 
     ``principal_iss`` is part of the request identity; grants name subjects and tenants within
     the deployment's trusted issuers, which the gateway's authentication already enforces.
+    ``as_owner`` says the principal acts in the owner role; it lets the voice's owner (same
+    ``iss`` and ``sub`` as at enrollment) use the voice without a grant, and nobody else.
     """
     if not purpose or not language or now.tzinfo is None:
         raise ConsentRequestInvalid("purpose, language and a timezone-aware time are required")
-    _active_voice(session, voice_id)
+    voice = _active_voice(session, voice_id)
+    if as_owner and (voice.owner_iss, voice.owner_sub) == (principal_iss, principal_sub):
+        return Grant(consent_id=None, voice_id=voice_id, purpose=purpose, language=language, uses=0, max_uses=None)
     candidates = session.scalars(
         select(Consent)
         .where(Consent.voice_id == voice_id, _grantee_clause(principal_sub=principal_sub, tenant=tenant))
@@ -127,24 +139,28 @@ def authorize_use(
     raise reason or ConsentMissing(f"no consent grants {principal_sub} the use of voice {voice_id}")
 
 
-def recheck(session: Session, *, consent_id: str, now: datetime) -> None:
-    """Release-time check: raise if the consent was revoked, erased or ran out of its window.
+def recheck(session: Session, *, grant: Grant, now: datetime) -> None:
+    """Release-time check: raise if the consent was revoked or ran out of its window, or the
+    voice was erased (the only thing that can stop an owner's own use).
 
-    Reads the row fresh from the database (not the session's cached copy), so a revocation
-    committed by another transaction while synthesis ran is seen.
+    Reads the rows fresh from the database (not the session's cached copies), so a revocation
+    or erasure committed by another transaction while synthesis ran is seen.
     """
-    consent = session.execute(
-        select(Consent).where(Consent.id == consent_id).execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if consent is None:
-        raise ConsentNotFound(f"no consent {consent_id}")
-    if consent.revoked_at is not None:
-        raise ConsentRevoked(f"consent {consent_id} was revoked")
-    if not consent.not_before <= now < consent.not_after:
-        raise ConsentNotInWindow(f"consent {consent_id} is no longer valid")
+    if not grant.owner_use:
+        consent = session.execute(
+            select(Consent).where(Consent.id == grant.consent_id).execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if consent is None:
+            raise ConsentNotFound(f"no consent {grant.consent_id}")
+        if consent.revoked_at is not None:
+            raise ConsentRevoked(f"consent {grant.consent_id} was revoked")
+        if not consent.not_before <= now < consent.not_after:
+            raise ConsentNotInWindow(f"consent {grant.consent_id} is no longer valid")
     voice = session.execute(
-        select(Voice).where(Voice.id == consent.voice_id).execution_options(populate_existing=True)
-    ).scalar_one()
+        select(Voice).where(Voice.id == grant.voice_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if voice is None:
+        raise VoiceNotFound(f"no voice {grant.voice_id}")
     if voice.status != "active":
         raise VoiceErased(f"voice {voice.id} was erased")
 

@@ -144,7 +144,7 @@ class UsageRecord(PolicyBase):
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     voice_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
-    consent_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    consent_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), nullable=True)  # None: the owner's own use
     principal_iss: Mapped[str] = mapped_column(String(300))
     principal_sub: Mapped[str] = mapped_column(String(300))
     tenant: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -65,6 +65,30 @@ def test_every_output_format_decodes_to_marked_audio(gateway, client_token, outp
     assert keyed.payload == payload_for(int(response.headers["x-clonegate-audit-id"]))
 
 
+def test_owner_synthesizes_own_voice_without_a_grant(gateway, hs256_token):
+    client, app, voice = gateway
+    before = consent_uses(app, voice.consent_id)
+    owner = hs256_token(sub=OWNER_ISSUER_SUB, role=["owner"])
+    response = synthesize(client, owner, voice, purpose="personal")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-clonegate-consent-id"] == "owner"
+    audit_id = int(response.headers["x-clonegate-audit-id"])
+    decoded = decode_audio(response.content)
+    keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    assert keyed.payload_verified and keyed.payload == payload_for(audit_id)
+    admitted = dict(audit_events(app))[audit_id]
+    assert admitted.subjects.consent_id is None and admitted.actor.sub == OWNER_ISSUER_SUB
+    assert consent_uses(app, voice.consent_id) == before  # no grantee's use was spent
+    usage = client.get(f"/v1/voices/{voice.voice_id}/usage", headers=bearer(owner)).json()["usage"]
+    assert {"consent_id": None, "audit_index": audit_id, "purpose": "personal"}.items() <= usage[-1].items()
+
+
+def test_rejects_another_owner_using_a_voice_not_theirs(gateway, hs256_token):
+    client, app, voice = gateway
+    response = synthesize(client, hs256_token(sub="owner-2", role=["owner"]), voice)
+    assert response.status_code == 403 and response.json()["error"] == "consent_missing"
+
+
 def test_rejects_client_of_another_tenant(gateway, hs256_token):
     client, app, voice = gateway
     before = consent_uses(app, voice.consent_id)

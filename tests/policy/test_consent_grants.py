@@ -194,12 +194,12 @@ def test_revocation_during_inflight_synthesis_blocks_release(db_engine):
         grant = authorize_use(pipeline, voice_id=voice_id, principal_iss="i", principal_sub="client-1", tenant="acme",
                               purpose="audiobook", language="en", now=NOW)
         pipeline.commit()
-        recheck(pipeline, consent_id=grant.consent_id, now=NOW)  # still live before the revocation
+        recheck(pipeline, grant=grant, now=NOW)  # still live before the revocation
         with Session(db_engine) as owner:
             revoke_consent(owner, consent_id=consent_id, owner_iss=OWNER.iss, owner_sub=OWNER.sub, now=NOW)
             owner.commit()
         with pytest.raises(ConsentRevoked):
-            recheck(pipeline, consent_id=grant.consent_id, now=NOW)
+            recheck(pipeline, grant=grant, now=NOW)
 
 
 @pytest.mark.postgres
@@ -237,6 +237,54 @@ def test_concurrent_uses_never_exceed_max_uses(db_engine):
     assert outcomes.count("granted") == max_uses and outcomes.count("exhausted") == workers - max_uses
     with Session(db_engine) as check:
         assert check.get(Consent, consent_id).uses == max_uses
+
+
+def _own_use(session, voice, *, sub=OWNER.sub, as_owner=True, purpose="personal", language="de"):
+    return authorize_use(session, voice_id=voice.id, principal_iss=OWNER.iss, principal_sub=sub, tenant=None,
+                         purpose=purpose, language=language, now=NOW, as_owner=as_owner)
+
+
+def test_owner_uses_own_voice_without_a_grant_and_counts_no_grantee_use(db_session):
+    voice, consent = _voice_with_consent(db_session, max_uses=1)
+    grant = _own_use(db_session, voice)
+    assert grant.owner_use and grant.consent_id is None and (grant.purpose, grant.language) == ("personal", "de")
+    _own_use(db_session, voice)
+    db_session.refresh(consent)
+    assert consent.uses == 0  # the grantee's single use is untouched
+    recheck(db_session, grant=grant, now=NOW)
+    record_usage(db_session, grant=grant, principal_iss=OWNER.iss, principal_sub=OWNER.sub, tenant=None,
+                 text_sha256="b" * 64, audit_index=7, now=NOW)
+    rows = usage_of_voice(db_session, voice_id=voice.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub)
+    assert [(r.consent_id, r.principal_sub, r.audit_index) for r in rows] == [(None, OWNER.sub, 7)]
+
+
+def test_owner_use_survives_revoking_every_grant(db_session):
+    voice, consent = _voice_with_consent(db_session)
+    revoke_consent(db_session, consent_id=consent.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub, now=NOW)
+    assert _own_use(db_session, voice).owner_use
+
+
+def test_rejects_other_subject_claiming_owner_role(db_session):
+    voice, _ = _voice_with_consent(db_session)
+    with pytest.raises(ConsentMissing):
+        _own_use(db_session, voice, sub="mallory")
+
+
+def test_rejects_owner_identity_acting_in_another_role(db_session):
+    # The same person with a client token is a grantee like any other: no grant, no use.
+    voice, _ = _voice_with_consent(db_session)
+    with pytest.raises(ConsentMissing):
+        _own_use(db_session, voice, as_owner=False)
+
+
+def test_erasure_during_owner_synthesis_blocks_release(db_session):
+    voice, _ = _voice_with_consent(db_session)
+    grant = _own_use(db_session, voice)
+    erase_voice_data(db_session, voice_id=voice.id, now=NOW)
+    with pytest.raises(VoiceErased):
+        recheck(db_session, grant=grant, now=NOW)
+    with pytest.raises(VoiceErased):
+        _own_use(db_session, voice)
 
 
 def test_usage_ledger_shows_owner_each_use_and_hides_it_from_others(db_session):
