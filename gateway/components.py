@@ -19,6 +19,7 @@ from gateway.cli_watermark import build_watermark_stack
 from gateway.engines import build_engine
 from gateway.pipeline.synthesis import PipelineComponents, SynthesisPipeline
 from gateway.lifespan import run_during_lifespan
+from gateway.provenance import ManifestSigner, SigningCredentialInvalid, generate_dev_chain
 from gateway.settings import Settings, SettingsError
 from gateway.voices import VoiceVault
 from policy.blocklist.live import LiveBlocklist
@@ -48,6 +49,37 @@ def read_voice_storage_key(settings: Settings) -> bytes:
     if len(key) != VOICE_STORAGE_KEY_BYTES:
         raise SettingsError(f"CLONEGATE_VOICE_STORAGE_KEY_FILE: the key must be {VOICE_STORAGE_KEY_BYTES} raw bytes")
     return key
+
+
+def build_manifest_signer(settings: Settings) -> ManifestSigner:
+    """The C2PA signer from the configured chain and key; in dev mode with neither configured, a
+    throwaway CA and leaf made now (outputs then validate, but only against that CA)."""
+    chain_path, key_path = settings.c2pa_certificate_chain_file, settings.c2pa_signing_key_file
+    if chain_path is None and key_path is None and settings.is_dev:
+        log.warning("signing C2PA manifests with a throwaway development CA; set "
+                    "CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE and CLONEGATE_C2PA_SIGNING_KEY_FILE")
+        dev = generate_dev_chain()
+        return ManifestSigner(certificate_chain_pem=dev.chain_pem, private_key_pem=dev.key_pem)
+    # Settings refuses an unset key file in prod; the chain is refused here, in the same words.
+    # In dev, one file without the other is a mistake, not a reason to fall back to a dev CA.
+    where = "in prod" if not settings.is_dev else "when the other C2PA file is set"
+    if chain_path is None:
+        raise SettingsError(f"CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE must name a certificate chain file {where}")
+    if key_path is None:
+        raise SettingsError(f"CLONEGATE_C2PA_SIGNING_KEY_FILE must name a key file {where}")
+    chain_pem = _read_setting_file("CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE", chain_path)
+    key_pem = _read_setting_file("CLONEGATE_C2PA_SIGNING_KEY_FILE", key_path)
+    try:
+        return ManifestSigner(certificate_chain_pem=chain_pem, private_key_pem=key_pem)
+    except SigningCredentialInvalid as exc:
+        raise SettingsError(f"CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE / _SIGNING_KEY_FILE: {exc}") from exc
+
+
+def _read_setting_file(setting: str, path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{setting}: cannot read {path}: {exc}") from exc
 
 
 def build_embedder(settings: Settings) -> SpeakerEmbedder:
@@ -109,6 +141,7 @@ def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) 
         text_rules=text_rules,
         voices=VoiceVault(key_encryption_key=read_voice_storage_key(settings)),
         provider=settings.provider_name,
+        signer=build_manifest_signer(settings),
     )
     app.state.components = components
     app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=components)

@@ -61,6 +61,14 @@ class DatabaseUnavailable(GatewayError):
     status = 503
 
 
+class ProvenanceSigningFailed(GatewayError):
+    """The output's C2PA manifest could not be signed (an expired certificate, a codec c2pa
+    cannot read back): like an unmarked output, an unsigned one is never released."""
+
+    code = "provenance_signing_failed"
+    status = 503
+
+
 class NotFound(GatewayError):
     code = "not_found"
     status = 404

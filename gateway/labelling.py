@@ -3,7 +3,9 @@
 Every output says, in the container's native tags, that it is AI-generated, who provided it,
 which system and version made it, when, and its content id (the audit record it points at):
 WAV LIST/INFO chunks and FLAC/Ogg Vorbis comments through libsndfile's string fields, plus
-custom Vorbis comments and ID3 frames (MP3) through mutagen.
+custom Vorbis comments and ID3 frames (MP3) through mutagen. Where c2pa can embed one (WAV,
+FLAC, MP3: `gateway.provenance.SIGNABLE_MEDIA_TYPES`), the tagged file then gets a signed C2PA
+manifest that repeats the label and binds the watermark; Ogg Opus keeps its native tags only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from math import gcd
+from typing import TYPE_CHECKING
 
 import mutagen.flac
 import mutagen.id3
@@ -22,6 +25,9 @@ import soundfile
 from scipy.signal import resample_poly
 
 from gateway.pipeline.marked import MarkedAudio
+
+if TYPE_CHECKING:  # provenance imports ContentLabel from here
+    from gateway.provenance import ManifestSigner
 
 OPUS_SAMPLE_RATE = 48_000  # Opus encodes only at 8/12/16/24/48 kHz
 
@@ -73,11 +79,14 @@ class ContentLabel:
         return json.dumps(self.fields(), sort_keys=True)
 
 
-def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLabel) -> bytes:
-    """Marked audio in the requested container, tagged with the label.
+def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLabel,
+                    signer: ManifestSigner) -> bytes:
+    """Marked audio in the requested container, tagged with the label and, where the container
+    allows, signed with a C2PA manifest whose soft binding is the audio's watermark id.
 
     Only `MarkedAudio` is accepted: engine output cannot be turned into bytes before it passed
-    the watermark step and its self-check.
+    the watermark step and its self-check. A signing failure raises `ProvenanceSigningFailed`:
+    there is no unsigned fallback for a format that is signed.
     """
     if not isinstance(audio, MarkedAudio):
         raise TypeError(f"only marked audio can be encoded for release, not {type(audio).__name__}")
@@ -103,7 +112,11 @@ def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLab
         _add_vorbis_fields(buffer, spec.container, label)
     elif spec.container == "MP3":
         _add_id3_frames(buffer, label)
-    return buffer.getvalue()
+    if not signer.can_sign(spec.media_type):
+        return buffer.getvalue()  # Ogg: c2pa has no handler, the native tags are the label
+    # Signed last: the manifest's hash covers the file as released, tags included.
+    return signer.sign(buffer.getvalue(), media_type=spec.media_type, label=label,
+                       watermark_id=audio.watermark_id)
 
 
 def _add_vorbis_fields(buffer: io.BytesIO, container: str, label: ContentLabel) -> None:

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import mutagen
+import mutagen.flac
 import pytest
 import soundfile
 
@@ -14,6 +15,7 @@ from gateway.audio_io import decode_audio
 from engine.interface import EngineAudio
 from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
 from gateway.pipeline.marked import MarkedAudio, mark_output
+from gateway.provenance import ManifestSigner, generate_dev_chain
 
 LABEL = ContentLabel(
     provider="Example Voice Ltd",
@@ -31,14 +33,21 @@ def speech(speech_dir) -> EngineAudio:
 
 
 @pytest.fixture(scope="module")
+def signer() -> ManifestSigner:
+    """Every encoded output passes through the C2PA signer (tests/gateway/test_provenance.py)."""
+    dev = generate_dev_chain()
+    return ManifestSigner(certificate_chain_pem=dev.chain_pem, private_key_pem=dev.key_pem)
+
+
+@pytest.fixture(scope="module")
 def tone(speech, loaded_models) -> MarkedAudio:
     """Four seconds of real speech (the payload needs 3 s) through the real watermark stack."""
     return mark_output(loaded_models.watermark, speech, payload=b"\x00\x00\x00\x2a")
 
 
-def test_engine_audio_cannot_be_encoded_for_release(speech):
+def test_engine_audio_cannot_be_encoded_for_release(speech, signer):
     with pytest.raises(TypeError, match="only marked audio"):
-        encode_labelled(speech, output_format="wav", label=LABEL)
+        encode_labelled(speech, output_format="wav", label=LABEL, signer=signer)
 
 
 def test_marked_audio_is_made_only_by_the_watermark_step(speech):
@@ -47,14 +56,14 @@ def test_marked_audio_is_made_only_by_the_watermark_step(speech):
 
 
 @pytest.mark.parametrize("output_format", sorted(OUTPUT_FORMATS))
-def test_output_decodes_back_to_the_same_length(tone, output_format):
-    encoded = encode_labelled(tone, output_format=output_format, label=LABEL)
+def test_output_decodes_back_to_the_same_length(tone, signer, output_format):
+    encoded = encode_labelled(tone, output_format=output_format, label=LABEL, signer=signer)
     decoded = decode_audio(encoded)
     assert abs(decoded.duration_seconds - 4.0) < 0.1
 
 
-def test_wav_carries_info_chunk_label(tone):
-    encoded = encode_labelled(tone, output_format="wav", label=LABEL)
+def test_wav_carries_info_chunk_label(tone, signer):
+    encoded = encode_labelled(tone, output_format="wav", label=LABEL, signer=signer)
     assert b"LIST" in encoded and b"INFO" in encoded
     with soundfile.SoundFile(io.BytesIO(encoded)) as wav:
         assert wav.artist == "Example Voice Ltd"
@@ -63,17 +72,18 @@ def test_wav_carries_info_chunk_label(tone):
 
 
 @pytest.mark.parametrize("output_format", ["flac", "ogg"])
-def test_vorbis_comments_carry_label(tone, output_format):
-    encoded = encode_labelled(tone, output_format=output_format, label=LABEL)
-    tags = mutagen.File(io.BytesIO(encoded))
+def test_vorbis_comments_carry_label(tone, signer, output_format):
+    encoded = encode_labelled(tone, output_format=output_format, label=LABEL, signer=signer)
+    # Named, not guessed: a signed FLAC starts with the ID3v2 tag holding its C2PA manifest.
+    tags = mutagen.flac.FLAC(io.BytesIO(encoded)) if output_format == "flac" else mutagen.File(io.BytesIO(encoded))
     assert tags["AI_GENERATED"] == ["true"]
     assert tags["CONTENT_ID"] == ["audit-000042"]
     assert tags["PROVIDER"] == ["Example Voice Ltd"]
     assert tags["CREATED"] == ["2026-11-22T12:30:00+00:00"]
 
 
-def test_mp3_carries_id3_label(tone):
-    encoded = encode_labelled(tone, output_format="mp3", label=LABEL)
+def test_mp3_carries_id3_label(tone, signer):
+    encoded = encode_labelled(tone, output_format="mp3", label=LABEL, signer=signer)
     tags = mutagen.File(io.BytesIO(encoded)).tags
     assert tags["TXXX:AI_GENERATED"].text == ["true"]
     assert tags["TXXX:CONTENT_ID"].text == ["audit-000042"]
