@@ -29,6 +29,7 @@ from gateway.errors import DatabaseUnavailable
 from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
 from gateway.pipeline import steps
 from gateway.pipeline.steps import SynthesisRequest
+from gateway.provenance import ManifestSigner
 from gateway.voices import VoiceVault
 from policy.blocklist.live import LiveBlocklist
 from policy.blocklist.review import hold_for_review
@@ -50,6 +51,7 @@ class PipelineComponents:
     text_rules: TextRules
     voices: VoiceVault
     provider: str
+    signer: ManifestSigner  # signs each output's C2PA manifest (gateway/provenance.py)
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class SynthesisPipeline:
         with times.step("encode"):
             label = ContentLabel(provider=parts.provider, system="clonegate", system_version=__version__,
                                  created_at=self._clock(), content_id=content_id)
-            body = encode_labelled(marked, output_format=request.output_format, label=label)
+            body = encode_labelled(marked, output_format=request.output_format, label=label, signer=parts.signer)
             steps.check_encoded_mark(parts.watermark, body, output_format=request.output_format,
                                      payload=marked.payload)
         with times.step("release"):
