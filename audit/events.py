@@ -37,6 +37,7 @@ class Action(StrEnum):
     REQUEST_DENIED = "request.denied"
     REQUEST_RELEASED = "request.released"
     REQUEST_FAILED = "request.failed"
+    REQUEST_CANCELLED = "request.cancelled"
     CONSENT_CHALLENGE_ISSUED = "consent.challenge_issued"
     CONSENT_GRANTED = "consent.granted"
     CONSENT_DENIED = "consent.denied"

@@ -81,6 +81,13 @@ class ChallengeWrongKind(GatewayError):
     status = 409
 
 
+class StreamFormatUnsupported(GatewayError):
+    """`?stream=true` sends WAV: a growing PCM stream needs no whole-file encoder or index."""
+
+    code = "stream_format_unsupported"
+    status = 422
+
+
 # Domain exception classes and their HTTP status. Lookup walks the exception's MRO, so a
 # base class entry covers its subclasses unless a subclass has its own entry. A domain error
 # that is not here answers 500 without its detail: add it here when you add it there.

@@ -172,13 +172,17 @@ def released_event(
 
 def refusal_event(
     *, principal: Principal, request: SynthesisRequest, request_id: str, action: Action, reason: str,
-    consent_id: str | None = None,
+    consent_id: str | None = None, released_sha256: str | None = None, watermark_id: str | None = None,
 ) -> AuditEvent:
+    """A request that ended without (all of) its audio. ``released_sha256`` and ``watermark_id``
+    name what a stream had already sent, each chunk of it under its own `released` event."""
     return AuditEvent(
         action=action,
-        decision=Decision.DENY,
+        # a client that left was not refused: the event records that the request ended
+        decision=Decision.NONE if action is Action.REQUEST_CANCELLED else Decision.DENY,
         actor=actor_of(principal),
         reason=reason,
         subjects=Subjects(voice_id=request.voice_id, consent_id=consent_id, request_id=request_id),
-        digests=Digests(text_sha256=sha256_hex(request.text.encode())),
+        digests=Digests(text_sha256=sha256_hex(request.text.encode()), output_sha256=released_sha256),
+        watermark_id=watermark_id,
     )

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 import anyio
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from engine.interface import CancelToken
 from gateway.auth import Permission, Principal, require
-from gateway.pipeline.steps import SynthesisRequest
+from gateway.pipeline.steps import SynthesisRequest, payload_for
+from gateway.pipeline.streaming import CLIENT_DISCONNECTED, SynthesisStream
 from gateway.pipeline.synthesis import Released, SynthesisPipeline
 
 router = APIRouter(prefix="/v1", tags=["synthesis"])
@@ -47,16 +49,57 @@ def released_headers(released: Released) -> dict[str, str]:
     }
 
 
+def stream_headers(stream: SynthesisStream) -> dict[str, str]:
+    admission = stream.admission
+    return {
+        "X-Clonegate-Audit-Id": str(admission.audit_id),
+        "X-Clonegate-Content-Id": stream.label.content_id,
+        "X-Clonegate-Watermark-Id": payload_for(admission.audit_id).hex(),
+        "X-Clonegate-Consent-Id": admission.grant.consent_id or "owner",
+        "X-AI-Generated": "true",
+        "Content-Disposition": f'attachment; filename="clonegate-{admission.audit_id}"',
+    }
+
+
+def _watch_for_disconnect(request: Request, cancel: CancelToken) -> asyncio.Task:
+    """Cancel the synthesis as soon as the client goes away, not only when a send fails."""
+
+    async def cancel_when_client_leaves() -> None:
+        while not cancel.cancelled:
+            if await request.is_disconnected():
+                cancel.cancel(CLIENT_DISCONNECTED)
+                return
+            await asyncio.sleep(DISCONNECT_POLL_SECONDS)
+
+    return asyncio.create_task(cancel_when_client_leaves())
+
+
+async def _released_chunks(stream: SynthesisStream, request: Request, cancel: CancelToken) -> AsyncIterator[bytes]:
+    """The stream's chunks, each produced on a worker thread. However the response ends
+    (finished, failed, client gone), the chunk iterator is closed here, so a stream cut short
+    records its `request.cancelled` event at once."""
+    chunks = stream.chunks()
+    watcher = _watch_for_disconnect(request, cancel)
+    try:
+        while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+            yield chunk
+    finally:
+        watcher.cancel()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(chunks.close)
+
+
 @router.post(
     "/synthesize",
     response_class=Response,
     responses={200: {"content": {"audio/wav": {}, "audio/flac": {}, "audio/mpeg": {}, "audio/ogg": {}},
-                     "description": "watermarked, labelled audio"}},
+                     "description": "watermarked, labelled audio; with stream=true, WAV sent chunk by chunk"}},
 )
 async def synthesize(
     body: SynthesisBody,
     request: Request,
     principal: Annotated[Principal, require(Permission.SYNTHESIZE)],
+    stream: Annotated[bool, Query(description="send each chunk of sentences as soon as it is marked and released")] = False,
 ) -> Response:
     """Clone speech in a consented voice: consent, protected speakers, audit, engine, watermark."""
     pipeline: SynthesisPipeline = request.app.state.pipeline
@@ -65,15 +108,14 @@ async def synthesize(
         output_format=body.format, speed=body.speed, pitch_semitones=body.pitch_semitones,
     )
     cancel = CancelToken()
-
-    async def cancel_when_client_leaves() -> None:
-        while not cancel.cancelled:
-            if await request.is_disconnected():
-                cancel.cancel("client disconnected")
-                return
-            await asyncio.sleep(DISCONNECT_POLL_SECONDS)
-
-    watcher = asyncio.create_task(cancel_when_client_leaves())
+    if stream:
+        # Admission runs before the response starts, so a refusal is still a plain error response.
+        opened = await anyio.to_thread.run_sync(
+            lambda: pipeline.open_stream(principal=principal, request=synthesis, cancel=cancel)
+        )
+        return StreamingResponse(_released_chunks(opened, request, cancel), media_type=opened.media_type,
+                                 headers=stream_headers(opened))
+    watcher = _watch_for_disconnect(request, cancel)
     try:
         released = await anyio.to_thread.run_sync(
             lambda: pipeline.run(principal=principal, request=synthesis, cancel=cancel)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from audit.events import AuditEvent
-from engine.interface import ReferenceClip
+from engine.interface import EngineAudio, ReferenceClip
 from gateway.app import create_app
 from gateway.db import upgrade
 from gateway.settings import Settings
@@ -92,6 +93,34 @@ def grant_voice(app: FastAPI, reference_path: Path, *, issuer: str, max_uses: in
         components.voices.save_engine_profile(session, voice_id=voice.id, profile=profile)
         session.commit()
         return GrantedVoice(voice_id=voice.id, consent_id=consent.id, reference=reference, sample_rate=rate)
+
+
+class FaultEngine:
+    """The real embedded engine, with a fault switched on by the test for `synthesize`."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.fault: str | None = None
+        self.during_synthesis = None  # a callable run while the engine "works"
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def synthesize(self, *, text, language, voice, controls, cancel=None):
+        if self.during_synthesis is not None:
+            self.during_synthesis()
+        if self.fault == "raise":
+            raise RuntimeError("the engine crashed")
+        if self.fault == "hang":
+            while cancel is None or not cancel.cancelled:
+                time.sleep(0.05)
+            cancel.raise_if_cancelled()
+        audio = self.real.synthesize(text=text, language=language, voice=voice, controls=controls, cancel=cancel)
+        if self.fault == "silence":
+            return EngineAudio(samples=np.zeros_like(audio.samples), sample_rate=audio.sample_rate)
+        if self.fault == "nan":
+            return EngineAudio(samples=np.full_like(audio.samples, np.nan), sample_rate=audio.sample_rate)
+        return audio
 
 
 @pytest.fixture(scope="module")

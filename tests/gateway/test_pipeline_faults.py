@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 
-from engine.interface import EngineAudio
 from gateway.app import create_app
 from gateway.db import create_db_engine, upgrade
 from gateway.pipeline.synthesis import SynthesisPipeline
@@ -25,39 +24,11 @@ from policy.blocklist.repository import bump_version
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
-    OWNER_ISSUER_SUB, TENANT, audit_events, client_token, grant_voice, seed_cohort, synthesize,
+    OWNER_ISSUER_SUB, FaultEngine, audit_events, client_token, grant_voice, seed_cohort, synthesize,
 )
 from watermark import WatermarkStack
 
 DEAD_DATABASE = "postgresql+psycopg://nobody@127.0.0.1:1/none"
-
-
-class FaultEngine:
-    """The real embedded engine, with a fault switched on by the test for `synthesize`."""
-
-    def __init__(self, real) -> None:
-        self.real = real
-        self.fault: str | None = None
-        self.during_synthesis = None  # a callable run while the engine "works"
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def synthesize(self, *, text, language, voice, controls, cancel=None):
-        if self.during_synthesis is not None:
-            self.during_synthesis()
-        if self.fault == "raise":
-            raise RuntimeError("the engine crashed")
-        if self.fault == "hang":
-            while cancel is None or not cancel.cancelled:
-                time.sleep(0.05)
-            cancel.raise_if_cancelled()
-        audio = self.real.synthesize(text=text, language=language, voice=voice, controls=controls, cancel=cancel)
-        if self.fault == "silence":
-            return EngineAudio(samples=np.zeros_like(audio.samples), sample_rate=audio.sample_rate)
-        if self.fault == "nan":
-            return EngineAudio(samples=np.full_like(audio.samples, np.nan), sample_rate=audio.sample_rate)
-        return audio
 
 
 class UnmarkingStack(WatermarkStack):

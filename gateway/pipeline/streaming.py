@@ -1,0 +1,93 @@
+"""`?stream=true`: the text in chunks of whole sentences, each marked, screened and released
+before it is sent.
+
+Each chunk goes through the same steps as a whole request after admission: engine, watermark
+with its self-check (the payload is the request's `admitted` identifier, so every chunk points
+at the same audit record), protected-speaker check of the marked chunk, consent re-check, and a
+committed `released` event with the chunk's sha256. Only then are its bytes yielded. A failure
+stops the stream where it is (the HTTP response is then cut off, which clients see as an
+incomplete body) and records `request.failed`; a client that goes away leaves
+`request.cancelled`; both name the sha256 of what had been sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from engine.interface import CancelToken
+from gateway.auth import Principal
+from gateway.labelling import ContentLabel
+from gateway.pipeline.steps import SynthesisRequest
+from gateway.wav_stream import MEDIA_TYPE, pcm16, wav_stream_header
+
+if TYPE_CHECKING:
+    from gateway.pipeline.synthesis import Admission, SynthesisPipeline
+
+STREAM_FORMAT = "wav"
+CLIENT_DISCONNECTED = "client_disconnected"  # the cancel token's reason and the audit reason code
+# About six seconds of speech: a chunk this long carries the whole keyed payload (3 s and more),
+# not only the mark's presence, and the first audio still arrives after one sentence or two.
+MIN_CHUNK_CHARS = 90
+_SENTENCE_END = re.compile(r"(?<=[.!?;。！？])\s+")
+
+
+def text_chunks(text: str, *, min_chars: int = MIN_CHUNK_CHARS) -> list[str]:
+    """Whole sentences, joined until a chunk has at least ``min_chars`` characters; a short
+    remainder joins the chunk before it."""
+    chunks: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text.strip()):
+        current = f"{current} {sentence}".strip()
+        if len(current) >= min_chars:
+            chunks.append(current)
+            current = ""
+    if current:
+        if chunks and len(current) < min_chars // 2:
+            chunks[-1] = f"{chunks[-1]} {current}"
+        else:
+            chunks.append(current)
+    return chunks
+
+
+class SynthesisStream:
+    """An admitted request whose audio is produced as it is read (``chunks``)."""
+
+    media_type = MEDIA_TYPE
+
+    def __init__(self, *, pipeline: SynthesisPipeline, principal: Principal, request: SynthesisRequest,
+                 admission: Admission, cancel: CancelToken, label: ContentLabel) -> None:
+        self._pipeline = pipeline
+        self._principal = principal
+        self._request = request
+        self.admission = admission
+        self._cancel = cancel
+        self.label = label
+
+    def chunks(self) -> Iterator[bytes]:
+        """Header and PCM of each released chunk, in text order. Closing the iterator early (the
+        client went away) records `request.cancelled`."""
+        sent = hashlib.sha256()
+        count = 0
+        try:
+            for text in text_chunks(self.admission.text):
+                marked = self._pipeline.marked_output(request=self._request, admission=self.admission, text=text,
+                                                      cancel=self._cancel)
+                body = pcm16(marked)
+                if count == 0:
+                    body = wav_stream_header(sample_rate=marked.sample_rate, label=self.label) + body
+                self._pipeline.release(principal=self._principal, request=self._request, admission=self.admission,
+                                       output_sha256=hashlib.sha256(body).hexdigest(),
+                                       watermark_id=marked.watermark_id, first=count == 0)
+                sent.update(body)
+                count += 1
+                yield body
+        except BaseException as exc:
+            if isinstance(exc, GeneratorExit):
+                self._cancel.cancel(CLIENT_DISCONNECTED)
+            self._pipeline.record_failure(principal=self._principal, request=self._request,
+                                          admission=self.admission, error=exc, cancel=self._cancel,
+                                          released_sha256=sent.hexdigest() if count else None)
+            raise
