@@ -50,8 +50,18 @@ class DecodedAudio:
         return len(self.samples) / self.sample_rate
 
 
+def _after_id3v2(data: bytes) -> bytes:
+    """The bytes after a leading ID3v2 tag (C2PA puts a FLAC file's manifest in one), or all."""
+    if data[:3] != b"ID3" or len(data) < 10:
+        return data
+    size = (data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F)  # syncsafe
+    return data[10 + size + (10 if data[5] & 0x10 else 0):]  # a footer flag adds 10 bytes
+
+
 def sniff_container(data: bytes) -> str:
     """The container format from the first bytes, or `UnsupportedAudioFormat`."""
+    if _after_id3v2(data)[:4] == b"fLaC":
+        return "flac"
     if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
         return "wav"
     if data[:4] == b"fLaC":

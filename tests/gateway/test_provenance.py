@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from engine.interface import EngineAudio
-from gateway.audio_io import decode_audio
+from gateway.audio_io import decode_audio, sniff_container
 from gateway.components import build_manifest_signer
 from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
 from gateway.pipeline.marked import mark_output
@@ -163,6 +163,7 @@ def test_signed_flac_keeps_its_vorbis_comments(outputs):
     assert tags["AI_GENERATED"] == ["true"] and tags["CONTENT_ID"] == ["clonegate:42"]
     with soundfile.SoundFile(io.BytesIO(body)) as flac:
         assert flac.format == "FLAC" and flac.artist == "Example Voice Ltd"
+    assert sniff_container(body) == "flac" and sniff_container(outputs["mp3"]) == "mp3"
 
 
 def test_signed_mp3_keeps_its_id3_frames(outputs):
