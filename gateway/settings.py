@@ -135,6 +135,8 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             if name.endswith("_key_file") and getattr(self, name) is None:
                 problems.append(f"CLONEGATE_{name.upper()} must name a key file in prod")
+        if self.c2pa_certificate_chain_file is None:  # its dev fallback is a throwaway CA
+            problems.append("CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE must name the signing certificate chain in prod")
         if problems:
             raise SettingsError("refusing to start in prod mode: " + "; ".join(problems))
         return self

@@ -50,6 +50,7 @@ def test_prod_refuses_every_unset_key_file(tmp_path):
                       jwt_jwks_url="https://idp.example/jwks", jwt_issuer="https://idp.example")
     for name in key_fields:
         assert f"CLONEGATE_{name.upper()}" in str(error.value)
+    assert "CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE" in str(error.value)
 
 
 def test_prod_accepts_complete_configuration(tmp_path):
@@ -60,6 +61,7 @@ def test_prod_accepts_complete_configuration(tmp_path):
             path.write_bytes(b"k" * 32)
             key_files[name] = path
     settings = Settings(mode="prod", data_dir=tmp_path, jwt_algorithms=["RS256"], jwt_secret="x" * 40,
-                        jwt_jwks_url="https://idp.example/jwks", jwt_issuer="https://idp.example", **key_files)
+                        jwt_jwks_url="https://idp.example/jwks", jwt_issuer="https://idp.example",
+                        c2pa_certificate_chain_file=tmp_path / "chain.pem", **key_files)
     assert settings.mode == "prod"
     assert settings.jwt_secret.get_secret_value() != DEV_JWT_SECRET
