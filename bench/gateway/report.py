@@ -22,6 +22,7 @@ def write_report(summary: dict, folder: Path) -> None:
     steps = "\n".join(f"| {name} | {seconds * 1000:.0f} |" for name, seconds in summary["steps_mean_s"].items())
     detect = summary["detect_latency_s"]
     throughput = summary["throughput"]
+    keyed, stream = summary["keyed_only_stack"], summary["stream"]
     lines = [
         "# Gateway benchmark",
         "",
@@ -45,6 +46,19 @@ def write_report(summary: dict, folder: Path) -> None:
         f"≤ {t['overhead_s_max'] * 1000:.0f} ms: {_verdict(summary['overhead_s']['mean'] <= t['overhead_s_max'])}",
         f"- overhead share: {summary['overhead_share'] * 100:.1f} % — target ≤ {t['overhead_share_max'] * 100:.0f} %: "
         f"{_verdict(summary['overhead_share'] <= t['overhead_share_max'])}",
+        "",
+        "With the keyed layer alone (`CLONEGATE_WATERMARK_SCHEMES=[\"keyed\"]`), same requests:",
+        "",
+        f"- end to end: mean {keyed['end_to_end_s']:.2f} s, engine {keyed['engine_s']:.2f} s, watermark step "
+        f"{keyed['watermark_s'] * 1000:.0f} ms",
+        f"- gateway overhead: mean {keyed['overhead_s'] * 1000:.0f} ms "
+        f"({_verdict(keyed['overhead_s'] <= t['overhead_s_max'])}), share {keyed['overhead_share'] * 100:.1f} % "
+        f"({_verdict(keyed['overhead_share'] <= t['overhead_share_max'])})",
+        "",
+        "## Streaming (`?stream=true`)",
+        "",
+        f"- a {stream['text_chars']}-character text, {stream['audio_s']:.1f} s of audio: first audio after "
+        f"{stream['first_chunk_s']:.2f} s, whole stream {stream['total_s']:.2f} s",
         "",
         "## Throughput",
         "",

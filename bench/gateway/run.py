@@ -4,7 +4,9 @@ Runs the real gateway (embedded engine, dev settings, SQLite in a temporary fold
 uvicorn server on a loopback port and talks to it over HTTP:
 
 - a 10 s utterance, several times: per-step seconds from the Server-Timing header, the
-  gateway's own overhead (everything but the engine) as a share of the end-to-end time;
+  gateway's own overhead (everything but the engine) as a share of the end-to-end time; the
+  same with the keyed watermark layer alone, to show what the PerTh layer costs;
+- an 18 s text streamed with ?stream=true: time to the first audio and to the end;
 - throughput with 4 concurrent clients;
 - /v1/detect latency for a 10 s and a 60 s clip.
 
@@ -17,6 +19,7 @@ be zero). Writes docs/benchmarks/gateway.md and .json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -38,11 +41,20 @@ from gateway.audio_io import decode_audio
 from gateway.auth import Role
 from gateway.db import upgrade
 from gateway.dev_tokens import mint_dev_token
+from gateway.pipeline.synthesis import SynthesisPipeline
 from gateway.settings import Settings
 from tests.gateway.conftest import free_port
 from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import PURPOSE, TENANT, grant_voice, seed_cohort
+from watermark import WatermarkConfig, build_stack
 
+# About 18 s of speech, streamed in chunks of whole sentences.
+LONG_TEXT = (
+    "The old lighthouse keeper climbed the narrow stairs every evening before the sun went down. "
+    "He trimmed the wick, polished the great lens and wrote the weather into a worn leather book. "
+    "Ships passing in the night never saw him, but they trusted the light he kept burning for them. "
+    "When the storm finally came in November, the light kept shining until the sky turned grey."
+)
 # About 10 s of speech from the embedded voice.
 UTTERANCE = ("The museum opens its new exhibition on Saturday morning. Visitors can see paintings, old maps "
              "and letters from the harbour town, and guided tours start every hour until the evening.")
@@ -75,6 +87,38 @@ def _synthesize(base: str, token: str, voice_id: str) -> tuple[float, dict[str, 
         name, duration = part.split(";dur=")
         steps[name] = float(duration) / 1000
     return elapsed, steps, response.content, int(response.headers["x-clonegate-audit-id"])
+
+
+def _stream_first_chunk(base: str, token: str, voice_id: str) -> tuple[float, float, bytes, int]:
+    """Seconds to the first audio bytes and to the end of a streamed long text, and the body."""
+    started = time.perf_counter()
+    first = None
+    body = b""
+    with httpx.stream("POST", f"{base}/v1/synthesize?stream=true", headers={"Authorization": f"Bearer {token}"},
+                      timeout=300, json={"voice_id": voice_id, "text": LONG_TEXT, "language": "en",
+                                         "purpose": PURPOSE}) as response:
+        response.raise_for_status()
+        for data in response.iter_bytes():
+            first = first or time.perf_counter() - started
+            body += data
+    return first, time.perf_counter() - started, body, int(response.headers["x-clonegate-audit-id"])
+
+
+def _sequential(base: str, token: str, voice_id: str, repeats: int, app) -> tuple[list[dict], int]:
+    _synthesize(base, token, voice_id)  # the first request pays one-off costs
+    runs, unmarked = [], 0
+    for _ in range(repeats):
+        elapsed, steps, body, audit_id = _synthesize(base, token, voice_id)
+        unmarked += not _marked(app, body, audit_id)
+        runs.append({"total_s": elapsed, "audio_s": decode_audio(body).duration_seconds, "steps_s": steps})
+    return runs, unmarked
+
+
+def _overhead(runs: list[dict]) -> dict:
+    """The gateway's own time (end to end minus the engine step) and its share of the total."""
+    overhead = [r["total_s"] - r["steps_s"]["engine"] for r in runs]
+    return {"mean": statistics.mean(overhead), "max": max(overhead),
+            "share": statistics.mean(o / r["total_s"] for o, r in zip(overhead, runs))}
 
 
 def _marked(app, body: bytes, audit_id: int) -> bool:
@@ -110,14 +154,24 @@ def main(argv: list[str] | None = None) -> None:
     auditor_token = mint_dev_token(settings, subject="bench-auditor", roles=[Role.AUDITOR])
     unmarked = 0
 
-    _synthesize(base, client_token, voice.voice_id)  # first request pays one-off costs
-    sequential = []
-    for _ in range(args.repeats):
-        elapsed, steps, body, audit_id = _synthesize(base, client_token, voice.voice_id)
-        unmarked += not _marked(app, body, audit_id)
-        audio_seconds = decode_audio(body).duration_seconds
-        sequential.append({"total_s": elapsed, "audio_s": audio_seconds, "steps_s": steps})
+    sequential, unmarked = _sequential(base, client_token, voice.voice_id, args.repeats, app)
     print(f"sequential: {[round(r['total_s'], 2) for r in sequential]}", flush=True)
+
+    # The same requests with the keyed layer alone (CLONEGATE_WATERMARK_SCHEMES=["keyed"]), to show
+    # what the PerTh layer costs; the default stack is keyed then PerTh.
+    default_pipeline = app.state.pipeline
+    keyed_only = dataclasses.replace(app.state.components,
+                                     watermark=build_stack(WatermarkConfig(schemes=("keyed",), dev_mode=True)))
+    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=keyed_only)
+    keyed_runs, keyed_unmarked = _sequential(base, client_token, voice.voice_id, args.repeats, app)
+    app.state.pipeline = default_pipeline
+    unmarked += keyed_unmarked
+
+    streamed = []
+    for _ in range(max(2, args.repeats // 2)):
+        first_s, total_s, body, audit_id = _stream_first_chunk(base, client_token, voice.voice_id)
+        unmarked += not _marked(app, body, audit_id)
+        streamed.append({"first_chunk_s": first_s, "total_s": total_s, "audio_s": decode_audio(body).duration_seconds})
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -137,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
 
     engine = [r["steps_s"]["engine"] for r in sequential]
     totals = [r["total_s"] for r in sequential]
-    overhead = [total - engine_s for total, engine_s in zip(totals, engine)]
+    overhead = _overhead(sequential)
     step_names = sorted({name for r in sequential for name in r["steps_s"]})
     summary = {
         "command": "python -m bench.gateway.run " + " ".join(argv or []),
@@ -145,14 +199,23 @@ def main(argv: list[str] | None = None) -> None:
         "utterance_audio_s": statistics.mean(r["audio_s"] for r in sequential),
         "end_to_end_s": {"mean": statistics.mean(totals), "max": max(totals)},
         "engine_s": {"mean": statistics.mean(engine)},
-        "overhead_s": {"mean": statistics.mean(overhead), "max": max(overhead)},
-        "overhead_share": statistics.mean(o / t for o, t in zip(overhead, totals)),
+        "overhead_s": {"mean": overhead["mean"], "max": overhead["max"]},
+        "overhead_share": overhead["share"],
         "steps_mean_s": {name: statistics.mean(r["steps_s"].get(name, 0.0) for r in sequential) for name in step_names},
+        "keyed_only_stack": {
+            "end_to_end_s": statistics.mean(r["total_s"] for r in keyed_runs),
+            "engine_s": statistics.mean(r["steps_s"]["engine"] for r in keyed_runs),
+            "watermark_s": statistics.mean(r["steps_s"]["watermark"] for r in keyed_runs),
+            "overhead_s": _overhead(keyed_runs)["mean"], "overhead_share": _overhead(keyed_runs)["share"],
+        },
+        "stream": {"text_chars": len(LONG_TEXT), "audio_s": statistics.mean(r["audio_s"] for r in streamed),
+                   "first_chunk_s": statistics.mean(r["first_chunk_s"] for r in streamed),
+                   "total_s": statistics.mean(r["total_s"] for r in streamed)},
         "throughput": {"clients": 4, "requests": args.concurrent_requests, "wall_s": concurrent_wall,
                        "requests_per_minute": 60 * args.concurrent_requests / concurrent_wall},
         "detect_latency_s": {name: {"mean": statistics.mean(v), "max": max(v)} for name, v in detect.items()},
         "responses_with_unmarked_audio": unmarked,
-        "responses_with_audio": args.repeats + args.concurrent_requests,
+        "responses_with_audio": 2 * args.repeats + args.concurrent_requests + len(streamed),
         "targets": {"overhead_share_max": 0.15, "overhead_s_max": 0.300, "detect_10s_s_max": 1.0,
                     "unmarked_responses": 0},
     }
