@@ -11,6 +11,12 @@ Two searches are used by statement verification:
   way against the whole challenge vocabulary, so a recording of another challenge's phrase
   decodes to *that* phrase's words and is refused.
 
+Before either search the audio gets a faint noise floor (``NOISE_FLOOR_DB`` below its RMS, from
+a fixed seed, so a recording always decodes the same way). A microphone always records one;
+synthetic speech often has none (digital silence, empty frequency bands), and pocketsphinx's
+front end (noise estimate, cepstral mean) then reads it badly: espeak-ng statements scored 0.1-0.3
+clean and 0.5-0.6 with 20 dB of added noise. The floor is far below any real room's noise.
+
 A pocketsphinx ``Decoder`` is not thread-safe; every call holds the recognizer's lock.
 """
 
@@ -31,6 +37,9 @@ from policy.errors import SpeechRecognitionFailed
 ASR_SAMPLE_RATE = 16_000
 # pocketsphinx's default front end uses 100 frames per second.
 FRAMES_PER_SECOND = 100
+# Level of the noise floor added before recognition, relative to the recording's RMS (see above).
+NOISE_FLOOR_DB = -40.0
+_NOISE_SEED = 20261124
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,16 @@ def pronunciation_dictionary() -> dict[str, tuple[str, ...]]:
 
 
 def to_asr_pcm(audio: np.ndarray, *, sample_rate: int) -> bytes:
-    """Mono float waveform at any rate -> 16 kHz little-endian int16 bytes for pocketsphinx."""
+    """Mono float waveform at any rate -> 16 kHz little-endian int16 bytes for pocketsphinx, with
+    the fixed noise floor added."""
+    audio = np.asarray(audio, dtype=np.float64)
     if sample_rate != ASR_SAMPLE_RATE:
         divisor = np.gcd(int(sample_rate), ASR_SAMPLE_RATE)
         audio = resample_poly(audio, ASR_SAMPLE_RATE // divisor, int(sample_rate) // divisor)
+    rms = float(np.sqrt(np.mean(audio**2))) if audio.size else 0.0
+    if rms > 0.0:
+        floor = np.random.default_rng(_NOISE_SEED).normal(0.0, rms * 10 ** (NOISE_FLOOR_DB / 20), audio.size)
+        audio = audio + floor
     return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 

@@ -4,10 +4,13 @@ Two signals, both required:
 
 1. **Statement score.** Decoding over a closed vocabulary (the statement's words, the phrase
    vocabulary, 400 frequent English words as decoys; see asr.py), aligned word by word
-   (edit-distance alignment) to the expected statement. The score is the fraction of expected
-   words the recognizer heard, counted over the words its dictionary knows (a display name such
-   as "Okonkwo" cannot be recognized and is not counted). Recognition of free speech is
-   imperfect, so the threshold is calibrated by ``bench/consent``, not set by hand.
+   (edit-distance alignment) to the expected statement. The score is the fraction of the words
+   *before the phrase* (the template with owner, grantee and purposes) the recognizer heard,
+   counted over the words its dictionary knows (a display name such as "Okonkwo" cannot be
+   recognized and is not counted). The phrase is left out because step 2 checks it on its own:
+   counted here too, it lifted another sentence that ends with the right phrase to a third of the
+   score. Recognition of free speech is imperfect, so the threshold is calibrated by
+   ``bench/consent``, not set by hand.
 2. **Phrase.** The audio after the last recognized word before the phrase is decoded again under
    a grammar: the remaining anchor words (optional), then exactly as many words as the phrase
    has, each one of the whole curated vocabulary. Every decoded word must equal the challenge's
@@ -83,7 +86,7 @@ def score_statement(
     heard: list[RecognizedWord] = recognizer.transcribe(audio, sample_rate=sample_rate, vocabulary=listen_for)
     heard_text = [word.text for word in heard]
     pairs = align_words(statement.words, heard_text)
-    known = [index for index, word in enumerate(statement.words) if word in dictionary]
+    known = [index for index, word in enumerate(statement.words[: statement.phrase_start]) if word in dictionary]
     matched = {expected_index for expected_index, _ in pairs}
     score = sum(1 for index in known if index in matched) / max(len(known), 1)
 

@@ -2,8 +2,8 @@
 
 The random phrase is drawn with ``secrets`` from ``vocabulary.txt``: concrete English nouns that
 are in the recognizer's dictionary with a pronunciation at least three phone edits away from every
-other word of the list (no homophones, no "voice"/"boys" pairs); ``bench/consent/curate_vocabulary.py``
-rebuilds it. How often the recognizer then hears a phrase right is measured by ``bench/consent``.
+other word of the list (no homophones, no "voice"/"boys" pairs), less the words the recognizer
+was measured to confuse in synthetic readings; ``bench/consent/curate_vocabulary.py`` rebuilds it. How often the recognizer then hears a phrase right is measured by ``bench/consent``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def decoy_words() -> frozenset[str]:
 
 
 def random_phrase(*, word_count: int = MIN_PHRASE_WORDS) -> tuple[str, ...]:
-    """Distinct words drawn uniformly with a CSPRNG (134 words, 4 words: about 28 bits)."""
+    """Distinct words drawn uniformly with a CSPRNG (88 words, 4 words: about 25.7 bits)."""
     if word_count < MIN_PHRASE_WORDS:
         raise ConsentRequestInvalid(f"a challenge phrase needs at least {MIN_PHRASE_WORDS} words")
     pool = list(phrase_vocabulary())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
@@ -10,6 +11,7 @@ from policy.consent.asr import pronunciation_dictionary
 from policy.consent.statement_check import align_words
 from policy.consent.statement_text import (
     DEFAULT_TEMPLATES,
+    MIN_PHRASE_WORDS,
     decoy_words,
     phrase_vocabulary,
     random_phrase,
@@ -32,7 +34,8 @@ def _distance(a, b):
 def test_vocabulary_is_large_known_to_the_recognizer_and_free_of_near_homophones():
     words = phrase_vocabulary()
     dictionary = pronunciation_dictionary()
-    assert len(words) >= 100
+    # A challenge is single-use and expires in minutes; 2**25 phrases leave no useful guess.
+    assert math.perm(len(words), MIN_PHRASE_WORDS) >= 2**25
     for a, b in itertools.combinations(words, 2):
         assert _distance(dictionary[a], dictionary[b]) >= 3, (a, b)
     # Decoys must not contain phrase words: a decoy match would count for the phrase.
