@@ -53,7 +53,9 @@ def text_chunks(text: str, *, min_chars: int = MIN_CHUNK_CHARS) -> list[str]:
 
 
 class SynthesisStream:
-    """An admitted request whose audio is produced as it is read (``chunks``)."""
+    """An admitted request whose audio is produced as it is iterated: the header and PCM of each
+    released chunk, in text order. ``close`` before the end (the client went away) records
+    `request.cancelled`, also when no chunk was asked for yet."""
 
     media_type = MEDIA_TYPE
 
@@ -65,10 +67,21 @@ class SynthesisStream:
         self.admission = admission
         self._cancel = cancel
         self.label = label
+        self._ended = False  # a released, failed or cancelled outcome has been recorded
+        self._chunks = self._produce()
 
-    def chunks(self) -> Iterator[bytes]:
-        """Header and PCM of each released chunk, in text order. Closing the iterator early (the
-        client went away) records `request.cancelled`."""
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._chunks.close()  # a stream stopped at a chunk records its cancellation in _produce
+        if not self._ended:  # never started: closing an unstarted generator runs none of its code
+            self._ended = True
+            self._cancel.cancel(CLIENT_DISCONNECTED)
+            self._pipeline.record_failure(principal=self._principal, request=self._request,
+                                          admission=self.admission, error=GeneratorExit(), cancel=self._cancel)
+
+    def _produce(self) -> Iterator[bytes]:
         sent = hashlib.sha256()
         count = 0
         try:
@@ -91,3 +104,5 @@ class SynthesisStream:
                                           admission=self.admission, error=exc, cancel=self._cancel,
                                           released_sha256=sent.hexdigest() if count else None)
             raise
+        finally:
+            self._ended = True

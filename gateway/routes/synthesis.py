@@ -76,9 +76,9 @@ def _watch_for_disconnect(request: Request, cancel: CancelToken) -> asyncio.Task
 
 async def _released_chunks(stream: SynthesisStream, request: Request, cancel: CancelToken) -> AsyncIterator[bytes]:
     """The stream's chunks, each produced on a worker thread. However the response ends
-    (finished, failed, client gone), the chunk iterator is closed here, so a stream cut short
-    records its `request.cancelled` event at once."""
-    chunks = stream.chunks()
+    (finished, failed, client gone), the stream is closed here, so one cut short records its
+    `request.cancelled` event at once."""
+    chunks = iter(stream)
     watcher = _watch_for_disconnect(request, cancel)
     try:
         while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
@@ -86,7 +86,7 @@ async def _released_chunks(stream: SynthesisStream, request: Request, cancel: Ca
     finally:
         watcher.cancel()
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(chunks.close)
+            await anyio.to_thread.run_sync(stream.close)
 
 
 @router.post(

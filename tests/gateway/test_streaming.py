@@ -18,10 +18,11 @@ import soundfile
 import uvicorn
 from fastapi.testclient import TestClient
 
+from engine.interface import CancelToken
 from gateway.app import create_app
 from gateway.audio_io import decode_audio
 from gateway.db import upgrade
-from gateway.pipeline.steps import payload_for
+from gateway.pipeline.steps import SynthesisRequest, payload_for
 from gateway.pipeline.streaming import MIN_CHUNK_CHARS, text_chunks
 from gateway.settings import Settings
 from policy.consent.grants import revoke_consent
@@ -214,3 +215,15 @@ def test_client_leaving_before_the_audio_is_ready_leaves_a_cancelled_event(strea
     finally:
         engine.fault = None
     assert synthesize(client, client_token, voice).status_code == 200
+
+
+def test_stream_closed_before_its_first_chunk_leaves_a_cancelled_event(streaming, client_token):
+    # The client can leave between the response's headers and the first chunk being asked for.
+    _, app, voice, _, _ = streaming
+    stream = app.state.pipeline.open_stream(
+        principal=app.state.token_verifier.verify(client_token), cancel=CancelToken(),
+        request=SynthesisRequest(voice_id=voice.voice_id, text=STORY, language="en", purpose=PURPOSE))
+    stream.close()
+    events = [event for _, event in _events_of_request(app, stream.admission.audit_id)]
+    assert [event.action.value for event in events] == ["request.admitted", "request.cancelled"]
+    assert events[-1].digests.output_sha256 is None
