@@ -11,6 +11,8 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,18 +125,27 @@ class FaultEngine:
         return audio
 
 
+@contextmanager
+def ready_gateway(settings: Settings, models, speech_dir: Path, *, reference_clip: int) -> Iterator[tuple]:
+    """A migrated gateway with its engine warm and cohort seeded, and one voice (from the
+    `reference_clip`-th en_* clip) granted to tenant `acme`: (client, app, voice)."""
+    upgrade(settings.resolved_database_url)
+    app = create_app(settings, models=models)
+    with TestClient(app) as client:
+        assert app.state.engine_executor.wait_ready(180)
+        seed_cohort(app, speech_dir)
+        voice = grant_voice(app, sorted(speech_dir.glob("en_*.wav"))[reference_clip], issuer=settings.jwt_issuer,
+                            max_uses=1000)
+        yield client, app, voice
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, loaded_models, speech_dir):
     """A ready gateway (engine warm, cohort seeded) with one voice granted to tenant `acme`."""
     settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("synthesis"),
                         synthesis_deny_patterns=[r"\bwire (the )?money\b"])
-    upgrade(settings.resolved_database_url)
-    app = create_app(settings, models=loaded_models)
-    with TestClient(app) as client:
-        assert app.state.engine_executor.wait_ready(180)
-        seed_cohort(app, speech_dir)
-        voice = grant_voice(app, sorted(speech_dir.glob("en_*.wav"))[1], issuer=settings.jwt_issuer, max_uses=1000)
-        yield client, app, voice
+    with ready_gateway(settings, loaded_models, speech_dir, reference_clip=1) as ready:
+        yield ready
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 
-from gateway.app import create_app
-from gateway.db import create_db_engine, upgrade
+from gateway.db import create_db_engine
 from gateway.pipeline.synthesis import SynthesisPipeline
 from gateway.settings import Settings
 from policy.blocklist.models import CohortSpeaker
@@ -24,7 +22,7 @@ from policy.blocklist.repository import bump_version
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
-    OWNER_ISSUER_SUB, FaultEngine, audit_events, client_token, grant_voice, seed_cohort, synthesize,
+    OWNER_ISSUER_SUB, FaultEngine, audit_events, client_token, ready_gateway, seed_cohort, synthesize,
 )
 from watermark import WatermarkStack
 
@@ -41,13 +39,9 @@ class UnmarkingStack(WatermarkStack):
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory, loaded_models, speech_dir):
     settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("faults"), engine_timeout_seconds=15)
-    upgrade(settings.resolved_database_url)
     engine = FaultEngine(loaded_models.engine)
-    app = create_app(settings, models=dataclasses.replace(loaded_models, engine=engine))
-    with TestClient(app) as client:
-        assert app.state.engine_executor.wait_ready(180)
-        seed_cohort(app, speech_dir)
-        voice = grant_voice(app, sorted(speech_dir.glob("en_*.wav"))[2], issuer=settings.jwt_issuer, max_uses=1000)
+    with ready_gateway(settings, dataclasses.replace(loaded_models, engine=engine), speech_dir,
+                       reference_clip=2) as (client, app, voice):
         yield client, app, voice, engine
 
 

@@ -16,12 +16,9 @@ import httpx
 import pytest
 import soundfile
 import uvicorn
-from fastapi.testclient import TestClient
 
 from engine.interface import CancelToken
-from gateway.app import create_app
 from gateway.audio_io import decode_audio
-from gateway.db import upgrade
 from gateway.pipeline.steps import SynthesisRequest, payload_for
 from gateway.pipeline.streaming import MIN_CHUNK_CHARS, text_chunks
 from gateway.settings import Settings
@@ -29,7 +26,7 @@ from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
 from tests.gateway.conftest import bearer, free_port
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
-    OWNER_ISSUER_SUB, PURPOSE, FaultEngine, audit_events, client_token, grant_voice, seed_cohort, synthesize,
+    OWNER_ISSUER_SUB, PURPOSE, FaultEngine, audit_events, client_token, ready_gateway, synthesize,
 )
 
 STORY = (
@@ -44,13 +41,9 @@ STORY = (
 def streaming(tmp_path_factory, loaded_models, speech_dir):
     """The gateway behind TestClient and, for disconnects, behind a real uvicorn socket."""
     settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("streaming"))
-    upgrade(settings.resolved_database_url)
     engine = FaultEngine(loaded_models.engine)
-    app = create_app(settings, models=dataclasses.replace(loaded_models, engine=engine))
-    with TestClient(app) as client:
-        assert app.state.engine_executor.wait_ready(180)
-        seed_cohort(app, speech_dir)
-        voice = grant_voice(app, sorted(speech_dir.glob("en_*.wav"))[3], issuer=settings.jwt_issuer, max_uses=1000)
+    with ready_gateway(settings, dataclasses.replace(loaded_models, engine=engine), speech_dir,
+                       reference_clip=3) as (client, app, voice):
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
         thread = threading.Thread(target=server.run, daemon=True)
