@@ -399,6 +399,11 @@ def main() -> None:
             "replay: the previous trial's genuine recording, 32 kbit/s MP3, against this trial's challenge; "
             "'rejected_by_fingerprint_alone' in the JSON is check d on its own.",
             "Checks e (reference quality) and f (protected speaker) are not varied here; tests cover them.",
+            "Check a as measured here: a fixed noise floor 40 dB below the recording's RMS before recognition "
+            "(policy/consent/asr.py), the statement score counted over the words before the phrase only "
+            "(policy/consent/statement_check.py), and 88 phrase words: the 134 of the phone-distance selection less "
+            "the 46 the recognizer confused (bench/consent/curate_vocabulary.py, CONFUSED). The previous report "
+            "(2aad197: all words scored, 134 words, no floor) accepted 75.0 % genuine and 82.5 % with noise.",
             "Genuine readings are independent takes: Piper samples (VITS noise); Festival and espeak-ng, which "
             "are deterministic, read each trial with a small seeded change of rate and pitch (bench/consent/"
             "voices.py). Before that (report of 2aad197), trials sharing owner and grantee were sample-identical "

@@ -28,9 +28,10 @@ _PEAK_NEIGHBOURHOOD = (15, 11)  # (frequency bins, frames) around a local maximu
 _PEAKS_PER_SECOND = 30
 _FAN_OUT = 5  # pairs per anchor peak
 _MAX_PAIR_FRAMES = 64  # about one second
-# Calibrated by bench/consent: independent (Piper) readings stayed below 0.05, MP3 replays
-# scored 0.31 or more; the midpoint of the thresholds separating them.
-DEFAULT_REPLAY_THRESHOLD = 0.165
+# Calibrated by bench/consent (docs/benchmarks/consent.md, measured at 1f42bc4): independent
+# readings stayed below 0.03, MP3 replays scored 0.35 or more; the midpoint of the thresholds
+# separating them.
+DEFAULT_REPLAY_THRESHOLD = 0.185
 _VERSION = 1
 
 

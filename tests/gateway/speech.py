@@ -32,12 +32,12 @@ REFERENCE_TEXT = (
     "A small bakery on the corner sells warm bread and strong coffee every day. "
     "When the weather turns cold, we light the fire and read old stories aloud."
 )
-# Phrases every genuine bench/consent trial recognized. A random draw is accepted about 92 % of
-# the time for this voice (docs/benchmarks/consent.md); the tests pin the phrase so that their
+# Phrases of the curated vocabulary that this voice reads reliably. A random draw is accepted
+# about 96 % of the time for this voice (docs/benchmarks/consent.md); the tests pin the phrase so that their
 # outcome does not depend on the draw. The route under test issued the challenge; only its
 # phrase is replaced, before anything reads it.
 PHRASES = (
-    ("volcano", "umbrella", "telescope", "chocolate"),
+    ("volcano", "satellite", "telescope", "chocolate"),
     ("kangaroo", "microphone", "elephant", "waterfall"),
 )
 

@@ -115,11 +115,11 @@ def _not_protected(references):
     return None
 
 
-# Genuine recognition is not perfect (docs/benchmarks/consent.md: about 92 % for this voice), so
+# Genuine recognition is not perfect (docs/benchmarks/consent.md: about 96 % for this voice), so
 # the tests fix phrases the recognizer heard right in Piper speech, in the bench and here, rather
 # than depend on which random words a run drew. The phrase check itself is unchanged.
-PHRASE_ONE = ("volcano", "umbrella", "telescope", "chocolate")
-PHRASE_TWO = ("copper", "avocado", "shovel", "spider")
+PHRASE_ONE = ("volcano", "satellite", "telescope", "chocolate")
+PHRASE_TWO = ("galaxy", "avocado", "shovel", "spider")
 
 
 def _challenge(session, *, phrase=PHRASE_ONE, **overrides):
