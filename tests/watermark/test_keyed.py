@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from watermark import KeyedScheme
 from watermark.audio import resample
@@ -111,3 +112,16 @@ def test_splice_into_unmarked_speech_is_localized(marked, long_german_speech, ke
     assert np.median(inside) > 2.5
     assert max(abs(v) for v in outside) < 3.5
     assert all(b.start_s - a.start_s == pytest.approx(0.5) for a, b in zip(found.segments, found.segments[1:]))
+
+
+def test_payload_reads_from_pieces_marked_one_by_one_and_joined(speech_dir, keyed):
+    # A streamed output is chunks of 4-6 s, each marked on its own: most 8 s detection windows
+    # then hold two frame grids. Seed 12 is one of the joins that did not decode from those.
+    clips = [sf.read(path, dtype="float64")[0] for path in sorted(speech_dir.glob("en_*.wav"))]
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        payload = rng.bytes(4)
+        pieces = [keyed.embed(clips[c][: int(rng.uniform(4.0, 6.0) * 24_000)], sample_rate=24_000, payload=payload)
+                  for c in rng.choice(len(clips), 3, replace=False)]
+        found = keyed.detect(np.concatenate(pieces), sample_rate=24_000, segments=False)
+        assert found.payload_verified and found.payload == payload, f"seed {seed}"
