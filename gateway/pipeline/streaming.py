@@ -4,7 +4,8 @@ before it is sent.
 Each chunk goes through the same steps as a whole request after admission: engine, watermark
 with its self-check (the payload is the request's `admitted` identifier, so every chunk points
 at the same audit record), protected-speaker check of the marked chunk, consent re-check, and a
-committed `released` event with the chunk's sha256. Only then are its bytes yielded. A failure
+committed `released` event with the chunk's sha256. Only then are its bytes yielded. A chunk
+whose mark does not verify is held back and marked together with the next one. A failure
 stops the stream where it is (the HTTP response is then cut off, which clients see as an
 incomplete body) and records `request.failed`; a client that goes away leaves
 `request.cancelled`; both name the sha256 of what had been sent.
@@ -17,11 +18,12 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from engine.interface import CancelToken
+from engine.interface import CancelToken, EngineAudio, concatenate_chunks
 from gateway.auth import Principal
 from gateway.labelling import ContentLabel
 from gateway.pipeline.steps import SynthesisRequest
 from gateway.wav_stream import MEDIA_TYPE, pcm16, wav_stream_header
+from watermark import WatermarkSelfCheckFailed
 
 if TYPE_CHECKING:
     from gateway.pipeline.synthesis import Admission, SynthesisPipeline
@@ -84,10 +86,25 @@ class SynthesisStream:
     def _produce(self) -> Iterator[bytes]:
         sent = hashlib.sha256()
         count = 0
+        carried: EngineAudio | None = None
         try:
-            for text in text_chunks(self.admission.text):
-                marked = self._pipeline.marked_output(request=self._request, admission=self.admission, text=text,
-                                                      cancel=self._cancel)
+            texts = text_chunks(self.admission.text)
+            for index, text in enumerate(texts):
+                audio = self._pipeline.engine_output(request=self._request, admission=self.admission, text=text,
+                                                     cancel=self._cancel)
+                if carried is not None:
+                    audio = concatenate_chunks([carried, audio])
+                try:
+                    marked = self._pipeline.marked_output(request=self._request, admission=self.admission,
+                                                          audio=audio)
+                except WatermarkSelfCheckFailed:
+                    if index == len(texts) - 1:
+                        raise
+                    # Rarely a short chunk cannot carry a payload that reads back (after the
+                    # silent-tail retries): it goes out later, marked together with the next one.
+                    carried = audio
+                    continue
+                carried = None
                 body = pcm16(marked)
                 if count == 0:
                     body = wav_stream_header(sample_rate=marked.sample_rate, label=self.label) + body

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import Action, EngineInfo
 from engine.executor import BoundedExecutor
-from engine.interface import CancelToken, VoiceProfile
+from engine.interface import CancelToken, EngineAudio, VoiceProfile
 from gateway import __version__
 from gateway.audit_hooks import commit_write_ahead, record_refusal
 from gateway.auth import Principal
@@ -192,14 +192,18 @@ class SynthesisPipeline:
         return Admission(request_id=request_id, grant=grant, text=text, audit_id=audit_id, engine=engine,
                          voice_profile=voice.engine_profile)
 
-    def marked_output(self, *, request: SynthesisRequest, admission: Admission, text: str,
-                      cancel: CancelToken, times: StepTimes | None = None) -> MarkedAudio:
-        """Engine → watermark with self-check → protected-speaker check of the marked output."""
-        parts = self._parts
+    def engine_output(self, *, request: SynthesisRequest, admission: Admission, text: str,
+                      cancel: CancelToken, times: StepTimes | None = None) -> EngineAudio:
         times = StepTimes() if times is None else times
         with times.step("engine"):
-            audio = steps.run_engine(parts.executor, request=request, text=text,
-                                     voice=admission.voice_profile, cancel=cancel)
+            return steps.run_engine(self._parts.executor, request=request, text=text,
+                                    voice=admission.voice_profile, cancel=cancel)
+
+    def marked_output(self, *, request: SynthesisRequest, admission: Admission, audio: EngineAudio,
+                      times: StepTimes | None = None) -> MarkedAudio:
+        """Watermark with self-check → protected-speaker check of the marked output."""
+        parts = self._parts
+        times = StepTimes() if times is None else times
         with times.step("watermark"):
             marked = steps.watermark_output(parts.watermark, audio,
                                             payload=steps.payload_for(admission.audit_id))
@@ -211,8 +215,9 @@ class SynthesisPipeline:
     def _produce(self, *, principal: Principal, request: SynthesisRequest, admission: Admission,
                  cancel: CancelToken, times: StepTimes) -> Released:
         parts = self._parts
-        marked = self.marked_output(request=request, admission=admission, text=admission.text,
-                                    cancel=cancel, times=times)
+        audio = self.engine_output(request=request, admission=admission, text=admission.text, cancel=cancel,
+                                   times=times)
+        marked = self.marked_output(request=request, admission=admission, audio=audio, times=times)
         content_id = content_id_of(admission.audit_id)
         with times.step("encode"):
             label = self.label_for(admission)

@@ -19,8 +19,10 @@ import uvicorn
 
 from engine.interface import CancelToken
 from gateway.audio_io import decode_audio
+from gateway.pipeline.marked import SELF_CHECK_TAILS_S
 from gateway.pipeline.steps import SynthesisRequest, payload_for
 from gateway.pipeline.streaming import MIN_CHUNK_CHARS, text_chunks
+from gateway.pipeline.synthesis import SynthesisPipeline
 from gateway.settings import Settings
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
@@ -28,6 +30,7 @@ from tests.gateway.conftest import bearer, free_port
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
     OWNER_ISSUER_SUB, PURPOSE, FaultEngine, audit_events, client_token, ready_gateway, synthesize,
 )
+from watermark import WatermarkSelfCheckFailed, WatermarkStack
 
 STORY = (
     "The old lighthouse keeper climbed the narrow stairs every evening before the sun went down. "
@@ -220,3 +223,41 @@ def test_stream_closed_before_its_first_chunk_leaves_a_cancelled_event(streaming
     events = [event for _, event in _events_of_request(app, stream.admission.audit_id)]
     assert [event.action.value for event in events] == ["request.admitted", "request.cancelled"]
     assert events[-1].digests.output_sha256 is None
+
+
+class StackFailingSecondChunk(WatermarkStack):
+    """The real stack, except that every attempt at marking the stream's second chunk (the
+    first try and each silent-tail retry, embed calls 2 to 6) fails its self-check."""
+
+    def __init__(self, real: WatermarkStack) -> None:
+        super().__init__(real.schemes)
+        self.calls = 0
+
+    def embed(self, audio, *, sample_rate, payload, require_payload=True):
+        self.calls += 1
+        if 2 <= self.calls <= 1 + len(SELF_CHECK_TAILS_S):
+            raise WatermarkSelfCheckFailed("injected: this chunk cannot carry the payload")
+        return super().embed(audio, sample_rate=sample_rate, payload=payload, require_payload=require_payload)
+
+
+def test_chunk_whose_mark_fails_goes_out_marked_with_the_next(streaming, client_token):
+    client, app, voice, _, _ = streaming
+    pipeline, components = app.state.pipeline, app.state.components
+    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=dataclasses.replace(
+        components, watermark=StackFailingSecondChunk(components.watermark)))
+    try:
+        response = client.post("/v1/synthesize?stream=true", content=_stream_body(voice),
+                               headers={**bearer(client_token), "Content-Type": "application/json"})
+    finally:
+        app.state.pipeline = pipeline
+    assert response.status_code == 200
+    admitted_id = int(response.headers["x-clonegate-audit-id"])
+    events = [event for _, event in _events_of_request(app, admitted_id)]
+    assert [event.action.value for event in events] == ["request.admitted"] + ["request.released"] * 3
+    pieces = _split_by_digests(response.content, [event.digests.output_sha256 for event in events[1:]])
+    header = response.content.index(b"data") + 8
+    seconds = [(len(piece) - (header if i == 0 else 0)) / 2 / 24_000 for i, piece in enumerate(pieces)]
+    assert seconds[1] > seconds[0] + 2  # the held-back chunk and the next one, as one
+    whole = decode_audio(response.content)
+    keyed = components.watermark.detect(whole.samples, sample_rate=whole.sample_rate).scheme("keyed")
+    assert keyed.payload == payload_for(admitted_id)
