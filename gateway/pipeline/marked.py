@@ -35,9 +35,11 @@ class MarkedAudio:
 
 
 # For a few (audio, payload) pairs the keyed payload does not read back after embedding (about
-# one short utterance in sixteen). A short silent tail moves the frame grid against the speech
-# and the mark then verifies; if no attempt verifies, the output is refused as before.
-SELF_CHECK_TAILS_S = (0.0, 0.25, 0.5, 0.75, 1.0)
+# one 4 s utterance in twenty-five). A little silence before the speech moves it against the
+# payload's frame grid and the mark then verifies: on 160 Piper utterances of 4 s, a 0.1 s lead
+# fixed all 6 first-attempt failures, silent tails only 5. Pairs of (lead, tail) seconds, tried
+# in order; if none verifies, the output is refused as before.
+SELF_CHECK_PADDING_S = ((0.0, 0.0), (0.1, 0.0), (0.2, 0.0), (0.0, 0.25), (0.3, 0.0), (0.0, 0.5), (0.0, 1.0))
 
 
 def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) -> MarkedAudio:
@@ -50,8 +52,9 @@ def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) ->
     """
     short = audio.duration_s < PAYLOAD_MIN_SECONDS
     failure: WatermarkSelfCheckFailed | None = None
-    for tail_s in SELF_CHECK_TAILS_S:
-        source = np.concatenate([audio.samples, np.zeros(int(tail_s * audio.sample_rate), np.float32)])
+    for lead_s, tail_s in SELF_CHECK_PADDING_S:
+        source = np.concatenate([np.zeros(int(lead_s * audio.sample_rate), np.float32), audio.samples,
+                                 np.zeros(int(tail_s * audio.sample_rate), np.float32)])
         try:
             marked = stack.embed(source, sample_rate=audio.sample_rate, payload=payload, require_payload=not short)
             verify_keyed_mark(stack, marked, sample_rate=audio.sample_rate, payload=payload)

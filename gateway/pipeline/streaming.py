@@ -101,7 +101,7 @@ class SynthesisStream:
                     if index == len(texts) - 1:
                         raise
                     # Rarely a short chunk cannot carry a payload that reads back (after the
-                    # silent-tail retries): it goes out later, marked together with the next one.
+                    # silence-padded retries): it goes out later, marked together with the next one.
                     carried = audio
                     continue
                 carried = None

@@ -19,7 +19,7 @@ import uvicorn
 
 from engine.interface import CancelToken
 from gateway.audio_io import decode_audio
-from gateway.pipeline.marked import SELF_CHECK_TAILS_S
+from gateway.pipeline.marked import SELF_CHECK_PADDING_S
 from gateway.pipeline.steps import SynthesisRequest, payload_for
 from gateway.pipeline.streaming import MIN_CHUNK_CHARS, text_chunks
 from gateway.pipeline.synthesis import SynthesisPipeline
@@ -227,7 +227,7 @@ def test_stream_closed_before_its_first_chunk_leaves_a_cancelled_event(streaming
 
 class StackFailingSecondChunk(WatermarkStack):
     """The real stack, except that every attempt at marking the stream's second chunk (the
-    first try and each silent-tail retry, embed calls 2 to 6) fails its self-check."""
+    first try and each silence-padded retry) fails its self-check."""
 
     def __init__(self, real: WatermarkStack) -> None:
         super().__init__(real.schemes)
@@ -235,7 +235,7 @@ class StackFailingSecondChunk(WatermarkStack):
 
     def embed(self, audio, *, sample_rate, payload, require_payload=True):
         self.calls += 1
-        if 2 <= self.calls <= 1 + len(SELF_CHECK_TAILS_S):
+        if 2 <= self.calls <= 1 + len(SELF_CHECK_PADDING_S):
             raise WatermarkSelfCheckFailed("injected: this chunk cannot carry the payload")
         return super().embed(audio, sample_rate=sample_rate, payload=payload, require_payload=require_payload)
 
