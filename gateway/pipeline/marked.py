@@ -48,7 +48,8 @@ def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) ->
     From `PAYLOAD_MIN_SECONDS` of audio on, the keyed payload, which points at the audit record,
     must read back from exactly the samples released. A shorter utterance cannot hold a whole
     payload frame: it must carry the keyed mark's presence at the detector's false-positive
-    bound, and its audit record is found through the released event's output hash instead.
+    bound. The detector then says the audio is ours but not which request made it; only the
+    exact file can still be tied to its request, through the `released` event's output hash.
     """
     short = audio.duration_s < PAYLOAD_MIN_SECONDS
     failure: WatermarkSelfCheckFailed | None = None
