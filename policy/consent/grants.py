@@ -56,8 +56,9 @@ def _grantee_clause(*, principal_sub: str, tenant: str | None):
     return or_(subject, (Consent.grantee_kind == "tenant") & (Consent.grantee_id == tenant))
 
 
-def _active_voice(session: Session, voice_id: str) -> Voice:
-    voice = session.get(Voice, voice_id)
+def _active_voice(session: Session, voice_id: str, *, fresh: bool = False) -> Voice:
+    """The voice unless missing or erased; ``fresh`` re-reads it past the session's cached copy."""
+    voice = session.get(Voice, voice_id, populate_existing=fresh)
     if voice is None:
         raise VoiceNotFound(f"no voice {voice_id}")
     if voice.status != "active":
@@ -156,13 +157,7 @@ def recheck(session: Session, *, grant: Grant, now: datetime) -> None:
             raise ConsentRevoked(f"consent {grant.consent_id} was revoked")
         if not consent.not_before <= now < consent.not_after:
             raise ConsentNotInWindow(f"consent {grant.consent_id} is no longer valid")
-    voice = session.execute(
-        select(Voice).where(Voice.id == grant.voice_id).execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if voice is None:
-        raise VoiceNotFound(f"no voice {grant.voice_id}")
-    if voice.status != "active":
-        raise VoiceErased(f"voice {voice.id} was erased")
+    _active_voice(session, grant.voice_id, fresh=True)
 
 
 def owned_voice(session: Session, *, voice_id: str, owner_iss: str, owner_sub: str) -> Voice:
@@ -176,11 +171,7 @@ def owned_voice(session: Session, *, voice_id: str, owner_iss: str, owner_sub: s
 
 
 def revoke_consent(session: Session, *, consent_id: str, owner_iss: str, owner_sub: str, now: datetime) -> Consent:
-    consent = session.get(Consent, consent_id)
-    if consent is None:
-        raise ConsentNotFound(f"no consent {consent_id}")
-    if (consent.owner_iss, consent.owner_sub) != (owner_iss, owner_sub):
-        raise NotVoiceOwner(f"consent {consent_id} belongs to another owner")
+    consent = owner_consent(session, consent_id=consent_id, owner_iss=owner_iss, owner_sub=owner_sub)
     session.execute(
         update(Consent)
         .where(Consent.id == consent_id, Consent.revoked_at.is_(None))
