@@ -63,6 +63,9 @@ class PerthScheme:
 
         self._torch = torch
         self._net = _load_perth_net()
+        from perth.perth_net.perth_net_implicit.utils import denormalize_spectrogram  # importable once loaded
+
+        self._denormalize = denormalize_spectrogram
         self._rate = int(self._net.hp.sample_rate)
         self.threshold = threshold
 
@@ -86,9 +89,7 @@ class PerthScheme:
     def _magphase_to_signal(self, magspec, phase):
         """PerTh's own ``magphase_to_signal``, with the complex spectrum built by ``torch.polar``
         instead of ``exp(1j * phase)``: the same numbers, and a quarter of the embedding time saved."""
-        from perth.perth_net.perth_net_implicit.utils import denormalize_spectrogram
-
-        level_db = denormalize_spectrogram(self._net.hp, magspec)
+        level_db = self._denormalize(self._net.hp, magspec)
         magnitude = 10.0 ** (level_db / 20).clip(max=10)
         return self._net.ap.inv_spectrogram(self._torch.polar(magnitude, phase))
 

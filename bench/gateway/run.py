@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
 
     engine = [r["steps_s"]["engine"] for r in sequential]
     totals = [r["total_s"] for r in sequential]
-    overhead = _overhead(sequential)
+    overhead, keyed_overhead = _overhead(sequential), _overhead(keyed_runs)
     step_names = sorted({name for r in sequential for name in r["steps_s"]})
     summary = {
         "command": "python -m bench.gateway.run " + " ".join(argv or []),
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             "end_to_end_s": statistics.mean(r["total_s"] for r in keyed_runs),
             "engine_s": statistics.mean(r["steps_s"]["engine"] for r in keyed_runs),
             "watermark_s": statistics.mean(r["steps_s"]["watermark"] for r in keyed_runs),
-            "overhead_s": _overhead(keyed_runs)["mean"], "overhead_share": _overhead(keyed_runs)["share"],
+            "overhead_s": keyed_overhead["mean"], "overhead_share": keyed_overhead["share"],
         },
         "stream": {"text_chars": len(LONG_TEXT), "audio_s": statistics.mean(r["audio_s"] for r in streamed),
                    "first_chunk_s": statistics.mean(r["first_chunk_s"] for r in streamed),

@@ -218,7 +218,6 @@ class SynthesisPipeline:
         audio = self.engine_output(request=request, admission=admission, text=admission.text, cancel=cancel,
                                    times=times)
         marked = self.marked_output(request=request, admission=admission, audio=audio, times=times)
-        content_id = content_id_of(admission.audit_id)
         with times.step("encode"):
             label = self.label_for(admission)
             body = encode_labelled(marked, output_format=request.output_format, label=label, signer=parts.signer)
@@ -230,7 +229,7 @@ class SynthesisPipeline:
                                              watermark_id=marked.watermark_id)
         return Released(
             body=body, media_type=OUTPUT_FORMATS[request.output_format].media_type, request_id=admission.request_id,
-            audit_id=admission.audit_id, released_audit_id=released_audit_id, content_id=content_id,
+            audit_id=admission.audit_id, released_audit_id=released_audit_id, content_id=label.content_id,
             watermark_id=marked.watermark_id, consent_id=admission.grant.consent_id, step_seconds=dict(times),
         )
 

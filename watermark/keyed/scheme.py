@@ -115,7 +115,8 @@ class KeyedScheme:
             ]
             payload, short_bits, more = self._read_payload(short)
             attempts += more
-            best_bits = short_bits if payload is not None or best_bits is None else best_bits
+            if payload is not None or best_bits is None:
+                best_bits = short_bits
         if payload is not None:
             # an authenticated payload is itself evidence: a random one verifies with probability 2**-32
             fpp = min(fpp, attempts * 2.0**-32)
