@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from audit.events import Action, AuditEvent, Decision, Digests, Subjects
 from audit.store import append_event
-from gateway.auth import Permission, Principal, require
+from gateway.auth import Principal
 from gateway.db import SessionDep
 from gateway.audit_hooks import record_refusal
 from gateway.enrollment import (
@@ -38,7 +38,7 @@ from gateway.enrollment import (
     watermark_detector,
 )
 from gateway.pipeline.steps import actor_of
-from gateway.routes.voices import voice_view
+from gateway.routes.voices import Owner, voice_view
 from policy.blocklist.repository import transfer_exceptions
 from policy.blocklist.review import hold_for_review
 from policy.blocklist.screening import reference_check
@@ -48,7 +48,6 @@ from policy.consent.storage import load_samples
 from policy.errors import ConsentRequestInvalid, IdentityAssuranceRequired, NotVoiceOwner, SpeakerReviewRequired, VoiceNotFound
 
 router = APIRouter(prefix="/v1", tags=["consent"])
-Owner = Annotated[Principal, require(Permission.MANAGE_OWN_VOICES)]
 IDENTIFIER = r"^[A-Za-z0-9._:@|+=~#-]{1,200}$"
 WORD = r"^[a-z][a-z0-9_]{0,31}$"
 VOICE_ID = r"^[0-9a-f]{32}$"  # voice and consent ids are 16 random bytes in hex
