@@ -24,11 +24,11 @@ import json
 import os
 import tarfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from audit.bundle_chunks import (
     ENTRY_MARK,
@@ -110,11 +110,13 @@ def archive_bundle(directory: Path, archive: Path) -> None:
 @contextmanager
 def _members(bundle: Path) -> Iterator[Callable[[str], IO[bytes]]]:
     if bundle.is_dir():
+
         def opener(name: str) -> IO[bytes]:
             path = bundle / name
             if not path.is_file():
                 raise BundleMalformed(f"bundle has no {name}")
             return open(path, "rb", buffering=1 << 20)
+
         # (file, byte offset, length) of a member, for workers that read their own byte range.
         opener.locate = lambda name: (bundle / name, 0, (bundle / name).stat().st_size)
         yield opener
@@ -124,6 +126,7 @@ def _members(bundle: Path) -> Iterator[Callable[[str], IO[bytes]]]:
     except (OSError, tarfile.TarError) as exc:
         raise BundleMalformed(f"{bundle.name} is neither a bundle directory nor a tar archive: {exc}") from exc
     with tar:
+
         def opener(name: str) -> IO[bytes]:
             try:
                 member = tar.getmember(name)
@@ -185,8 +188,10 @@ class BundleReport:
             f"OK  origin {self.origin}, tree size {self.tree_size}, root {base64.b64encode(self.root_hash).decode()}",
         ]
         if self.mode == "full":
-            out.append(f"OK  all {self.event_count} events hash to the signed root (indices 0..{self.tree_size - 1}"
-                       " contiguous, none missing, none reordered)")
+            out.append(
+                f"OK  all {self.event_count} events hash to the signed root (indices 0..{self.tree_size - 1}"
+                " contiguous, none missing, none reordered)"
+            )
         else:
             out.append(f"OK  {self.event_count} selected events, each with an inclusion proof against the signed root")
         if self.previous_size is not None:
@@ -238,7 +243,11 @@ def verify_bundle(
             manifest = json.loads(_read_text(opener, "manifest.json"))
         except ValueError as exc:
             raise BundleMalformed(f"manifest.json is not JSON: {exc}") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") != FORMAT
+            or manifest.get("version") != FORMAT_VERSION
+        ):
             raise BundleMalformed(f"not a {FORMAT} version {FORMAT_VERSION} bundle")
         mode = manifest.get("mode")
         if mode not in MODES:
@@ -259,10 +268,16 @@ def verify_bundle(
                     f"log truncated: the previous checkpoint has {previous.size} entries, this bundle's {checkpoint.size}"
                 )
             if previous.size == checkpoint.size and previous.root_hash != checkpoint.root_hash:
-                raise ForkedCheckpoint(f"forked log: two signed checkpoints of size {previous.size} with different roots")
+                raise ForkedCheckpoint(
+                    f"forked log: two signed checkpoints of size {previous.size} with different roots"
+                )
         report = BundleReport(
-            origin=checkpoint.origin, mode=mode, tree_size=checkpoint.size, root_hash=checkpoint.root_hash,
-            key=f"{trusted_key.name} ({trusted_key.key_id.hex()})", event_count=0,
+            origin=checkpoint.origin,
+            mode=mode,
+            tree_size=checkpoint.size,
+            root_hash=checkpoint.root_hash,
+            key=f"{trusted_key.name} ({trusted_key.key_id.hex()})",
+            event_count=0,
         )
         with opener("events.jsonl") as events:
             if mode == "full":
@@ -292,8 +307,15 @@ def _note_event(report: BundleReport, actions: Counter, data: dict, entry: bytes
             report.last_time = moment
 
 
-def _verify_full(events: IO[bytes], checkpoint: Checkpoint, previous: Checkpoint | None, report: BundleReport,
-                 strict: bool, workers: int, source: tuple[Path, int, int] | None) -> None:
+def _verify_full(
+    events: IO[bytes],
+    checkpoint: Checkpoint,
+    previous: Checkpoint | None,
+    report: BundleReport,
+    strict: bool,
+    workers: int,
+    source: tuple[Path, int, int] | None,
+) -> None:
     # Lines are checked and hashed chunk by chunk; the leaf hashes are folded into the compact
     # range here, in order, which is the sequential part. With workers > 1 and a seekable file,
     # each worker reads its own byte range, so only leaf hashes cross process boundaries.
@@ -355,8 +377,9 @@ def _verify_full(events: IO[bytes], checkpoint: Checkpoint, previous: Checkpoint
     report.actions = dict(actions)
 
 
-def _verify_selected(events: IO[bytes], checkpoint: Checkpoint, previous: Checkpoint | None, report: BundleReport,
-                     strict: bool) -> None:
+def _verify_selected(
+    events: IO[bytes], checkpoint: Checkpoint, previous: Checkpoint | None, report: BundleReport, strict: bool
+) -> None:
     actions: Counter = Counter()
     last_index = -1
     count = 0
@@ -372,8 +395,9 @@ def _verify_selected(events: IO[bytes], checkpoint: Checkpoint, previous: Checkp
         if type(index) is not int or index <= last_index:
             raise BundleEventOutOfOrder(f"events.jsonl line {count} holds index {index!r}, not above {last_index}")
         try:
-            verify_inclusion(index=index, size=checkpoint.size, leaf=leaf_hash(entry), proof=proof,
-                             root=checkpoint.root_hash)
+            verify_inclusion(
+                index=index, size=checkpoint.size, leaf=leaf_hash(entry), proof=proof, root=checkpoint.root_hash
+            )
         except InclusionProofInvalid as exc:
             raise InclusionProofInvalid(f"event at index {index} (line {count}): {exc}") from exc
         _note_event(report, actions, _check_event_shape(entry, index), entry, strict, index)
@@ -382,8 +406,10 @@ def _verify_selected(events: IO[bytes], checkpoint: Checkpoint, previous: Checkp
     report.actions = dict(actions)
     if previous is not None:
         report.previous_size = previous.size
-        report.previous_checked = ("not truncated and not forked at equal size; a selected export carries no"
-                                   " consistency proof (fetch /v1/audit/consistency for one)")
+        report.previous_checked = (
+            "not truncated and not forked at equal size; a selected export carries no"
+            " consistency proof (fetch /v1/audit/consistency for one)"
+        )
 
 
 def read_checkpoint_file(path: os.PathLike | str) -> str:

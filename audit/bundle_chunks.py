@@ -20,8 +20,7 @@ from audit.events import SCHEMA_VERSION, Action, AuditEvent
 INDEX_PREFIX = b'{"index":'
 ENTRY_MARK = b',"entry":'
 EVENT_KEYS = frozenset(
-    {"v", "event_id", "time", "action", "decision", "reason", "actor", "subjects", "digests", "engine",
-     "watermark_id"}
+    {"v", "event_id", "time", "action", "decision", "reason", "actor", "subjects", "digests", "engine", "watermark_id"}
 )
 ACTIONS = frozenset(action.value for action in Action)
 CHUNK_BYTES = 4 << 20
@@ -111,7 +110,8 @@ def check_range(task: tuple) -> tuple[bytes, dict[str, int], str | None, str | N
                     raise BundleMalformed(f"events.jsonl has a malformed line at byte {start}")
                 first_index = int(digits)
             chunk_leaves, chunk_actions, chunk_first, chunk_last, _, chunk_count = check_chunk(
-                (first_index + count, blob, strict))
+                (first_index + count, blob, strict)
+            )
             leaves.append(chunk_leaves)
             actions.update(chunk_actions)
             if chunk_first is not None and (first is None or chunk_first < first):
@@ -158,8 +158,13 @@ def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], s
             raise InvalidAuditEvent(f"event {index} is not JSON: {exc}") from None
         if end != len(text):
             raise InvalidAuditEvent(f"event {index} has bytes after its JSON object")
-        if type(data) is not dict or data.keys() != EVENT_KEYS or data["v"] != SCHEMA_VERSION \
-                or data["action"] not in ACTIONS or type(data["time"]) is not str:
+        if (
+            type(data) is not dict
+            or data.keys() != EVENT_KEYS
+            or data["v"] != SCHEMA_VERSION
+            or data["action"] not in ACTIONS
+            or type(data["time"]) is not str
+        ):
             raise event_shape_error(data, index)
         if strict:
             try:

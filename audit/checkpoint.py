@@ -152,9 +152,7 @@ def open_note(note: str, *, verifier: VerifierKey) -> str:
                 f"signature by {verifier.name} ({verifier.key_id.hex()}) does not verify"
             ) from None
     if not found:
-        raise CheckpointSignatureInvalid(
-            f"no signature by the trusted key {verifier.name} ({verifier.key_id.hex()})"
-        )
+        raise CheckpointSignatureInvalid(f"no signature by the trusted key {verifier.name} ({verifier.key_id.hex()})")
     return text
 
 
@@ -205,7 +203,10 @@ def check_consistent(*, older: Checkpoint, newer: Checkpoint, proof: list[bytes]
         raise ForkedCheckpoint(f"two signed checkpoints of size {older.size} with different roots")
     try:
         verify_consistency(
-            old_size=older.size, new_size=newer.size, old_root=older.root_hash, new_root=newer.root_hash,
+            old_size=older.size,
+            new_size=newer.size,
+            old_root=older.root_hash,
+            new_root=newer.root_hash,
             proof=proof,
         )
     except ConsistencyProofInvalid as exc:

@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -70,14 +70,14 @@ def _check(pattern: re.Pattern[str], value: Any, name: str, *, optional: bool = 
 def format_time(moment: datetime) -> str:
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         raise InvalidAuditEvent("event time must be a timezone-aware datetime")
-    return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
 
 
 def parse_time(text: Any) -> datetime:
     if not isinstance(text, str):
         raise InvalidAuditEvent("event time must be a string")
     try:
-        return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError as exc:
         raise InvalidAuditEvent(f"event time {text!r:.40} is not YYYY-MM-DDTHH:MM:SS.ffffffZ") from exc
 
@@ -196,13 +196,11 @@ class EngineInfo:
         return cls(name=data.get("name"), version=data.get("version"))
 
 
-_fast_canonical = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
+_fast_canonical = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")).encode
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _new_event_id() -> str:
@@ -274,8 +272,19 @@ class AuditEvent:
     def from_dict(cls, data: Any) -> AuditEvent:
         data = _strict_keys(
             data,
-            {"v", "event_id", "time", "action", "decision", "reason", "actor", "subjects", "digests",
-             "engine", "watermark_id"},
+            {
+                "v",
+                "event_id",
+                "time",
+                "action",
+                "decision",
+                "reason",
+                "actor",
+                "subjects",
+                "digests",
+                "engine",
+                "watermark_id",
+            },
             "event",
         )
         if data.get("v") != SCHEMA_VERSION:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from audit.bundle import write_bundle
 from audit.checkpoint import VerifierKey, open_checkpoint
-from audit.store import EventFilter, iter_leaves, latest_checkpoint, with_prefetch
 from audit.merkle import inclusion_proof
+from audit.store import EventFilter, iter_leaves, latest_checkpoint, with_prefetch
 
 
 def export_bundle(
@@ -28,12 +28,21 @@ def export_bundle(
         lines = ((index, entry, None) for index, entry in iter_leaves(session, size=size))
         mode = "full"
     else:
+
         def with_proofs():
             for index, entry in iter_leaves(session, size=size, event_filter=event_filter):
                 proof = with_prefetch(session, lambda node: inclusion_proof(node, index=index, size=size))
                 yield index, entry, proof
+
         lines = with_proofs()
         mode = "selected"
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return write_bundle(directory, checkpoint_note=stored.note, checkpoint=checkpoint, verifier=verifier,
-                        lines=lines, mode=mode, created=created)
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return write_bundle(
+        directory,
+        checkpoint_note=stored.note,
+        checkpoint=checkpoint,
+        verifier=verifier,
+        lines=lines,
+        mode=mode,
+        created=created,
+    )

@@ -36,7 +36,12 @@ class IntegratorThread:
     """Runs ``integrate_pending`` every ``interval`` seconds until ``stop()``."""
 
     def __init__(
-        self, session_factory: Callable[[], Session], *, key: SigningKey, origin: str, interval: float = 1.0,
+        self,
+        session_factory: Callable[[], Session],
+        *,
+        key: SigningKey,
+        origin: str,
+        interval: float = 1.0,
         batch_size: int = DEFAULT_BATCH,
     ) -> None:
         if interval <= 0:
@@ -75,8 +80,9 @@ class IntegratorThread:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                integrate_pending(self._session_factory, key=self._key, origin=self._origin,
-                                  batch_size=self._batch_size)
+                integrate_pending(
+                    self._session_factory, key=self._key, origin=self._origin, batch_size=self._batch_size
+                )
                 self.rounds += 1
                 self._last_round_ok = True
                 self.round_seconds.append(time.monotonic() - started)

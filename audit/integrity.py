@@ -28,11 +28,14 @@ class IntegrityReport:
     pending: int
 
 
-def check_log_integrity(session: Session, *, verifier: VerifierKey, origin: str, chunk: int = 20_000) -> IntegrityReport:
+def check_log_integrity(
+    session: Session, *, verifier: VerifierKey, origin: str, chunk: int = 20_000
+) -> IntegrityReport:
     """Raise ``LogIntegrityError`` (or a ``CheckpointError``) naming the first inconsistency found."""
     checkpoints = session.execute(
-        select(StoredCheckpoint.tree_size, StoredCheckpoint.root_hash, StoredCheckpoint.note)
-        .order_by(StoredCheckpoint.tree_size)
+        select(StoredCheckpoint.tree_size, StoredCheckpoint.root_hash, StoredCheckpoint.note).order_by(
+            StoredCheckpoint.tree_size
+        )
     ).all()
     signed: dict[int, bytes] = {}
     for size, root, note in checkpoints:
@@ -51,8 +54,10 @@ def check_log_integrity(session: Session, *, verifier: VerifierKey, origin: str,
     after = -1
     while True:
         rows = session.execute(
-            select(Leaf.leaf_index, Leaf.entry, Leaf.leaf_hash).where(Leaf.leaf_index > after)
-            .order_by(Leaf.leaf_index).limit(chunk)
+            select(Leaf.leaf_index, Leaf.entry, Leaf.leaf_hash)
+            .where(Leaf.leaf_index > after)
+            .order_by(Leaf.leaf_index)
+            .limit(chunk)
         ).all()
         if not rows:
             break

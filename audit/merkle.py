@@ -39,7 +39,7 @@ class CompactRange:
     persist them; ``root()`` folds the border into the tree head.
     """
 
-    __slots__ = ("size", "_hashes")
+    __slots__ = ("_hashes", "size")
 
     def __init__(self, *, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
         if size < 0 or len(hashes) != bin(size).count("1"):

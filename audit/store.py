@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,7 +36,7 @@ DEFAULT_BATCH = 5000
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # Built once: the request path should not rebuild and re-key the statement on every append.
@@ -54,7 +54,9 @@ def append_event(session: Session, *, event: AuditEvent) -> int:
     try:
         pending_id = session.execute(_INSERT_PENDING, {"entry": entry, "created_at": _utcnow()}).scalar_one()
     except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"the audit store refused the {event.action.value} event: {exc.__class__.__name__}") from exc
+        raise AuditUnavailable(
+            f"the audit store refused the {event.action.value} event: {exc.__class__.__name__}"
+        ) from exc
     return int(pending_id)
 
 
@@ -67,7 +69,8 @@ def confirm_durable(session: Session, *, pending_id: int) -> None:
     """
     try:
         found = session.execute(
-            select(PendingEvent.id).where(PendingEvent.id == pending_id)
+            select(PendingEvent.id)
+            .where(PendingEvent.id == pending_id)
             .union_all(select(Leaf.pending_id).where(Leaf.pending_id == pending_id))
         ).first()
     except SQLAlchemyError as exc:
@@ -203,10 +206,16 @@ def integrate(
         for level, node_index, digest in compact.append(digest_of_leaf):
             if level:
                 node_rows.append({"level": level, "node_index": node_index, "hash": digest})
-        leaf_rows.append({
-            "leaf_index": index, "pending_id": pending_id, "entry": entry, "leaf_hash": digest_of_leaf,
-            "integrated_at": now, **_query_columns(entry, pending_id),
-        })
+        leaf_rows.append(
+            {
+                "leaf_index": index,
+                "pending_id": pending_id,
+                "entry": entry,
+                "leaf_hash": digest_of_leaf,
+                "integrated_at": now,
+                **_query_columns(entry, pending_id),
+            }
+        )
     if leaf_rows:
         if session.get_bind().dialect.name == "postgresql":
             _insert_with_unnest(session, leaf_rows, node_rows, [row[0] for row in pending])
@@ -219,7 +228,9 @@ def integrate(
     session.flush()
     checkpoint = None
     latest = session.execute(
-        select(StoredCheckpoint.tree_size, StoredCheckpoint.root_hash).order_by(StoredCheckpoint.tree_size.desc()).limit(1)
+        select(StoredCheckpoint.tree_size, StoredCheckpoint.root_hash)
+        .order_by(StoredCheckpoint.tree_size.desc())
+        .limit(1)
     ).first()
     if latest is not None and compact.size < latest[0]:
         raise LogIntegrityError(f"the log has {compact.size} leaves but checkpoint {latest[0]} was published")
@@ -231,22 +242,55 @@ def integrate(
                 session, lambda node: consistency_proof(node, old_size=latest[0], new_size=compact.size)
             )
             try:
-                verify_consistency(old_size=latest[0], new_size=compact.size, old_root=bytes(latest[1]),
-                                   new_root=checkpoint.root_hash, proof=proof)
+                verify_consistency(
+                    old_size=latest[0],
+                    new_size=compact.size,
+                    old_root=bytes(latest[1]),
+                    new_root=checkpoint.root_hash,
+                    proof=proof,
+                )
             except ConsistencyProofInvalid as exc:
                 raise ForkedCheckpoint(f"refusing to sign size {compact.size}: {exc}") from exc
-        session.add(StoredCheckpoint(
-            tree_size=checkpoint.size, root_hash=checkpoint.root_hash,
-            note=sign_checkpoint(checkpoint, key=key), created_at=now,
-        ))
+        session.add(
+            StoredCheckpoint(
+                tree_size=checkpoint.size,
+                root_hash=checkpoint.root_hash,
+                note=sign_checkpoint(checkpoint, key=key),
+                created_at=now,
+            )
+        )
     session.flush()
     return IntegrationResult(len(leaf_rows), compact.size, checkpoint, leader=True)
 
 
-_LEAF_COLUMNS = ("leaf_index", "pending_id", "entry", "leaf_hash", "event_id", "event_time", "action", "actor_iss",
-                 "actor_sub", "tenant", "voice_id", "integrated_at")
-_LEAF_TYPES = ("bigint", "bigint", "bytea", "bytea", "text", "timestamptz", "text", "text", "text", "text", "text",
-               "timestamptz")
+_LEAF_COLUMNS = (
+    "leaf_index",
+    "pending_id",
+    "entry",
+    "leaf_hash",
+    "event_id",
+    "event_time",
+    "action",
+    "actor_iss",
+    "actor_sub",
+    "tenant",
+    "voice_id",
+    "integrated_at",
+)
+_LEAF_TYPES = (
+    "bigint",
+    "bigint",
+    "bytea",
+    "bytea",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+)
 
 
 def _insert_with_unnest(session: Session, leaf_rows: list[dict], node_rows: list[dict], pending_ids: list[int]) -> None:
@@ -282,7 +326,9 @@ def checkpoint_at(session: Session, *, size: int) -> StoredCheckpoint:
     return row
 
 
-def prove_inclusion(session: Session, *, index: int, size: int | None = None) -> tuple[Leaf, StoredCheckpoint, list[bytes]]:
+def prove_inclusion(
+    session: Session, *, index: int, size: int | None = None
+) -> tuple[Leaf, StoredCheckpoint, list[bytes]]:
     """The leaf, the checkpoint (latest, or the one at ``size``) and the inclusion proof."""
     checkpoint = latest_checkpoint(session) if size is None else checkpoint_at(session, size=size)
     leaf = session.get(Leaf, index)
@@ -318,17 +364,19 @@ def _filtered(query, event_filter: EventFilter):
         query = query.where(Leaf.event_time >= event_filter.since)
     if event_filter.until is not None:
         query = query.where(Leaf.event_time < event_filter.until)
-    for column, value in ((Leaf.action, event_filter.action), (Leaf.actor_sub, event_filter.actor_sub),
-                          (Leaf.actor_iss, event_filter.actor_iss), (Leaf.voice_id, event_filter.voice_id),
-                          (Leaf.tenant, event_filter.tenant)):
+    for column, value in (
+        (Leaf.action, event_filter.action),
+        (Leaf.actor_sub, event_filter.actor_sub),
+        (Leaf.actor_iss, event_filter.actor_iss),
+        (Leaf.voice_id, event_filter.voice_id),
+        (Leaf.tenant, event_filter.tenant),
+    ):
         if value is not None:
             query = query.where(column == value)
     return query
 
 
-def list_events(
-    session: Session, *, event_filter: EventFilter, after_index: int = -1, limit: int = 100
-) -> list[Leaf]:
+def list_events(session: Session, *, event_filter: EventFilter, after_index: int = -1, limit: int = 100) -> list[Leaf]:
     """Integrated events matching the filter, by leaf index, after a cursor (keyset pagination)."""
     if not 1 <= limit <= 1000:
         raise ValueError("limit must be between 1 and 1000")

@@ -107,7 +107,8 @@ class EmbeddedEngine(CloningEngine):
 
     def describe(self) -> EngineDescription:
         versions = "piper-tts {}, pyworld {}, adaptation {}".format(
-            importlib.metadata.version("piper-tts"), importlib.metadata.version("pyworld"), ADAPTATION_VERSION)
+            importlib.metadata.version("piper-tts"), importlib.metadata.version("pyworld"), ADAPTATION_VERSION
+        )
         return EngineDescription(
             name=self.name,
             version=versions,
@@ -170,10 +171,14 @@ class EmbeddedEngine(CloningEngine):
         def candidate(warp: float, mix: float, strength: float = 1.0) -> wa.Adaptation:
             warped_mean = wa.mean_voiced_envelope(probe, wa.warp_envelope(probe.log_envelope, warp))
             return wa.Adaptation(
-                source_lf0_mean=source_mean, source_lf0_std=source_std,
-                target_lf0_mean=target_mean, target_lf0_std=target_std, warp=warp,
+                source_lf0_mean=source_mean,
+                source_lf0_std=source_std,
+                target_lf0_mean=target_mean,
+                target_lf0_std=target_std,
+                warp=warp,
                 envelope_cepstrum=wa.smooth_correction(reference_envelope - warped_mean),
-                envelope_strength=strength, frame_mix=mix,
+                envelope_strength=strength,
+                frame_mix=mix,
             )
 
         search: dict[str, float] = {}
@@ -183,8 +188,9 @@ class EmbeddedEngine(CloningEngine):
             best = candidate(warp, SEARCH_FRAME_MIX)
         else:
             scoring_reference = np.concatenate(resampled)
-            search["unadapted_similarity"] = float(similarity(
-                wa.normalize_loudness(self._probe_audio()), rate, scoring_reference, rate))
+            search["unadapted_similarity"] = float(
+                similarity(wa.normalize_loudness(self._probe_audio()), rate, scoring_reference, rate)
+            )
             scored: list[tuple[float, wa.Adaptation]] = []
 
             def score(adaptation: wa.Adaptation) -> None:
@@ -220,8 +226,11 @@ class EmbeddedEngine(CloningEngine):
             parameters={
                 "adaptation_version": ADAPTATION_VERSION,
                 "adaptation": {**asdict(best), "envelope_cepstrum": list(best.envelope_cepstrum)},
-                "frame_pool": {"coded": pool.to_text(), "voiced": pool.voiced_text(),
-                               "width": int(pool.coded.shape[1])},
+                "frame_pool": {
+                    "coded": pool.to_text(),
+                    "voiced": pool.voiced_text(),
+                    "width": int(pool.coded.shape[1]),
+                },
             },
             reference_sha256=references_sha256(references),
             metrics=search,
@@ -260,8 +269,9 @@ class EmbeddedEngine(CloningEngine):
         cancel: CancelToken | None = None,
     ) -> EngineAudio:
         _, spoken = self._plan(text=text, language=language, voice=voice)
-        chunks = list(self.synthesize_stream(text=text, language=language, voice=voice,
-                                             controls=controls, cancel=cancel))
+        chunks = list(
+            self.synthesize_stream(text=text, language=language, voice=voice, controls=controls, cancel=cancel)
+        )
         audio = concatenate_chunks(chunks, gap_s=SENTENCE_PAUSE_S)
         return check_output(audio, spoken_chars=len(spoken), speed=controls.speed)
 
@@ -269,8 +279,13 @@ class EmbeddedEngine(CloningEngine):
         """The plain Piper voice, for benchmarks that compare against it. Not a cloning path."""
         check_language(language, supported=self.supported_languages())
         spoken = normalize_english(check_text(text, max_chars=self._max_text_chars))
-        chunks = [EngineAudio(samples=wa.normalize_loudness(self._piper(s, length_scale=None)).astype(np.float32),
-                              sample_rate=self.sample_rate) for s in split_sentences(spoken)]
+        chunks = [
+            EngineAudio(
+                samples=wa.normalize_loudness(self._piper(s, length_scale=None)).astype(np.float32),
+                sample_rate=self.sample_rate,
+            )
+            for s in split_sentences(spoken)
+        ]
         return check_output(concatenate_chunks(chunks, gap_s=SENTENCE_PAUSE_S), spoken_chars=len(spoken))
 
     # --- internals -----------------------------------------------------------------------
@@ -300,9 +315,16 @@ class EmbeddedEngine(CloningEngine):
 
     def _identity_adaptation(self) -> wa.Adaptation:
         mean, std = wa.lf0_stats(self._probe.f0)
-        return wa.Adaptation(source_lf0_mean=mean, source_lf0_std=std, target_lf0_mean=mean,
-                             target_lf0_std=std, warp=1.0, envelope_cepstrum=(0.0,) * 2,
-                             envelope_strength=0.0, frame_mix=0.0)
+        return wa.Adaptation(
+            source_lf0_mean=mean,
+            source_lf0_std=std,
+            target_lf0_mean=mean,
+            target_lf0_std=std,
+            warp=1.0,
+            envelope_cepstrum=(0.0,) * 2,
+            envelope_strength=0.0,
+            frame_mix=0.0,
+        )
 
     def _decode_profile(self, voice: VoiceProfile) -> tuple[wa.Adaptation, wa.FramePool]:
         params = voice.parameters
@@ -313,10 +335,16 @@ class EmbeddedEngine(CloningEngine):
             raw["envelope_cepstrum"] = tuple(float(c) for c in raw["envelope_cepstrum"])
             adaptation = wa.Adaptation(**{key: raw[key] for key in wa.Adaptation.__dataclass_fields__})
             numbers = [v for k, v in asdict(adaptation).items() if k != "envelope_cepstrum"]
-            if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in numbers + list(raw["envelope_cepstrum"])):
+            if not all(
+                isinstance(v, (int, float)) and np.isfinite(v) for v in numbers + list(raw["envelope_cepstrum"])
+            ):
                 raise VoiceProfileInvalid("adaptation parameters must be finite numbers")
-            if not 0.7 <= adaptation.warp <= 1.4 or not 0.0 <= adaptation.frame_mix <= 1.0 \
-                    or adaptation.source_lf0_std <= 0 or adaptation.target_lf0_std <= 0:
+            if (
+                not 0.7 <= adaptation.warp <= 1.4
+                or not 0.0 <= adaptation.frame_mix <= 1.0
+                or adaptation.source_lf0_std <= 0
+                or adaptation.target_lf0_std <= 0
+            ):
                 raise VoiceProfileInvalid("adaptation parameters are out of range")
             pool_data = params["frame_pool"]
             pool = wa.FramePool.from_text(pool_data["coded"], pool_data["voiced"], width=int(pool_data["width"]))

@@ -88,8 +88,13 @@ class BoundedExecutor:
             started = time.monotonic()
             self.engine.load()
             self.load_seconds = time.monotonic() - started
-            logger.info("engine %s model %s loaded on %s in %.2f s", description.name,
-                        description.model_id, description.device, self.load_seconds)
+            logger.info(
+                "engine %s model %s loaded on %s in %.2f s",
+                description.name,
+                description.model_id,
+                description.device,
+                self.load_seconds,
+            )
             started = time.monotonic()
             self.engine.warm_up()
             self.warm_up_seconds = time.monotonic() - started
@@ -137,7 +142,9 @@ class BoundedExecutor:
         token = cancel or CancelToken()
         return self._run(
             lambda: self.engine.prepare_voice(references=references, similarity=similarity, cancel=token),
-            token=token, timeout_s=timeout_s or self.prepare_timeout_s)
+            token=token,
+            timeout_s=timeout_s or self.prepare_timeout_s,
+        )
 
     def synthesize(
         self,
@@ -192,8 +199,7 @@ class BoundedExecutor:
             if self._admitted >= self.max_concurrency + self.max_queue:
                 waiting = self._admitted - self.max_concurrency + 1
                 retry_after = max(1, math.ceil(self._recent_job_s * waiting / self.max_concurrency))
-                raise EngineBusy(
-                    f"engine queue is full ({self._admitted} requests admitted)", retry_after=retry_after)
+                raise EngineBusy(f"engine queue is full ({self._admitted} requests admitted)", retry_after=retry_after)
             self._admitted += 1
 
         def run() -> T:
@@ -214,4 +220,3 @@ class BoundedExecutor:
 
         future.add_done_callback(release)
         return future
-

@@ -133,8 +133,14 @@ class VoiceProfile:
             raise VoiceProfileInvalid(f"voice profile is not JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise VoiceProfileInvalid("voice profile must be a JSON object")
-        expected = {"engine": str, "model_id": str, "format_version": int, "reference_sha256": str,
-                    "parameters": dict, "metrics": dict}
+        expected = {
+            "engine": str,
+            "model_id": str,
+            "format_version": int,
+            "reference_sha256": str,
+            "parameters": dict,
+            "metrics": dict,
+        }
         for key, kind in expected.items():
             if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
                 raise VoiceProfileInvalid(f"voice profile field {key!r} missing or not {kind.__name__}")

@@ -9,29 +9,92 @@ from __future__ import annotations
 
 import re
 
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-         "nineteen"]
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 _TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _SCALES = [(10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand")]
-_ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
-                  "nine": "ninth", "twelve": "twelfth"}
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December"]
+_ORDINAL_WORDS = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _MONTH_ABBREVIATIONS = {m[:3].lower(): m for m in MONTHS} | {"sept": "September"}
 
 # Titles and common abbreviations whose period is not a sentence end.
 _ABBREVIATIONS = {
-    "mr": "mister", "mrs": "missus", "ms": "miz", "dr": "doctor", "prof": "professor",
-    "jr": "junior", "sr": "senior", "vs": "versus", "etc": "et cetera", "approx": "approximately",
-    "inc": "incorporated", "ltd": "limited", "co": "company", "corp": "corporation",
-    "ave": "avenue", "mt": "mount", "dept": "department", "est": "established", "fig": "figure",
-    "gov": "governor", "sen": "senator", "rep": "representative", "gen": "general", "capt": "captain",
-    "lt": "lieutenant", "sgt": "sergeant", "no": "number", "vol": "volume",
+    "mr": "mister",
+    "mrs": "missus",
+    "ms": "miz",
+    "dr": "doctor",
+    "prof": "professor",
+    "jr": "junior",
+    "sr": "senior",
+    "vs": "versus",
+    "etc": "et cetera",
+    "approx": "approximately",
+    "inc": "incorporated",
+    "ltd": "limited",
+    "co": "company",
+    "corp": "corporation",
+    "ave": "avenue",
+    "mt": "mount",
+    "dept": "department",
+    "est": "established",
+    "fig": "figure",
+    "gov": "governor",
+    "sen": "senator",
+    "rep": "representative",
+    "gen": "general",
+    "capt": "captain",
+    "lt": "lieutenant",
+    "sgt": "sergeant",
+    "no": "number",
+    "vol": "volume",
 }
 _LATIN = {"e.g.": "for example", "i.e.": "that is", "a.m.": "a m", "p.m.": "p m", "u.s.": "U S"}
-_CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"),
-               "£": ("pound", "pounds", "penny", "pence")}
+_CURRENCIES = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+}
 _YEAR_CUES = {"in", "since", "by", "from", "until", "till", "year", "of", "circa", "during", "before", "after"}
 
 
@@ -116,16 +179,20 @@ def _replace_dates(text: str) -> str:
         spoken = f"{month} {ordinal(int(match['day']))}"
         return spoken + (f", {year(int(match['year']))}" if match["year"] else "")
 
-    text = re.sub(rf"\b(?P<month>(?:{month_names})\.?) (?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,? (?P<year>\d{{4}})\b)?",
-                  month_day, text)
+    text = re.sub(
+        rf"\b(?P<month>(?:{month_names})\.?) (?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?:,? (?P<year>\d{{4}})\b)?",
+        month_day,
+        text,
+    )
 
     def day_month(match: re.Match[str]) -> str:
         month = _MONTH_ABBREVIATIONS[match["month"][:3].lower()]
         spoken = f"the {ordinal(int(match['day']))} of {month}"
         return spoken + (f", {year(int(match['year']))}" if match["year"] else "")
 
-    return re.sub(rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)? (?P<month>{month_names})\.?(?: (?P<year>\d{{4}})\b)?",
-                  day_month, text)
+    return re.sub(
+        rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)? (?P<month>{month_names})\.?(?: (?P<year>\d{{4}})\b)?", day_month, text
+    )
 
 
 def _replace_money(text: str) -> str:
@@ -134,14 +201,17 @@ def _replace_money(text: str) -> str:
         whole = int(match["whole"].replace(",", ""))
         spoken = f"{cardinal(whole)} {one if whole == 1 else many}"
         if match["scale"]:
-            return f"{_number_words(match['whole'] + (match['cents'] and '.' + match['cents'] or ''))} {match['scale']} {many}"
+            return f"{_number_words(match['whole'] + ((match['cents'] and '.' + match['cents']) or ''))} {match['scale']} {many}"
         if match["cents"] and int(match["cents"]):
             cents = int(match["cents"].ljust(2, "0")[:2])
             spoken += f" and {cardinal(cents)} {sub_one if cents == 1 else sub_many}"
         return spoken
 
-    return re.sub(r"(?P<symbol>[$€£])(?P<whole>\d[\d,]*)(?:\.(?P<cents>\d{1,2}))?(?: (?P<scale>million|billion|thousand))?\b",
-                  money, text)
+    return re.sub(
+        r"(?P<symbol>[$€£])(?P<whole>\d[\d,]*)(?:\.(?P<cents>\d{1,2}))?(?: (?P<scale>million|billion|thousand))?\b",
+        money,
+        text,
+    )
 
 
 def _replace_times(text: str) -> str:
@@ -193,7 +263,7 @@ def _replace_abbreviations(text: str) -> str:
     def expand(match: re.Match[str]) -> str:
         word = match[1]
         spoken = _ABBREVIATIONS[word.lower()]
-        if word.lower() == "no" and not re.match(r"\s*\d", text[match.end():]):
+        if word.lower() == "no" and not re.match(r"\s*\d", text[match.end() :]):
             return match[0]
         return spoken.capitalize() if word[0].isupper() else spoken
 

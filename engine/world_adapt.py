@@ -100,8 +100,9 @@ def analyze(audio: np.ndarray, sample_rate: int) -> WorldFeatures:
     f0 = pyworld.stonemask(x, f0, times, sample_rate)
     envelope = pyworld.cheaptrick(x, f0, times, sample_rate)
     aperiodicity = pyworld.d4c(x, f0, times, sample_rate)
-    return WorldFeatures(f0=f0, log_envelope=np.log(np.maximum(envelope, 1e-16)),
-                         aperiodicity=aperiodicity, sample_rate=sample_rate)
+    return WorldFeatures(
+        f0=f0, log_envelope=np.log(np.maximum(envelope, 1e-16)), aperiodicity=aperiodicity, sample_rate=sample_rate
+    )
 
 
 def lf0_stats(f0: np.ndarray) -> tuple[float, float]:
@@ -141,7 +142,7 @@ def correction_curve(cepstrum: tuple[float, ...], bins: int) -> np.ndarray:
     full = np.zeros((bins - 1) * 2)
     order = len(cepstrum)
     full[:order] = cepstrum
-    full[-(order - 1):] = cepstrum[1:][::-1]  # a real cepstrum is symmetric
+    full[-(order - 1) :] = cepstrum[1:][::-1]  # a real cepstrum is symmetric
     return np.fft.rfft(full).real
 
 
@@ -208,13 +209,20 @@ def convert(
     if pool is not None and a.frame_mix > 0:
         coded = _map_frames(_code(log_env, aperiodicity, features.sample_rate), voiced, pool, a.frame_mix)
         envelope = pyworld.decode_spectral_envelope(
-            np.ascontiguousarray(coded[:, :CODED_DIMS]), features.sample_rate, features.fft_size)
+            np.ascontiguousarray(coded[:, :CODED_DIMS]), features.sample_rate, features.fft_size
+        )
         aperiodicity = pyworld.decode_aperiodicity(
-            np.ascontiguousarray(coded[:, CODED_DIMS:]), features.sample_rate, features.fft_size)
+            np.ascontiguousarray(coded[:, CODED_DIMS:]), features.sample_rate, features.fft_size
+        )
     else:
         envelope = np.exp(log_env)
-    y = pyworld.synthesize(np.ascontiguousarray(f0), np.ascontiguousarray(envelope),
-                           np.ascontiguousarray(aperiodicity), features.sample_rate, FRAME_PERIOD_MS)
+    y = pyworld.synthesize(
+        np.ascontiguousarray(f0),
+        np.ascontiguousarray(envelope),
+        np.ascontiguousarray(aperiodicity),
+        features.sample_rate,
+        FRAME_PERIOD_MS,
+    )
     return normalize_loudness(y)
 
 

@@ -9,12 +9,12 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.auth import TokenVerifier
+from gateway.components import LoadedModels, install_pipeline, load_models
 from gateway.db import create_db_engine, database_reachable, make_session_factory
+from gateway.engines import install_engine
 from gateway.errors import install_error_handlers
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.readiness import Readiness
-from gateway.components import LoadedModels, install_pipeline, load_models
-from gateway.engines import install_engine
 from gateway.routes import admin, blocklist, consent, detect, health, synthesis, voices
 from gateway.routes.audit import install_audit
 from gateway.routes.detect import AnonymousRateLimiter

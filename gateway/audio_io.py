@@ -55,7 +55,7 @@ def _after_id3v2(data: bytes) -> bytes:
     if data[:3] != b"ID3" or len(data) < 10:
         return data
     size = (data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F)  # syncsafe
-    return data[10 + size + (10 if data[5] & 0x10 else 0):]  # a footer flag adds 10 bytes
+    return data[10 + size + (10 if data[5] & 0x10 else 0) :]  # a footer flag adds 10 bytes
 
 
 def sniff_container(data: bytes) -> str:
@@ -100,8 +100,9 @@ def decode_audio(
         raise AudioRejected("the audio contains NaN or infinite samples", code="audio_not_finite")
     duration = mono.size / sample_rate
     if duration < min_seconds:
-        raise AudioRejected(f"the audio lasts {duration:.2f} s; at least {min_seconds:g} s is needed",
-                            code="audio_too_short")
+        raise AudioRejected(
+            f"the audio lasts {duration:.2f} s; at least {min_seconds:g} s is needed", code="audio_too_short"
+        )
     return DecodedAudio(
         samples=np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False),
         sample_rate=sample_rate,
@@ -136,8 +137,25 @@ def _decode_with_libsndfile(data: bytes, *, max_seconds: float) -> tuple[np.ndar
 def _decode_with_ffmpeg(data: bytes, *, max_seconds: float) -> tuple[np.ndarray, int]:
     # ffmpeg writes a wav (keeping the source rate and channels) that libsndfile then checks;
     # `-t` caps the decoded length so a hostile file cannot make it run away.
-    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-i", "pipe:0",
-               "-t", str(max_seconds + 1), "-vn", "-sn", "-dn", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
+    command = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        "pipe:0",
+        "-t",
+        str(max_seconds + 1),
+        "-vn",
+        "-sn",
+        "-dn",
+        "-c:a",
+        "pcm_f32le",
+        "-f",
+        "wav",
+        "pipe:1",
+    ]
     try:
         result = subprocess.run(command, input=data, capture_output=True, timeout=FFMPEG_TIMEOUT_SECONDS, check=False)
     except FileNotFoundError as exc:
@@ -146,8 +164,9 @@ def _decode_with_ffmpeg(data: bytes, *, max_seconds: float) -> tuple[np.ndarray,
         raise AudioRejected("decoding took too long", code="audio_corrupt") from exc
     if result.returncode != 0 or not result.stdout:
         reason = result.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioRejected(f"the audio cannot be decoded: {reason[-1] if reason else 'no audio stream'}",
-                            code="audio_corrupt")
+        raise AudioRejected(
+            f"the audio cannot be decoded: {reason[-1] if reason else 'no audio stream'}", code="audio_corrupt"
+        )
     return _decode_with_libsndfile(_fix_streamed_wav_sizes(result.stdout), max_seconds=max_seconds)
 
 
@@ -158,5 +177,5 @@ def _fix_streamed_wav_sizes(wav: bytes) -> bytes:
         return wav
     fixed = bytearray(wav)
     fixed[4:8] = (len(wav) - 8).to_bytes(4, "little")
-    fixed[data_at + 4:data_at + 8] = (len(wav) - data_at - 8).to_bytes(4, "little")
+    fixed[data_at + 4 : data_at + 8] = (len(wav) - data_at - 8).to_bytes(4, "little")
     return bytes(fixed)

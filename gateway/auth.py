@@ -97,9 +97,7 @@ class TokenVerifier:
             self._jwks = _load_jwks_file(settings)
         elif settings.jwt_jwks_url is not None:
             self._jwk_client = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300)
-        if any(alg in KEY_TYPE_FOR_ALGORITHM for alg in self._algorithms) and not (
-            self._jwks or self._jwk_client
-        ):
+        if any(alg in KEY_TYPE_FOR_ALGORITHM for alg in self._algorithms) and not (self._jwks or self._jwk_client):
             raise SettingsError("CLONEGATE_JWT_ALGORITHMS names RS256/ES256 but no JWKS is configured")
 
     def verify(self, token: str) -> Principal:
@@ -112,9 +110,7 @@ class TokenVerifier:
         algorithm = header.get("alg")
         # Checked before any key is chosen: this refuses `none` and algorithm substitution.
         if algorithm not in self._algorithms:
-            raise AuthenticationFailed(
-                f"token algorithm {algorithm!r} is not accepted", code="token_algorithm_refused"
-            )
+            raise AuthenticationFailed(f"token algorithm {algorithm!r} is not accepted", code="token_algorithm_refused")
         key = self._key_for(algorithm, header.get("kid"))
         claims = self._decode(token, key, algorithm)
         return self._principal(claims)
@@ -132,9 +128,7 @@ class TokenVerifier:
                 raise AuthenticationFailed(f"no key with id {kid!r}", code="token_unknown_key") from exc
         if jwk is None:
             raise AuthenticationFailed(f"no key with id {kid!r}", code="token_unknown_key")
-        if jwk.key_type != KEY_TYPE_FOR_ALGORITHM[algorithm] or (
-            jwk.algorithm_name not in (None, algorithm)
-        ):
+        if jwk.key_type != KEY_TYPE_FOR_ALGORITHM[algorithm] or (jwk.algorithm_name not in (None, algorithm)):
             raise AuthenticationFailed(
                 f"key {kid!r} may not verify {algorithm} signatures", code="token_algorithm_refused"
             )
@@ -236,8 +230,7 @@ def require(permission: Permission) -> Any:
     def check(principal: Authenticated) -> Principal:
         if not principal.has(permission):
             raise PermissionDenied(
-                f"this route needs the {permission.value} permission, which roles "
-                f"{sorted(principal.roles)} do not have"
+                f"this route needs the {permission.value} permission, which roles {sorted(principal.roles)} do not have"
             )
         return principal
 

@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         f"clonegate {settings.mode} mode on {base}\n"
         f"  API docs:  {base}/docs\n"
         f"  a token:   .venv/bin/clonegate token --sub alice --role owner --name Alice\n"
-        f"  try it:    curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/me",
+        f'  try it:    curl -H "Authorization: Bearer $TOKEN" {base}/v1/me',
         flush=True,
     )
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

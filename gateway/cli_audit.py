@@ -37,8 +37,11 @@ def register_audit_commands(commands: argparse._SubParsersAction) -> None:
     verify.add_argument("--previous-checkpoint", type=Path, help="a signed checkpoint kept from an earlier visit")
     verify.add_argument("--strict", action="store_true", help="also parse every event fully (slower)")
     verify.add_argument("--workers", type=int, default=1, help="processes that hash and check lines (default 1)")
-    verify.add_argument("--unsafe-trust-bundle-key", action="store_true",
-                        help="UNSAFE: trust the key shipped inside the bundle (detects no key substitution)")
+    verify.add_argument(
+        "--unsafe-trust-bundle-key",
+        action="store_true",
+        help="UNSAFE: trust the key shipped inside the bundle (detects no key substitution)",
+    )
     verify.set_defaults(run=_verify)
 
     check = sub.add_parser("check", help="recompute the stored log and check it against its signed checkpoints")
@@ -61,14 +64,14 @@ def _verify(args: argparse.Namespace, _settings=None) -> int:
             key = _parse_key(args.key)
         elif args.unsafe_trust_bundle_key:
             key = _bundle_key(args.bundle)
-            print("WARNING: UNSAFE: trusting the key inside the bundle; a re-signed bundle would pass",
-                  file=sys.stderr)
+            print("WARNING: UNSAFE: trusting the key inside the bundle; a re-signed bundle would pass", file=sys.stderr)
         else:
             print("clonegate audit verify: --key is required (the log's published verifier key)", file=sys.stderr)
             return 2
         previous = read_checkpoint_file(args.previous_checkpoint) if args.previous_checkpoint else None
-        report = verify_bundle(args.bundle, trusted_key=key, previous_checkpoint=previous, strict=args.strict,
-                               workers=max(1, args.workers))
+        report = verify_bundle(
+            args.bundle, trusted_key=key, previous_checkpoint=previous, strict=args.strict, workers=max(1, args.workers)
+        )
     except (AuditError, OSError, UnicodeDecodeError) as exc:
         code = getattr(exc, "code", "unreadable")
         print(f"FAILED {code}: {exc}", file=sys.stderr)
@@ -105,12 +108,14 @@ def _export(args: argparse.Namespace, settings) -> int:
         with _sessions(settings)() as session:
             if args.destination.suffix == ".tar":
                 with tempfile.TemporaryDirectory() as workspace:
-                    count = export_bundle(session, directory=Path(workspace) / "bundle", verifier=key.verifier,
-                                          event_filter=event_filter)
+                    count = export_bundle(
+                        session, directory=Path(workspace) / "bundle", verifier=key.verifier, event_filter=event_filter
+                    )
                     archive_bundle(Path(workspace) / "bundle", args.destination)
             else:
-                count = export_bundle(session, directory=args.destination, verifier=key.verifier,
-                                      event_filter=event_filter)
+                count = export_bundle(
+                    session, directory=args.destination, verifier=key.verifier, event_filter=event_filter
+                )
     except AuditError as exc:
         print(f"FAILED {exc.code}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -129,8 +134,10 @@ def _check(args: argparse.Namespace, settings) -> int:
     except AuditError as exc:
         print(f"FAILED {exc.code}: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"OK  {report.tree_size} events, {report.checkpoints} signed checkpoints and {report.nodes_checked}"
-          f" proof nodes consistent; {report.pending} events waiting for integration")
+    print(
+        f"OK  {report.tree_size} events, {report.checkpoints} signed checkpoints and {report.nodes_checked}"
+        f" proof nodes consistent; {report.pending} events waiting for integration"
+    )
     return 0
 
 

@@ -47,8 +47,14 @@ def _cohort_add(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             try:
                 audio = decode_audio(path.read_bytes())
-                add_cohort_speaker(session, embedder=embedder, label=label, audio=audio.samples,
-                                   sample_rate=audio.sample_rate, actor=OPERATOR)
+                add_cohort_speaker(
+                    session,
+                    embedder=embedder,
+                    label=label,
+                    audio=audio.samples,
+                    sample_rate=audio.sample_rate,
+                    actor=OPERATOR,
+                )
             except (OSError, AudioRejected, PolicyError) as exc:
                 session.rollback()
                 print(f"clonegate blocklist cohort add: {path}: {exc}", file=sys.stderr)

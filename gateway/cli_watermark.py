@@ -37,12 +37,21 @@ def watermark_config(settings: Settings) -> WatermarkConfig:
         try:
             key = Path(settings.watermark_key_file).read_bytes()
         except OSError as exc:
-            raise SettingsError(f"CLONEGATE_WATERMARK_KEY_FILE: cannot read {settings.watermark_key_file}: {exc}") from exc
+            raise SettingsError(
+                f"CLONEGATE_WATERMARK_KEY_FILE: cannot read {settings.watermark_key_file}: {exc}"
+            ) from exc
     audioseal = None
     if "audioseal" in settings.watermark_schemes:
-        missing = [name for name in ("watermark_audioseal_generator", "watermark_audioseal_generator_sha256",
-                                     "watermark_audioseal_detector", "watermark_audioseal_detector_sha256")
-                   if not getattr(settings, name)]
+        missing = [
+            name
+            for name in (
+                "watermark_audioseal_generator",
+                "watermark_audioseal_generator_sha256",
+                "watermark_audioseal_detector",
+                "watermark_audioseal_detector_sha256",
+            )
+            if not getattr(settings, name)
+        ]
         if missing:
             raise SettingsError("the audioseal watermark needs " + ", ".join(f"CLONEGATE_{m.upper()}" for m in missing))
         audioseal = AudioSealFiles(
@@ -101,8 +110,9 @@ def _embed(args: argparse.Namespace, settings: Settings) -> int:
     try:
         stack = build_watermark_stack(settings)
         audio = _read(args.input)
-        marked = stack.embed(np.asarray(audio.samples, dtype=np.float64), sample_rate=audio.sample_rate,
-                             payload=payload)
+        marked = stack.embed(
+            np.asarray(audio.samples, dtype=np.float64), sample_rate=audio.sample_rate, payload=payload
+        )
         import soundfile
 
         soundfile.write(args.output, marked.astype(np.float32), audio.sample_rate, format=fmt)
@@ -136,8 +146,13 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for d in found.schemes:
             fpp = "n/a" if d.false_positive_probability is None else f"{d.false_positive_probability:.3g}"
-            payload = f", payload {d.payload.hex()}{' (verified)' if d.payload_verified else ' (unverified)'}" \
-                if d.payload is not None else ""
-            print(f"{d.scheme}: {'DETECTED' if d.detected else 'not detected'} (score {d.score:.2f}, "
-                  f"false-positive probability {fpp}{payload})")
+            payload = (
+                f", payload {d.payload.hex()}{' (verified)' if d.payload_verified else ' (unverified)'}"
+                if d.payload is not None
+                else ""
+            )
+            print(
+                f"{d.scheme}: {'DETECTED' if d.detected else 'not detected'} (score {d.score:.2f}, "
+                f"false-positive probability {fpp}{payload})"
+            )
     return 0 if found.detected else EXIT_NOT_DETECTED

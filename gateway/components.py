@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from engine import CloningEngine, EngineUnavailable
 from gateway.cli_watermark import build_watermark_stack
 from gateway.engines import build_engine
-from gateway.pipeline.synthesis import PipelineComponents, SynthesisPipeline
 from gateway.lifespan import run_during_lifespan
+from gateway.pipeline.synthesis import PipelineComponents, SynthesisPipeline
 from gateway.provenance import ManifestSigner, SigningCredentialInvalid, generate_dev_chain
 from gateway.settings import Settings, SettingsError
 from gateway.voices import VoiceVault
@@ -56,8 +56,10 @@ def build_manifest_signer(settings: Settings) -> ManifestSigner:
     throwaway CA and leaf made now (outputs then validate, but only against that CA)."""
     chain_path, key_path = settings.c2pa_certificate_chain_file, settings.c2pa_signing_key_file
     if chain_path is None and key_path is None and settings.is_dev:
-        log.warning("signing C2PA manifests with a throwaway development CA; set "
-                    "CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE and CLONEGATE_C2PA_SIGNING_KEY_FILE")
+        log.warning(
+            "signing C2PA manifests with a throwaway development CA; set "
+            "CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE and CLONEGATE_C2PA_SIGNING_KEY_FILE"
+        )
         dev = generate_dev_chain()
         return ManifestSigner(certificate_chain_pem=dev.chain_pem, private_key_pem=dev.key_pem)
     # Settings refuses an unset key file in prod; the chain is refused here, in the same words.
@@ -88,9 +90,13 @@ def build_embedder(settings: Settings) -> SpeakerEmbedder:
             return ResemblyzerEmbedder()
         if settings.speaker_onnx_model is None or not settings.speaker_onnx_sha256:
             raise SettingsError("the onnx speaker embedder needs CLONEGATE_SPEAKER_ONNX_MODEL and _SHA256")
-        spec = OnnxModelSpec(path=settings.speaker_onnx_model, sha256=settings.speaker_onnx_sha256,
-                             dimension=settings.speaker_onnx_dimension, name=f"onnx:{settings.speaker_onnx_sha256[:12]}",
-                             front_end=settings.speaker_onnx_front_end)
+        spec = OnnxModelSpec(
+            path=settings.speaker_onnx_model,
+            sha256=settings.speaker_onnx_sha256,
+            dimension=settings.speaker_onnx_dimension,
+            name=f"onnx:{settings.speaker_onnx_sha256[:12]}",
+            front_end=settings.speaker_onnx_front_end,
+        )
         return OnnxSpeakerEmbedder(spec)
     except PolicyError as exc:
         raise SettingsError(f"CLONEGATE_SPEAKER_EMBEDDER={settings.speaker_embedder}: {exc}") from exc
@@ -107,8 +113,11 @@ class LoadedModels:
 
 
 def load_models(settings: Settings) -> LoadedModels:
-    return LoadedModels(embedder=build_embedder(settings), watermark=build_watermark_stack(settings),
-                        engine=_engine_or_settings_error(settings))
+    return LoadedModels(
+        embedder=build_embedder(settings),
+        watermark=build_watermark_stack(settings),
+        engine=_engine_or_settings_error(settings),
+    )
 
 
 def _engine_or_settings_error(settings: Settings) -> CloningEngine:
@@ -123,14 +132,20 @@ def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) 
     the readiness registry on `app.state`."""
     embedder = models.embedder
     try:
-        thresholds = BlocklistThresholds(deny=settings.blocklist_deny_threshold,
-                                         review=settings.blocklist_review_threshold)
-        blocklist = LiveBlocklist(session_factory=app.state.session_factory, embedder_name=embedder.name,
-                                  dimension=embedder.dimension, thresholds=thresholds,
-                                  cohort_top_k=settings.blocklist_cohort_top_k,
-                                  poll_seconds=settings.blocklist_poll_seconds)
-        text_rules = TextRules(max_chars=settings.synthesis_max_text_chars,
-                               deny_patterns=settings.synthesis_deny_patterns)
+        thresholds = BlocklistThresholds(
+            deny=settings.blocklist_deny_threshold, review=settings.blocklist_review_threshold
+        )
+        blocklist = LiveBlocklist(
+            session_factory=app.state.session_factory,
+            embedder_name=embedder.name,
+            dimension=embedder.dimension,
+            thresholds=thresholds,
+            cohort_top_k=settings.blocklist_cohort_top_k,
+            poll_seconds=settings.blocklist_poll_seconds,
+        )
+        text_rules = TextRules(
+            max_chars=settings.synthesis_max_text_chars, deny_patterns=settings.synthesis_deny_patterns
+        )
     except PolicyError as exc:
         raise SettingsError(str(exc)) from exc
     components = PipelineComponents(

@@ -93,4 +93,4 @@ def downgrade(url: str, revision: str) -> None:
 def _ensure_sqlite_folder(url: str) -> None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != prefix + ":memory:":
-        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)

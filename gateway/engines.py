@@ -38,29 +38,41 @@ def build_engine(settings: Settings) -> CloningEngine:
         from engine.adapters.gpt_sovits import GptSovitsEngine
 
         _required(settings, "engine_url", "engine_shared_dir")
-        return GptSovitsEngine(base_url=settings.engine_url, shared_dir=settings.engine_shared_dir,
-                               engine_shared_dir=settings.engine_shared_dir_on_engine,
-                               model_id=settings.engine_model_id or "gpt-sovits",
-                               timeout_s=settings.engine_timeout_seconds)
+        return GptSovitsEngine(
+            base_url=settings.engine_url,
+            shared_dir=settings.engine_shared_dir,
+            engine_shared_dir=settings.engine_shared_dir_on_engine,
+            model_id=settings.engine_model_id or "gpt-sovits",
+            timeout_s=settings.engine_timeout_seconds,
+        )
     if kind == "xtts":
         from engine.adapters.xtts import XttsEngine
 
         _required(settings, "engine_url")
-        return XttsEngine(base_url=settings.engine_url, model_id=settings.engine_model_id or "xtts_v2",
-                          timeout_s=settings.engine_timeout_seconds)
+        return XttsEngine(
+            base_url=settings.engine_url,
+            model_id=settings.engine_model_id or "xtts_v2",
+            timeout_s=settings.engine_timeout_seconds,
+        )
     if kind == "zonos":
         from engine.adapters.zonos import ZonosEngine
 
         _required(settings, "engine_url")
-        return ZonosEngine(base_url=settings.engine_url,
-                           model_choice=settings.engine_model_id or "Zyphra/Zonos-v0.1-transformer",
-                           timeout_s=settings.engine_timeout_seconds)
+        return ZonosEngine(
+            base_url=settings.engine_url,
+            model_choice=settings.engine_model_id or "Zyphra/Zonos-v0.1-transformer",
+            timeout_s=settings.engine_timeout_seconds,
+        )
     if kind == "f5-tts":
         from engine.adapters.inprocess import F5TtsEngine
 
         _required(settings, "engine_checkpoint", "engine_vocab_file", "engine_vocoder_dir")
-        return F5TtsEngine(checkpoint=settings.engine_checkpoint, vocab_file=settings.engine_vocab_file,
-                           vocoder_dir=settings.engine_vocoder_dir, device=settings.engine_device)
+        return F5TtsEngine(
+            checkpoint=settings.engine_checkpoint,
+            vocab_file=settings.engine_vocab_file,
+            vocoder_dir=settings.engine_vocoder_dir,
+            device=settings.engine_device,
+        )
     if kind == "chatterbox":
         from engine.adapters.inprocess import ChatterboxEngine
 
@@ -91,8 +103,12 @@ def install_engine(app: FastAPI, settings: Settings, *, engine: CloningEngine | 
 
     def start() -> None:
         description = executor.describe()
-        log.info("engine %s (%s) on %s: loading in the background", description.name,
-                 description.model_id, description.device)
+        log.info(
+            "engine %s (%s) on %s: loading in the background",
+            description.name,
+            description.model_id,
+            description.device,
+        )
         executor.start()
 
     run_during_lifespan(app, start=start, stop=executor.shutdown)

@@ -29,7 +29,6 @@ from policy.consent.statement_check import verify_statement
 from policy.errors import ChallengeNotFound, StatementTemplateInvalid
 from watermark import WatermarkStack
 
-
 # Recordings a person reads aloud: a statement takes seconds, references at most minutes.
 CONSENT_MAX_SECONDS = 60.0
 REFERENCE_MAX_SECONDS = 120.0
@@ -98,8 +97,12 @@ def statement_for(challenge: ConsentChallenge, *, templates: dict[str, str] | No
 
 
 def consume_committed(
-    sessions: sessionmaker[Session], *, challenge_id: str, principal: Principal,
-    templates: dict[str, str] | None, now: datetime,
+    sessions: sessionmaker[Session],
+    *,
+    challenge_id: str,
+    principal: Principal,
+    templates: dict[str, str] | None,
+    now: datetime,
 ) -> ConsentChallenge:
     """Mark the challenge used and commit at once, in a transaction of its own.
 
@@ -109,10 +112,14 @@ def consume_committed(
     """
     with sessions() as session:
         challenge = session.get(ConsentChallenge, challenge_id)
-        if challenge is not None and (challenge.owner_iss, challenge.owner_sub) == (principal.issuer, principal.subject):
+        if challenge is not None and (challenge.owner_iss, challenge.owner_sub) == (
+            principal.issuer,
+            principal.subject,
+        ):
             statement_for(challenge, templates=templates)  # refuse the wrong kind before consuming
-        challenge = consume_challenge(session, challenge_id=challenge_id, owner_iss=principal.issuer,
-                                      owner_sub=principal.subject, now=now)
+        challenge = consume_challenge(
+            session, challenge_id=challenge_id, owner_iss=principal.issuer, owner_sub=principal.subject, now=now
+        )
         session.commit()
         session.expunge(challenge)
         return challenge
@@ -130,19 +137,29 @@ class SpokenChallengeCheck:
     def verify(self, *, audio: np.ndarray, sample_rate: int) -> None:
         if self.challenge.used_at is None:
             raise ChallengeNotFound(f"challenge {self.challenge.id} was not consumed")
-        verify_reading(challenge=self.challenge, templates=self.templates, watermark=self.watermark,
-                       audio=audio, sample_rate=sample_rate)
+        verify_reading(
+            challenge=self.challenge,
+            templates=self.templates,
+            watermark=self.watermark,
+            audio=audio,
+            sample_rate=sample_rate,
+        )
 
 
 def verify_reading(
-    *, challenge: ConsentChallenge, templates: dict[str, str] | None, watermark: WatermarkStack,
-    audio: np.ndarray, sample_rate: int,
+    *,
+    challenge: ConsentChallenge,
+    templates: dict[str, str] | None,
+    watermark: WatermarkStack,
+    audio: np.ndarray,
+    sample_rate: int,
 ) -> None:
     """Raise unless the audio says the challenge's statement and phrase and is not our output."""
     statement = statement_for(challenge, templates=templates)
     verify_statement(audio=audio, sample_rate=sample_rate, statement=statement, recognizer=recognizer())
-    check_not_synthetic(consent=Recording(audio=audio, sample_rate=sample_rate),
-                        detect_watermark=watermark_detector(watermark))
+    check_not_synthetic(
+        consent=Recording(audio=audio, sample_rate=sample_rate), detect_watermark=watermark_detector(watermark)
+    )
 
 
 def require_ready_checks(request: Request) -> None:
@@ -158,15 +175,25 @@ def prepare_engine_profile(request: Request, *, references: Sequence[Recording])
     components = request.app.state.components
     clips = [ReferenceClip(audio=np.asarray(r.audio, dtype=np.float32), sample_rate=r.sample_rate) for r in references]
     return request.app.state.engine_executor.prepare_voice(
-        references=clips, similarity=similarity_from_embedder(components.embedder))
+        references=clips, similarity=similarity_from_embedder(components.embedder)
+    )
 
 
 def denial_event(
-    *, principal: Principal, action: Action, reason: str, voice_id: str | None = None,
-    consent_id: str | None = None, protected_entry_id: str | None = None, references: tuple[str, ...] = (),
+    *,
+    principal: Principal,
+    action: Action,
+    reason: str,
+    voice_id: str | None = None,
+    consent_id: str | None = None,
+    protected_entry_id: str | None = None,
+    references: tuple[str, ...] = (),
 ) -> AuditEvent:
     return AuditEvent(
-        action=action, decision=Decision.DENY, actor=actor_of(principal), reason=reason,
+        action=action,
+        decision=Decision.DENY,
+        actor=actor_of(principal),
+        reason=reason,
         subjects=Subjects(voice_id=voice_id, consent_id=consent_id, protected_entry_id=protected_entry_id),
         digests=Digests(reference_sha256=references),
     )
@@ -175,5 +202,3 @@ def denial_event(
 def reason_code(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     return code if isinstance(code, str) and code else "internal_error"
-
-

@@ -79,8 +79,7 @@ class ContentLabel:
         return json.dumps(self.fields(), sort_keys=True)
 
 
-def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLabel,
-                    signer: ManifestSigner) -> bytes:
+def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLabel, signer: ManifestSigner) -> bytes:
     """Marked audio in the requested container, tagged with the label and, where the container
     allows, signed with a C2PA manifest whose soft binding is the audio's watermark id.
 
@@ -97,8 +96,15 @@ def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLab
         samples = resample_poly(samples, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor).astype(np.float32)
         sample_rate = OPUS_SAMPLE_RATE
     buffer = io.BytesIO()
-    with soundfile.SoundFile(buffer, "w", samplerate=sample_rate, channels=1, format=spec.container,
-                             subtype=spec.subtype, compression_level=spec.compression_level) as output:
+    with soundfile.SoundFile(
+        buffer,
+        "w",
+        samplerate=sample_rate,
+        channels=1,
+        format=spec.container,
+        subtype=spec.subtype,
+        compression_level=spec.compression_level,
+    ) as output:
         if spec.container != "MP3":  # libsndfile has no string fields for MP3; ID3 is added below
             output.title = "AI-generated speech"
             output.artist = label.provider
@@ -115,8 +121,7 @@ def encode_labelled(audio: MarkedAudio, *, output_format: str, label: ContentLab
     if not signer.can_sign(spec.media_type):
         return buffer.getvalue()  # Ogg: c2pa has no handler, the native tags are the label
     # Signed last: the manifest's hash covers the file as released, tags included.
-    return signer.sign(buffer.getvalue(), media_type=spec.media_type, label=label,
-                       watermark_id=audio.watermark_id)
+    return signer.sign(buffer.getvalue(), media_type=spec.media_type, label=label, watermark_id=audio.watermark_id)
 
 
 def _add_vorbis_fields(buffer: io.BytesIO, container: str, label: ContentLabel) -> None:

@@ -100,9 +100,7 @@ class BodySizeLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            error_body("payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")
-        ).encode()
+        body = json.dumps(error_body("payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")).encode()
         await send(
             {
                 "type": "http.response.start",

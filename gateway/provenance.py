@@ -66,11 +66,13 @@ class ManifestSigner:
         self.trust_anchor_pem = certificates[-1].public_bytes(serialization.Encoding.PEM)
         self.not_valid_after = certificates[0].not_valid_after_utc
         # c2pa reads only PKCS#8 ("PRIVATE KEY"); openssl's EC tools write SEC1 by default.
-        pkcs8_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
+        pkcs8_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         try:
             self._signer = c2pa.Signer.from_info(
-                c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, certificate_chain_pem, pkcs8_pem, None))
+                c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, certificate_chain_pem, pkcs8_pem, None)
+            )
         except c2pa.C2paError as exc:
             raise SigningCredentialInvalid(f"c2pa refuses the credentials: {exc}") from exc
         self._self_check()
@@ -94,8 +96,13 @@ class ManifestSigner:
     def _self_check(self) -> None:
         probe = io.BytesIO()
         soundfile.write(probe, np.zeros(1600, np.float32), 16_000, format="WAV", subtype="PCM_16")
-        label = ContentLabel(provider="start-up self-check", system="clonegate", system_version="0",
-                             created_at=dt.datetime.now(dt.UTC), content_id="self-check")
+        label = ContentLabel(
+            provider="start-up self-check",
+            system="clonegate",
+            system_version="0",
+            created_at=dt.datetime.now(dt.UTC),
+            content_id="self-check",
+        )
         try:
             signed = self.sign(probe.getvalue(), media_type="audio/wav", label=label, watermark_id="00")
         except ProvenanceSigningFailed as exc:
@@ -110,21 +117,31 @@ def manifest_definition(*, label: ContentLabel, watermark_id: str) -> dict:
         "claim_generator_info": [{"name": label.system, "version": label.system_version}],
         "title": "AI-generated speech",
         "assertions": [
-            {"label": "c2pa.actions", "data": {"actions": [{
-                "action": "c2pa.created",
-                "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
-                "softwareAgent": {"name": label.system, "version": label.system_version},
-                "when": label.created_at.isoformat(),
-            }]}},
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.created",
+                            "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+                            "softwareAgent": {"name": label.system, "version": label.system_version},
+                            "when": label.created_at.isoformat(),
+                        }
+                    ]
+                },
+            },
             {"label": LABEL_ASSERTION, "data": label.fields()},
             # Empty scope: the keyed mark repeats over the whole output. `pad` is required by the
             # schema (zero bytes reserved for in-place updates); we never update in place.
-            {"label": "c2pa.soft-binding", "data": {
-                "alg": SOFT_BINDING_ALG,
-                "name": "clonegate keyed watermark payload (the audit record's identifier), hex",
-                "blocks": [{"scope": {}, "value": watermark_id}],
-                "pad": [],
-            }},
+            {
+                "label": "c2pa.soft-binding",
+                "data": {
+                    "alg": SOFT_BINDING_ALG,
+                    "name": "clonegate keyed watermark payload (the audit record's identifier), hex",
+                    "blocks": [{"scope": {}, "value": watermark_id}],
+                    "pad": [],
+                },
+            },
         ],
     }
 
@@ -133,8 +150,9 @@ def read_manifest(body: bytes, *, media_type: str, trust_anchors_pem: bytes | No
     """A reader over `body`'s manifest; with anchors, the chain is checked against them."""
     context = None
     if trust_anchors_pem is not None:
-        context = c2pa.Context.from_dict({"verify": {"verify_trust": True},
-                                          "trust": {"trust_anchors": trust_anchors_pem.decode()}})
+        context = c2pa.Context.from_dict(
+            {"verify": {"verify_trust": True}, "trust": {"trust_anchors": trust_anchors_pem.decode()}}
+        )
     return c2pa.Reader(media_type, io.BytesIO(body), context=context)
 
 
@@ -162,18 +180,23 @@ def _check_credentials(chain_pem: bytes, key_pem: bytes) -> tuple[list[x509.Cert
         raise SigningCredentialInvalid("the private key does not belong to the first (leaf) certificate")
     if _issued_by(leaf, leaf):
         # A reader can only tie a self-signed leaf to itself; C2PA wants a leaf issued by a CA.
-        raise SigningCredentialInvalid("the leaf certificate is self-signed; use a leaf issued by a CA "
-                                       "(see docs/operations.md, 'C2PA manifest')")
+        raise SigningCredentialInvalid(
+            "the leaf certificate is self-signed; use a leaf issued by a CA (see docs/operations.md, 'C2PA manifest')"
+        )
     if len(certificates) < 2:
         raise SigningCredentialInvalid("the chain has only the leaf; append the issuing CA certificate")
     for child, issuer in zip(certificates, certificates[1:]):
         if not _issued_by(child, issuer):
-            raise SigningCredentialInvalid(f"{child.subject.rfc4514_string()} is not issued by the next "
-                                           f"certificate in the chain ({issuer.subject.rfc4514_string()})")
+            raise SigningCredentialInvalid(
+                f"{child.subject.rfc4514_string()} is not issued by the next "
+                f"certificate in the chain ({issuer.subject.rfc4514_string()})"
+            )
     now = dt.datetime.now(dt.UTC)
     if not leaf.not_valid_before_utc <= now < leaf.not_valid_after_utc:
-        raise SigningCredentialInvalid(f"the leaf certificate is not valid now (valid "
-                                       f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})")
+        raise SigningCredentialInvalid(
+            f"the leaf certificate is not valid now (valid "
+            f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})"
+        )
     return certificates, key
 
 
@@ -185,45 +208,72 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def generate_dev_chain(*, valid_for: dt.timedelta = dt.timedelta(days=30),
-                       organization: str = "clonegate development") -> DevChain:
+def generate_dev_chain(
+    *, valid_for: dt.timedelta = dt.timedelta(days=30), organization: str = "clonegate development"
+) -> DevChain:
     """A throwaway local CA and ES256 leaf, in memory: what dev mode signs with, and what tests
     use. The leaf has what c2pa requires: digitalSignature, an EKU, SKI and AKI."""
     now = dt.datetime.now(dt.UTC)
     start, end = now - dt.timedelta(minutes=5), now + valid_for
     ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"{organization} CA", organization)
-    ca = (_certificate(ca_name, ca_name, ca_key.public_key(), start, end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    leaf = (_certificate(_name(f"{organization} signer", organization), ca_name, leaf_key.public_key(), start, end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(digital_signature=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    ca = (
+        _certificate(ca_name, ca_name, ca_key.public_key(), start, end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        _certificate(_name(f"{organization} signer", organization), ca_name, leaf_key.public_key(), start, end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     ca_pem = ca.public_bytes(serialization.Encoding.PEM)
-    key_pem = leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption())
+    key_pem = leaf_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return DevChain(chain_pem=leaf.public_bytes(serialization.Encoding.PEM) + ca_pem, key_pem=key_pem, ca_pem=ca_pem)
 
 
 def _name(common_name: str, organization: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+        ]
+    )
 
 
-def _certificate(subject: x509.Name, issuer: x509.Name, public_key, start: dt.datetime,
-                 end: dt.datetime) -> x509.CertificateBuilder:
-    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
-            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end))
+def _certificate(
+    subject: x509.Name, issuer: x509.Name, public_key, start: dt.datetime, end: dt.datetime
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+    )
 
 
-def _key_usage(*, digital_signature: bool = False, key_cert_sign: bool = False,
-               crl_sign: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=digital_signature, content_commitment=False, key_encipherment=False,
-                         data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
-                         crl_sign=crl_sign, encipher_only=False, decipher_only=False)
+def _key_usage(
+    *, digital_signature: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
+) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )

@@ -122,9 +122,7 @@ class Settings(BaseSettings):
             return self
         problems = []
         if "HS256" in self.jwt_algorithms:
-            problems.append(
-                "CLONEGATE_JWT_ALGORITHMS: HS256 is for dev only; use RS256/ES256 with a JWKS in prod"
-            )
+            problems.append("CLONEGATE_JWT_ALGORITHMS: HS256 is for dev only; use RS256/ES256 with a JWKS in prod")
         if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
             problems.append("CLONEGATE_JWT_SECRET: the built-in dev secret is refused in prod")
         if self.jwt_jwks_file is None and self.jwt_jwks_url is None:

@@ -38,8 +38,14 @@ class VoiceVault:
         return self._kek
 
     def save_engine_profile(self, session: Session, *, voice_id: str, profile: VoiceProfile) -> None:
-        store_blob(session, voice_id=voice_id, kind=ENGINE_PROFILE_KIND, data=profile.to_json().encode(),
-                   key_encryption_key=self._kek, replace=True)
+        store_blob(
+            session,
+            voice_id=voice_id,
+            kind=ENGINE_PROFILE_KIND,
+            data=profile.to_json().encode(),
+            key_encryption_key=self._kek,
+            replace=True,
+        )
 
     def load(self, session: Session, *, voice_id: str) -> VoiceMaterial:
         profiles = load_samples(session, voice_id=voice_id, kind="profile", key_encryption_key=self._kek)

@@ -32,16 +32,26 @@ def _info_text(text: str) -> bytes:
 def wav_stream_header(*, sample_rate: int, label: ContentLabel) -> bytes:
     """RIFF/WAVE header for mono 16-bit PCM of unknown length, labelled like a whole-file WAV."""
     fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
-    info = b"INFO" + b"".join(_chunk(tag, _info_text(text)) for tag, text in (
-        (b"INAM", "AI-generated speech"),
-        (b"IART", label.provider),
-        (b"ISFT", f"{label.system} {label.system_version}"),
-        (b"ICRD", label.created_at.isoformat()),
-        (b"ICMT", label.summary()),
-        (b"ICOP", f"AI-generated; content id {label.content_id}"),
-    ))
-    return (b"RIFF" + struct.pack("<I", UNKNOWN_SIZE) + b"WAVE" + _chunk(b"fmt ", fmt) + _chunk(b"LIST", info)
-            + b"data" + struct.pack("<I", UNKNOWN_SIZE))
+    info = b"INFO" + b"".join(
+        _chunk(tag, _info_text(text))
+        for tag, text in (
+            (b"INAM", "AI-generated speech"),
+            (b"IART", label.provider),
+            (b"ISFT", f"{label.system} {label.system_version}"),
+            (b"ICRD", label.created_at.isoformat()),
+            (b"ICMT", label.summary()),
+            (b"ICOP", f"AI-generated; content id {label.content_id}"),
+        )
+    )
+    return (
+        b"RIFF"
+        + struct.pack("<I", UNKNOWN_SIZE)
+        + b"WAVE"
+        + _chunk(b"fmt ", fmt)
+        + _chunk(b"LIST", info)
+        + b"data"
+        + struct.pack("<I", UNKNOWN_SIZE)
+    )
 
 
 def pcm16(audio: MarkedAudio) -> bytes:

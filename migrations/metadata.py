@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+import policy.consent.models  # noqa: F401  (registers the consent tables on the policy metadata)
 from audit.models import metadata as audit_metadata
 from policy.blocklist.models import metadata as policy_metadata
-import policy.consent.models  # noqa: F401  (registers the consent tables on the policy metadata)
 
 # Add a domain's MetaData here when it gets tables.
 target_metadata: list[MetaData] = [audit_metadata, policy_metadata]

@@ -261,8 +261,14 @@ class SpeakerReviewRequired(PolicyError):
     code = "speaker_review_required"
 
     def __init__(
-        self, message: str, *, entry_id: int | None = None, raw_score: float | None = None,
-        normalized_score: float | None = None, stage: str | None = None, review_item_id: int | None = None,
+        self,
+        message: str,
+        *,
+        entry_id: int | None = None,
+        raw_score: float | None = None,
+        normalized_score: float | None = None,
+        stage: str | None = None,
+        review_item_id: int | None = None,
     ):
         super().__init__(message)
         # What the gateway needs to put the request in the review queue (policy.blocklist.review).

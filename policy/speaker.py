@@ -85,9 +85,7 @@ def _read_pinned(path: Path, *, sha256: str) -> bytes:
         raise SpeakerModelError(f"cannot read speaker model {path.name}: {exc}") from exc
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256.lower():
-        raise SpeakerModelHashMismatch(
-            f"speaker model {path.name} has sha256 {actual}, expected {sha256.lower()}"
-        )
+        raise SpeakerModelHashMismatch(f"speaker model {path.name} has sha256 {actual}, expected {sha256.lower()}")
     return data
 
 
@@ -104,9 +102,7 @@ def validate_waveform(
     if not isinstance(audio, np.ndarray):
         raise AudioWrongShape(f"audio must be a numpy array, got {type(audio).__name__}")
     if audio.ndim != 1:
-        raise AudioWrongShape(
-            f"audio must be mono (a 1-D array), got shape {audio.shape}; mix down stereo first"
-        )
+        raise AudioWrongShape(f"audio must be mono (a 1-D array), got shape {audio.shape}; mix down stereo first")
     if not np.issubdtype(audio.dtype, np.floating):
         raise AudioWrongShape(f"audio must be float samples in [-1, 1], got dtype {audio.dtype}")
     if audio.size == 0:
@@ -151,8 +147,7 @@ def speech_for_model(
     speech = trim_long_silences(samples)
     if speech.size < min_speech_seconds * MODEL_SAMPLE_RATE:
         raise AudioTooShort(
-            f"{speech.size / MODEL_SAMPLE_RATE:.2f} s of speech found, at least "
-            f"{min_speech_seconds:.1f} s needed"
+            f"{speech.size / MODEL_SAMPLE_RATE:.2f} s of speech found, at least {min_speech_seconds:.1f} s needed"
         )
     return speech.astype(np.float32, copy=False)
 
@@ -299,9 +294,7 @@ class OnnxSpeakerEmbedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            self._session = onnxruntime.InferenceSession(
-                data, sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self._session = onnxruntime.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise SpeakerModelError(f"cannot load ONNX speaker model {Path(spec.path).name}: {exc}") from exc
         inputs = self._session.get_inputs()

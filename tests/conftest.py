@@ -21,9 +21,7 @@ from gateway.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The server the test command starts; override for another one.
-POSTGRES_ADMIN_URL = os.environ.get(
-    "CLONEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_ADMIN_URL = os.environ.get("CLONEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")

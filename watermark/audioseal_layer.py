@@ -96,7 +96,13 @@ def load_models(files: AudioSealFiles):
     models = []
     for card, config_type, create, path, sha in (
         ("audioseal_wm_16bits", AudioSealWMConfig, create_generator, files.generator_path, files.generator_sha256),
-        ("audioseal_detector_16bits", AudioSealDetectorConfig, create_detector, files.detector_path, files.detector_sha256),
+        (
+            "audioseal_detector_16bits",
+            AudioSealDetectorConfig,
+            create_detector,
+            files.detector_path,
+            files.detector_sha256,
+        ),
     ):
         state = state_dict_from_bytes(read_verified(Path(path), sha), Path(path))
         model = create(_model_config(card, config_type, files.architecture))
@@ -132,9 +138,13 @@ class AudioSealScheme:
         samples, rate = mono_for_embedding(audio, sample_rate=sample_rate)
         host = resample(samples, from_rate=rate, to_rate=AUDIOSEAL_RATE).astype(np.float32)
         with self._torch.no_grad(), self._eager():
-            mark = self._generator.get_watermark(
-                self._torch.from_numpy(host)[None, None], sample_rate=AUDIOSEAL_RATE, message=self._message
-            )[0, 0].numpy().astype(np.float64)
+            mark = (
+                self._generator.get_watermark(
+                    self._torch.from_numpy(host)[None, None], sample_rate=AUDIOSEAL_RATE, message=self._message
+                )[0, 0]
+                .numpy()
+                .astype(np.float64)
+            )
         delta = resample(mark, from_rate=AUDIOSEAL_RATE, to_rate=rate)
         delta = np.pad(delta, (0, max(0, samples.size - delta.size)))[: samples.size]
         out = samples + delta
@@ -150,10 +160,16 @@ class AudioSealScheme:
         bits = (message[0].numpy() > 0.5).astype(np.uint8)
         duration = samples.size / rate
         per = int(SEGMENT_S * AUDIOSEAL_RATE)
-        found_segments = tuple(
-            Segment(i * SEGMENT_S, min((i + 1) * SEGMENT_S, duration), float(presence[i * per : (i + 1) * per].mean()))
-            for i in range(int(np.ceil(presence.size / per)))
-        ) if segments else ()
+        found_segments = (
+            tuple(
+                Segment(
+                    i * SEGMENT_S, min((i + 1) * SEGMENT_S, duration), float(presence[i * per : (i + 1) * per].mean())
+                )
+                for i in range(int(np.ceil(presence.size / per)))
+            )
+            if segments
+            else ()
+        )
         return Detection(
             scheme=self.name,
             detected=score >= self.threshold,

@@ -26,7 +26,8 @@ from gateway.db import create_db_engine, make_session_factory, upgrade
 
 def realistic_event(writer: int, i: int) -> AuditEvent:
     return AuditEvent(
-        action=Action.REQUEST_ADMITTED, decision=Decision.ALLOW,
+        action=Action.REQUEST_ADMITTED,
+        decision=Decision.ALLOW,
         actor=Actor(iss="https://issuer.example", sub=f"client-{writer}", role="client", tenant=f"tenant-{writer % 4}"),
         subjects=Subjects(voice_id=f"voice-{i % 50}", consent_id=f"consent-{i % 50}", request_id=str(uuid.uuid4())),
         digests=Digests(text_sha256="ab" * 32, reference_sha256=("cd" * 32,)),
@@ -55,8 +56,11 @@ class PostgresDatabase:
 
 def _writer_process(url: str, numbers: list[int], ready, go, stop, results) -> None:
     """One process running several writer threads (processes sidestep the GIL, like gateway workers)."""
-    engine = create_engine(url, pool_size=len(numbers) + 1, max_overflow=2) if url.startswith("postgresql") \
+    engine = (
+        create_engine(url, pool_size=len(numbers) + 1, max_overflow=2)
+        if url.startswith("postgresql")
         else create_db_engine(url)
+    )
     sessions = make_session_factory(engine)
     records: dict[int, list[tuple[int, float, float]]] = {number: [] for number in numbers}
     errors: list[str] = []
@@ -99,7 +103,9 @@ def run_appends(url: str, *, writers: int, processes: int, duration: float, inte
     context = multiprocessing.get_context("spawn")
     go, stop, results, ready = context.Event(), context.Event(), context.Queue(), context.Queue()
     groups = [list(range(writers))[p::processes] for p in range(processes)]
-    children = [context.Process(target=_writer_process, args=(url, group, ready, go, stop, results)) for group in groups]
+    children = [
+        context.Process(target=_writer_process, args=(url, group, ready, go, stop, results)) for group in groups
+    ]
     for child in children:
         child.start()
     engine = create_db_engine(url)
@@ -113,9 +119,12 @@ def run_appends(url: str, *, writers: int, processes: int, duration: float, inte
         last = 0
         while not poll_stop.is_set():
             with sessions() as session:
-                size = session.scalar(
-                    select(StoredCheckpoint.tree_size).order_by(StoredCheckpoint.tree_size.desc()).limit(1)
-                ) or 0
+                size = (
+                    session.scalar(
+                        select(StoredCheckpoint.tree_size).order_by(StoredCheckpoint.tree_size.desc()).limit(1)
+                    )
+                    or 0
+                )
             if size > last:
                 first_seen[size] = time.monotonic()
                 last = size
@@ -180,7 +189,9 @@ def run_appends(url: str, *, writers: int, processes: int, duration: float, inte
         "events_not_seen_in_a_checkpoint": missing,
         "checkpoint_interval_s": interval,
         "integrator_rounds": integrator.rounds,
-        "integrator_round_s_p50": round(statistics.median(integrator.round_seconds), 3) if integrator.round_seconds else None,
+        "integrator_round_s_p50": round(statistics.median(integrator.round_seconds), 3)
+        if integrator.round_seconds
+        else None,
         "integrator_round_s_max": round(max(integrator.round_seconds), 3) if integrator.round_seconds else None,
         "integrator_failures": integrator.failures,
         "writer_errors": errors[:5],

@@ -13,12 +13,12 @@ import json
 import os
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.run_info import commit, machine
 from bench.audit.appends import PostgresDatabase, run_appends
 from bench.audit.verify import build_bundle, time_verification
+from bench.run_info import commit, machine
 
 REPO = Path(__file__).resolve().parents[2]
 TARGETS = {"appends_per_s": 1000, "append_latency_ms_p99": 20, "inclusion_latency_s_p99": 2, "verify_1m_s": 20}
@@ -72,7 +72,13 @@ def write_report(results: dict) -> None:
         ("append latency p50 (ms)", "append_latency_ms_p50", "", True, None),
         ("append latency p99 (ms)", "append_latency_ms_p99", "<= 20", True, TARGETS["append_latency_ms_p99"]),
         ("append to signed checkpoint p50 (s)", "inclusion_latency_s_p50", "", True, None),
-        ("append to signed checkpoint p99 (s)", "inclusion_latency_s_p99", "<= 2", True, TARGETS["inclusion_latency_s_p99"]),
+        (
+            "append to signed checkpoint p99 (s)",
+            "inclusion_latency_s_p99",
+            "<= 2",
+            True,
+            TARGETS["inclusion_latency_s_p99"],
+        ),
         ("appends in the run", "appends", "", False, None),
         ("integrator round p50 (s)", "integrator_round_s_p50", "", True, None),
         ("integrator round max (s)", "integrator_round_s_max", "", True, None),
@@ -127,33 +133,43 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4, help="writer processes sharing the writers")
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--postgres-url", default=os.environ.get(
-        "CLONEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CLONEGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
     args = parser.parse_args()
     import sqlite3
 
     results = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit(),
         "machine": machine(),
         "command": "python -m bench.audit.run " + " ".join(sys.argv[1:]),
         "postgresql_version": postgres_version(args.postgres_url),
         "sqlite_version": sqlite3.sqlite_version,
-        "writers": args.writers, "writer_processes": args.processes, "checkpoint_interval_s": args.interval,
+        "writers": args.writers,
+        "writer_processes": args.processes,
+        "checkpoint_interval_s": args.interval,
         "targets": TARGETS,
     }
     database = PostgresDatabase(args.postgres_url)
     try:
         print("PostgreSQL appends ...", flush=True)
-        results["postgresql"] = run_appends(database.url, writers=args.writers, processes=args.processes,
-                                            duration=args.duration, interval=args.interval)
+        results["postgresql"] = run_appends(
+            database.url, writers=args.writers, processes=args.processes, duration=args.duration, interval=args.interval
+        )
     finally:
         database.drop()
     print(json.dumps(results["postgresql"]), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         print("SQLite appends ...", flush=True)
-        results["sqlite"] = run_appends(f"sqlite:///{folder}/bench.db", writers=args.writers,
-                                        processes=args.processes, duration=args.duration, interval=args.interval)
+        results["sqlite"] = run_appends(
+            f"sqlite:///{folder}/bench.db",
+            writers=args.writers,
+            processes=args.processes,
+            duration=args.duration,
+            interval=args.interval,
+        )
     print(json.dumps(results["sqlite"]), flush=True)
     with tempfile.TemporaryDirectory() as folder:
         print(f"building a {args.events}-event bundle ...", flush=True)

@@ -56,9 +56,13 @@ def load(*, refresh: bool = False) -> CorpusEmbeddings:
         data = np.load(CACHE, allow_pickle=False)
         if str(data["embedder_name"]) == embedder.name:
             return CorpusEmbeddings(
-                speakers=[str(s) for s in data["speakers"]], enrol=data["enrol"], probe=data["probe"],
-                probe_speaker=data["probe_speaker"], probe_seconds=data["probe_seconds"],
-                enrol_seconds=data["enrol_seconds"], embedder_name=embedder.name,
+                speakers=[str(s) for s in data["speakers"]],
+                enrol=data["enrol"],
+                probe=data["probe"],
+                probe_speaker=data["probe_speaker"],
+                probe_seconds=data["probe_seconds"],
+                enrol_seconds=data["enrol_seconds"],
+                embedder_name=embedder.name,
             )
     speakers, enrol, enrol_seconds, probe, probe_speaker, probe_seconds = [], [], [], [], [], []
     for index, path in enumerate(speaker_clips()):
@@ -72,14 +76,23 @@ def load(*, refresh: bool = False) -> CorpusEmbeddings:
             probe_speaker.append(index)
             probe_seconds.append((end - start) / rate)
     result = CorpusEmbeddings(
-        speakers=speakers, enrol=np.stack(enrol), probe=np.stack(probe),
-        probe_speaker=np.array(probe_speaker), probe_seconds=np.array(probe_seconds),
-        enrol_seconds=np.array(enrol_seconds), embedder_name=embedder.name,
+        speakers=speakers,
+        enrol=np.stack(enrol),
+        probe=np.stack(probe),
+        probe_speaker=np.array(probe_speaker),
+        probe_seconds=np.array(probe_seconds),
+        enrol_seconds=np.array(enrol_seconds),
+        embedder_name=embedder.name,
     )
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
-        CACHE, speakers=np.array(speakers), enrol=result.enrol, probe=result.probe,
-        probe_speaker=result.probe_speaker, probe_seconds=result.probe_seconds,
-        enrol_seconds=result.enrol_seconds, embedder_name=np.array(embedder.name),
+        CACHE,
+        speakers=np.array(speakers),
+        enrol=result.enrol,
+        probe=result.probe,
+        probe_speaker=result.probe_speaker,
+        probe_seconds=result.probe_seconds,
+        enrol_seconds=result.enrol_seconds,
+        embedder_name=np.array(embedder.name),
     )
     return result

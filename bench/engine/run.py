@@ -21,14 +21,14 @@ import resource
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from bench.run_info import commit, machine
 from bench.corpus import REPO_ROOT, english_clips
+from bench.run_info import commit, machine
 from engine.embedded import EmbeddedEngine
 from engine.interface import ReferenceClip
 from engine.text import normalize_english
@@ -46,11 +46,19 @@ SENTENCES = [
     "A large size in stockings is hard to sell.",
     "The boy was there when the sun rose.",
 ]
-RTF_TEXT = ("On the morning of the fifth, the committee met early to review the budget, and after a long "
-            "discussion everyone agreed to meet again next week. The minutes will be sent to all members "
-            "by Friday.")
-TARGETS = {"mean_similarity": 0.75, "worst_similarity": 0.65, "wer_ratio": 1.25, "dnsmos_ovrl": 3.0,
-           "rtf": 0.25, "prepare_s": 20.0}
+RTF_TEXT = (
+    "On the morning of the fifth, the committee met early to review the budget, and after a long "
+    "discussion everyone agreed to meet again next week. The minutes will be sent to all members "
+    "by Friday."
+)
+TARGETS = {
+    "mean_similarity": 0.75,
+    "worst_similarity": 0.65,
+    "wer_ratio": 1.25,
+    "dnsmos_ovrl": 3.0,
+    "rtf": 0.25,
+    "prepare_s": 20.0,
+}
 
 
 def peak_rss_mb() -> float:
@@ -120,7 +128,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N speakers (a dry run)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks", help="report folder")
     args = parser.parse_args()
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     info = machine()
     clips = english_clips()[: args.limit]
     engine = EmbeddedEngine()
@@ -178,9 +186,12 @@ def main() -> None:
             errors[name][1] += total
             row[f"{name}_transcript"] = hypothesis
         rows.append(row)
-        print(f"{row['speaker']:22s} prep {prepare_s:5.1f}s  sim plain {row['plain_similarity']:.3f} "
-              f"adapted {row['adapted_similarity']:.3f} ceiling {row['ceiling_similarity']:.3f}  "
-              f"dnsmos {row['adapted_dnsmos']:.2f}", flush=True)
+        print(
+            f"{row['speaker']:22s} prep {prepare_s:5.1f}s  sim plain {row['plain_similarity']:.3f} "
+            f"adapted {row['adapted_similarity']:.3f} ceiling {row['ceiling_similarity']:.3f}  "
+            f"dnsmos {row['adapted_dnsmos']:.2f}",
+            flush=True,
+        )
 
     adapted_sims = [r["adapted_similarity"] for r in rows]
     summary = {

@@ -14,8 +14,11 @@ def _verdict(ok: bool) -> str:
 
 
 def write_report(summary: dict, folder: Path) -> None:
-    summary = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-               "commit": commit("gateway", "bench/gateway"), **summary}
+    summary = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit("gateway", "bench/gateway"),
+        **summary,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "gateway.json").write_text(json.dumps(summary, indent=2) + "\n")
     m, t = summary["machine"], summary["targets"]
@@ -47,7 +50,7 @@ def write_report(summary: dict, folder: Path) -> None:
         f"- overhead share: {summary['overhead_share'] * 100:.1f} % — target ≤ {t['overhead_share_max'] * 100:.0f} %: "
         f"{_verdict(summary['overhead_share'] <= t['overhead_share_max'])}",
         "",
-        "With the keyed layer alone (`CLONEGATE_WATERMARK_SCHEMES=[\"keyed\"]`), same requests:",
+        'With the keyed layer alone (`CLONEGATE_WATERMARK_SCHEMES=["keyed"]`), same requests:',
         "",
         f"- end to end: mean {keyed['end_to_end_s']:.2f} s, engine {keyed['engine_s']:.2f} s, watermark step "
         f"{keyed['watermark_s'] * 1000:.0f} ms",

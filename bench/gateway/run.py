@@ -56,8 +56,10 @@ LONG_TEXT = (
     "When the storm finally came in November, the light kept shining until the sky turned grey."
 )
 # About 10 s of speech from the embedded voice.
-UTTERANCE = ("The museum opens its new exhibition on Saturday morning. Visitors can see paintings, old maps "
-             "and letters from the harbour town, and guided tours start every hour until the evening.")
+UTTERANCE = (
+    "The museum opens its new exhibition on Saturday morning. Visitors can see paintings, old maps "
+    "and letters from the harbour town, and guided tours start every hour until the evening."
+)
 
 
 def _serve(app) -> tuple[uvicorn.Server, str]:
@@ -78,8 +80,12 @@ def _serve(app) -> tuple[uvicorn.Server, str]:
 
 def _synthesize(base: str, token: str, voice_id: str) -> tuple[float, dict[str, float], bytes, int]:
     started = time.perf_counter()
-    response = httpx.post(f"{base}/v1/synthesize", headers={"Authorization": f"Bearer {token}"}, timeout=300,
-                          json={"voice_id": voice_id, "text": UTTERANCE, "language": "en", "purpose": PURPOSE})
+    response = httpx.post(
+        f"{base}/v1/synthesize",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=300,
+        json={"voice_id": voice_id, "text": UTTERANCE, "language": "en", "purpose": PURPOSE},
+    )
     elapsed = time.perf_counter() - started
     response.raise_for_status()
     steps = {}
@@ -94,9 +100,13 @@ def _stream_first_chunk(base: str, token: str, voice_id: str) -> tuple[float, fl
     started = time.perf_counter()
     first = None
     body = b""
-    with httpx.stream("POST", f"{base}/v1/synthesize?stream=true", headers={"Authorization": f"Bearer {token}"},
-                      timeout=300, json={"voice_id": voice_id, "text": LONG_TEXT, "language": "en",
-                                         "purpose": PURPOSE}) as response:
+    with httpx.stream(
+        "POST",
+        f"{base}/v1/synthesize?stream=true",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=300,
+        json={"voice_id": voice_id, "text": LONG_TEXT, "language": "en", "purpose": PURPOSE},
+    ) as response:
         response.raise_for_status()
         for data in response.iter_bytes():
             first = first or time.perf_counter() - started
@@ -117,8 +127,11 @@ def _sequential(base: str, token: str, voice_id: str, repeats: int, app) -> tupl
 def _overhead(runs: list[dict]) -> dict:
     """The gateway's own time (end to end minus the engine step) and its share of the total."""
     overhead = [r["total_s"] - r["steps_s"]["engine"] for r in runs]
-    return {"mean": statistics.mean(overhead), "max": max(overhead),
-            "share": statistics.mean(o / r["total_s"] for o, r in zip(overhead, runs))}
+    return {
+        "mean": statistics.mean(overhead),
+        "max": max(overhead),
+        "share": statistics.mean(o / r["total_s"] for o, r in zip(overhead, runs)),
+    }
 
 
 def _marked(app, body: bytes, audit_id: int) -> bool:
@@ -131,8 +144,12 @@ def _detect_latency(base: str, token: str, data: bytes, repeats: int) -> list[fl
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        response = httpx.post(f"{base}/v1/detect", headers={"Authorization": f"Bearer {token}"}, timeout=300,
-                              files={"audio": ("clip.wav", data, "audio/wav")})
+        response = httpx.post(
+            f"{base}/v1/detect",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=300,
+            files={"audio": ("clip.wav", data, "audio/wav")},
+        )
         times.append(time.perf_counter() - started)
         response.raise_for_status()
     return times
@@ -160,8 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     # The same requests with the keyed layer alone (CLONEGATE_WATERMARK_SCHEMES=["keyed"]), to show
     # what the PerTh layer costs; the default stack is keyed then PerTh.
     default_pipeline = app.state.pipeline
-    keyed_only = dataclasses.replace(app.state.components,
-                                     watermark=build_stack(WatermarkConfig(schemes=("keyed",), dev_mode=True)))
+    keyed_only = dataclasses.replace(
+        app.state.components, watermark=build_stack(WatermarkConfig(schemes=("keyed",), dev_mode=True))
+    )
     app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=keyed_only)
     keyed_runs, keyed_unmarked = _sequential(base, client_token, voice.voice_id, args.repeats, app)
     app.state.pipeline = default_pipeline
@@ -175,8 +193,9 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda _: _synthesize(base, client_token, voice.voice_id),
-                                range(args.concurrent_requests)))
+        results = list(
+            pool.map(lambda _: _synthesize(base, client_token, voice.voice_id), range(args.concurrent_requests))
+        )
     concurrent_wall = time.perf_counter() - started
     unmarked += sum(not _marked(app, body, audit_id) for _, _, body, audit_id in results)
     print(f"concurrent: {args.concurrent_requests} requests in {concurrent_wall:.1f} s", flush=True)
@@ -185,7 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     long_speech = np.concatenate([soundfile.read(path, dtype="float32")[0] for path in english_clips()[:12]])
     detect = {
         "10s": _detect_latency(base, auditor_token, wav_bytes(np.resize(clip, 10 * rate), rate), args.repeats),
-        "60s": _detect_latency(base, auditor_token, wav_bytes(long_speech[: 60 * rate], rate), max(2, args.repeats // 2)),
+        "60s": _detect_latency(
+            base, auditor_token, wav_bytes(long_speech[: 60 * rate], rate), max(2, args.repeats // 2)
+        ),
     }
     server.should_exit = True
 
@@ -206,18 +227,30 @@ def main(argv: list[str] | None = None) -> None:
             "end_to_end_s": statistics.mean(r["total_s"] for r in keyed_runs),
             "engine_s": statistics.mean(r["steps_s"]["engine"] for r in keyed_runs),
             "watermark_s": statistics.mean(r["steps_s"]["watermark"] for r in keyed_runs),
-            "overhead_s": keyed_overhead["mean"], "overhead_share": keyed_overhead["share"],
+            "overhead_s": keyed_overhead["mean"],
+            "overhead_share": keyed_overhead["share"],
         },
-        "stream": {"text_chars": len(LONG_TEXT), "audio_s": statistics.mean(r["audio_s"] for r in streamed),
-                   "first_chunk_s": statistics.mean(r["first_chunk_s"] for r in streamed),
-                   "total_s": statistics.mean(r["total_s"] for r in streamed)},
-        "throughput": {"clients": 4, "requests": args.concurrent_requests, "wall_s": concurrent_wall,
-                       "requests_per_minute": 60 * args.concurrent_requests / concurrent_wall},
+        "stream": {
+            "text_chars": len(LONG_TEXT),
+            "audio_s": statistics.mean(r["audio_s"] for r in streamed),
+            "first_chunk_s": statistics.mean(r["first_chunk_s"] for r in streamed),
+            "total_s": statistics.mean(r["total_s"] for r in streamed),
+        },
+        "throughput": {
+            "clients": 4,
+            "requests": args.concurrent_requests,
+            "wall_s": concurrent_wall,
+            "requests_per_minute": 60 * args.concurrent_requests / concurrent_wall,
+        },
         "detect_latency_s": {name: {"mean": statistics.mean(v), "max": max(v)} for name, v in detect.items()},
         "responses_with_unmarked_audio": unmarked,
         "responses_with_audio": 2 * args.repeats + args.concurrent_requests + len(streamed),
-        "targets": {"overhead_share_max": 0.15, "overhead_s_max": 0.300, "detect_10s_s_max": 1.0,
-                    "unmarked_responses": 0},
+        "targets": {
+            "overhead_share_max": 0.15,
+            "overhead_s_max": 0.300,
+            "detect_10s_s_max": 1.0,
+            "unmarked_responses": 0,
+        },
     }
     write_report(summary, REPO_ROOT / "docs" / "benchmarks")
     print(json.dumps(summary, indent=2))

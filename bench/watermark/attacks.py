@@ -97,10 +97,27 @@ def apply(name: str, x: np.ndarray, sr: int, *, splice_host: np.ndarray, seed: i
 
 
 ATTACKS = [
-    "none", "mp3_32k", "mp3_64k", "aac_64k", "opus_16k", "resample_8k", "white_noise_20db",
-    "pink_noise_20db", "lowpass_4k", "highpass_500", "bandpass_300_3400", "echo_0.3s_0.4",
-    "gain_0.3", "gain_3_clipped", "excerpt_3s", "splice", "speed_0.95", "speed_1.05",
-    "tempo_0.9", "tempo_1.1", "excerpt_1s",
+    "none",
+    "mp3_32k",
+    "mp3_64k",
+    "aac_64k",
+    "opus_16k",
+    "resample_8k",
+    "white_noise_20db",
+    "pink_noise_20db",
+    "lowpass_4k",
+    "highpass_500",
+    "bandpass_300_3400",
+    "echo_0.3s_0.4",
+    "gain_0.3",
+    "gain_3_clipped",
+    "excerpt_3s",
+    "splice",
+    "speed_0.95",
+    "speed_1.05",
+    "tempo_0.9",
+    "tempo_1.1",
+    "excerpt_1s",
 ]
 SCALE_ATTACKS = {"speed_0.95", "speed_1.05", "tempo_0.9", "tempo_1.1"}
 PAYLOAD_ATTACKS = {"none", "mp3_64k", "aac_64k", "excerpt_3s"}

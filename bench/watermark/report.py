@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,14 @@ def _summaries(attacks: list[dict], perth_threshold: float) -> dict:
             }
         for name in ("perth", "stack_perth"):
             hit = float(np.mean([r[name]["score"] > perth_threshold for r in rows]))
-            entry[name] = {**{f"tpr_at_{a:g}": hit for a in LEVELS},
-                           "score_mean": float(np.mean([r[name]["score"] for r in rows]))}
+            entry[name] = {
+                **{f"tpr_at_{a:g}": hit for a in LEVELS},
+                "score_mean": float(np.mean([r[name]["score"] for r in rows])),
+            }
         entry["stack"] = {
-            f"tpr_at_{a:g}": float(np.mean([r["stack_keyed"]["fpp"] <= a or r["stack_perth"]["score"] > perth_threshold
-                                            for r in rows]))
+            f"tpr_at_{a:g}": float(
+                np.mean([r["stack_keyed"]["fpp"] <= a or r["stack_perth"]["score"] > perth_threshold for r in rows])
+            )
             for a in LEVELS
         }
         if "wrong_key_verified" in rows[0]:
@@ -63,8 +66,9 @@ def _quality_speed(quality: list[dict]) -> dict:
     for name in ("keyed", "perth", "stack"):
         rows = [q[name] for q in quality]
         embed, det, neg = (sum(r[k] for r in rows) for k in ("embed_s", "detect_marked_s", "detect_unmarked_s"))
-        cpu_embed, cpu_det, cpu_neg = (sum(r[k] for r in rows)
-                                       for k in ("embed_cpu_s", "detect_marked_cpu_s", "detect_unmarked_cpu_s"))
+        cpu_embed, cpu_det, cpu_neg = (
+            sum(r[k] for r in rows) for k in ("embed_cpu_s", "detect_marked_cpu_s", "detect_unmarked_cpu_s")
+        )
         out[name] = {
             "cpu_embed_x_realtime": seconds / cpu_embed,
             "cpu_detect_marked_x_realtime": seconds / cpu_det,
@@ -109,20 +113,23 @@ def _misses(qs: dict, summary: dict, neg: dict) -> list[str]:
         if count > max(3.0, 3 * float(level) * neg["count"]):
             misses.append(f"empirical false positives at computed {level}: {count} of {neg['count']}, above the bound")
     if k["embed_plus_detect_x_realtime"] < 50:
-        misses.append(f"keyed embed+detect {k['embed_plus_detect_x_realtime']:.0f}x real time (wall clock on the "
-                      f"shared machine; {k['cpu_embed_plus_detect_x_realtime']:.0f}x in CPU time) < 50x")
+        misses.append(
+            f"keyed embed+detect {k['embed_plus_detect_x_realtime']:.0f}x real time (wall clock on the "
+            f"shared machine; {k['cpu_embed_plus_detect_x_realtime']:.0f}x in CPU time) < 50x"
+        )
     return misses
 
 
-def write_report(out: Path, *, quality: list[dict], attacks: list[dict], negatives: list[dict], wall_s: float,
-                 command: str) -> None:
+def write_report(
+    out: Path, *, quality: list[dict], attacks: list[dict], negatives: list[dict], wall_s: float, command: str
+) -> None:
     neg = _negatives(negatives)
     perth_threshold = neg["perth_max_score"]
     summary = _summaries(attacks, perth_threshold)
     qs = _quality_speed(quality)
     misses = _misses(qs, summary, neg)
     doc = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit("watermark", "bench/watermark"),
         "machine": machine(),
         "command": command,
@@ -163,21 +170,32 @@ def _markdown(doc: dict) -> str:
         "",
     ]
     lines += [f"- {m}" for m in doc["misses"]] or ["- none"]
-    lines += ["", "## Quality and speed", "",
-              "Speed as multiples of real time, one thread per process; wall clock (see the load average above), "
-              "CPU time of the process in brackets.", "",
-              "| scheme | PESQ-wb mean (min) | STOI mean (min) | embed x RT | detect marked x RT | detect unmarked x RT | embed+detect x RT |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Quality and speed",
+        "",
+        "Speed as multiples of real time, one thread per process; wall clock (see the load average above), "
+        "CPU time of the process in brackets.",
+        "",
+        "| scheme | PESQ-wb mean (min) | STOI mean (min) | embed x RT | detect marked x RT | detect unmarked x RT | embed+detect x RT |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, q in qs.items():
-        lines.append(f"| {name} | {q['pesq_wb_mean']:.2f} ({q['pesq_wb_min']:.2f}) | {q['stoi_mean']:.3f} ({q['stoi_min']:.3f}) | "
-                     f"{q['embed_x_realtime']:.0f} ({q['cpu_embed_x_realtime']:.0f}) | "
-                     f"{q['detect_marked_x_realtime']:.0f} ({q['cpu_detect_marked_x_realtime']:.0f}) | "
-                     f"{q['detect_unmarked_x_realtime']:.1f} ({q['cpu_detect_unmarked_x_realtime']:.1f}) | "
-                     f"{q['embed_plus_detect_x_realtime']:.1f} ({q['cpu_embed_plus_detect_x_realtime']:.1f}) |")
-    lines += ["", "## Attacks", "",
-              "| attack | keyed TPR@1e-3 | keyed TPR@1e-4 | keyed payload verified | keyed bit acc. | keyed z mean (min) | "
-              "perth TPR | stack: keyed TPR@1e-4 / payload | stack: perth TPR | stack TPR@1e-4 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {q['pesq_wb_mean']:.2f} ({q['pesq_wb_min']:.2f}) | {q['stoi_mean']:.3f} ({q['stoi_min']:.3f}) | "
+            f"{q['embed_x_realtime']:.0f} ({q['cpu_embed_x_realtime']:.0f}) | "
+            f"{q['detect_marked_x_realtime']:.0f} ({q['cpu_detect_marked_x_realtime']:.0f}) | "
+            f"{q['detect_unmarked_x_realtime']:.1f} ({q['cpu_detect_unmarked_x_realtime']:.1f}) | "
+            f"{q['embed_plus_detect_x_realtime']:.1f} ({q['cpu_embed_plus_detect_x_realtime']:.1f}) |"
+        )
+    lines += [
+        "",
+        "## Attacks",
+        "",
+        "| attack | keyed TPR@1e-3 | keyed TPR@1e-4 | keyed payload verified | keyed bit acc. | keyed z mean (min) | "
+        "perth TPR | stack: keyed TPR@1e-4 / payload | stack: perth TPR | stack TPR@1e-4 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for attack in ATTACKS:
         a = att[attack]
         k, sk = a["keyed"], a["stack_keyed"]
@@ -185,19 +203,26 @@ def _markdown(doc: dict) -> str:
             f"| {attack} | {k['tpr_at_0.001']:.2f} | {k['tpr_at_0.0001']:.2f} | {k['payload_verified']:.2f} | "
             f"{k['bit_accuracy']:.3f} | {k['z_mean']:.1f} ({k['z_min']:.1f}) | {a['perth']['tpr_at_0.0001']:.2f} | "
             f"{sk['tpr_at_0.0001']:.2f} / {sk['payload_verified']:.2f} | {a['stack_perth']['tpr_at_0.0001']:.2f} | "
-            f"{a['stack']['tpr_at_0.0001']:.2f} |")
-    lines += ["", "## False positives (unmarked segments)", "",
-              "| computed false-positive probability <= | 1e-1 | 1e-2 | 1e-3 | 1e-4 |", "|---|---|---|---|---|",
-              "| unmarked segments at or below it | " + " | ".join(
-                  str(neg["keyed_empirical_vs_computed"][k]) for k in ("0.1", "0.01", "0.001", "0.0001")) + " |",
-              f"| expected at most (bound x {neg['count']}) | {0.1 * neg['count']:.0f} | {0.01 * neg['count']:.0f} | "
-              f"{0.001 * neg['count']:.0f} | {0.0001 * neg['count']:.1f} |",
-              "",
-              f"- Keyed: highest z on unmarked audio {neg['keyed_max_z']:.2f}, smallest computed false-positive "
-              f"probability {neg['keyed_min_fpp']:.3g}; verified payloads on unmarked audio: {neg['keyed_payload_verified']}; "
-              f"verified payloads with a wrong key (stacked clips, no attack and MP3 64k): "
-              f"{att['none'].get('wrong_key_verified', 0) + att['mp3_64k'].get('wrong_key_verified', 0)}.",
-              f"- PerTh: highest score on unmarked audio {neg['perth_max_score']:.3f}; segments scoring >= 0.5 "
-              f"(its default threshold): {neg['perth_over_half']}.",
-              ""]
+            f"{a['stack']['tpr_at_0.0001']:.2f} |"
+        )
+    lines += [
+        "",
+        "## False positives (unmarked segments)",
+        "",
+        "| computed false-positive probability <= | 1e-1 | 1e-2 | 1e-3 | 1e-4 |",
+        "|---|---|---|---|---|",
+        "| unmarked segments at or below it | "
+        + " | ".join(str(neg["keyed_empirical_vs_computed"][k]) for k in ("0.1", "0.01", "0.001", "0.0001"))
+        + " |",
+        f"| expected at most (bound x {neg['count']}) | {0.1 * neg['count']:.0f} | {0.01 * neg['count']:.0f} | "
+        f"{0.001 * neg['count']:.0f} | {0.0001 * neg['count']:.1f} |",
+        "",
+        f"- Keyed: highest z on unmarked audio {neg['keyed_max_z']:.2f}, smallest computed false-positive "
+        f"probability {neg['keyed_min_fpp']:.3g}; verified payloads on unmarked audio: {neg['keyed_payload_verified']}; "
+        f"verified payloads with a wrong key (stacked clips, no attack and MP3 64k): "
+        f"{att['none'].get('wrong_key_verified', 0) + att['mp3_64k'].get('wrong_key_verified', 0)}.",
+        f"- PerTh: highest score on unmarked audio {neg['perth_max_score']:.3f}; segments scoring >= 0.5 "
+        f"(its default threshold): {neg['perth_over_half']}.",
+        "",
+    ]
     return "\n".join(lines)

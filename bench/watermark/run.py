@@ -85,8 +85,12 @@ def quality_and_speed(index: int, path: str, folder: str) -> dict:
         out[name] = {
             "pesq_wb": float(pesq(16_000, ref16, resample(y, from_rate=sr, to_rate=16_000), "wb")),
             "stoi": float(stoi(x, y, sr, extended=False)),
-            "embed_s": wall[0], "detect_marked_s": wall[1], "detect_unmarked_s": wall[2],
-            "embed_cpu_s": cpu[0], "detect_marked_cpu_s": cpu[1], "detect_unmarked_cpu_s": cpu[2],
+            "embed_s": wall[0],
+            "detect_marked_s": wall[1],
+            "detect_unmarked_s": wall[2],
+            "embed_cpu_s": cpu[0],
+            "detect_marked_cpu_s": cpu[1],
+            "detect_unmarked_cpu_s": cpu[2],
         }
     return out
 
@@ -180,9 +184,17 @@ def main() -> None:
             negatives = pool.map(negative, negative_specs(args.negatives), chunksize=10)
     from bench.watermark.report import write_report
 
-    write_report(args.out, quality=quality, attacks=attacks, negatives=negatives, wall_s=time.time() - started,
-                 command="python -m bench.watermark.run " + " ".join(
-                     f"--{k} {v}" for k, v in (("negatives", args.negatives), ("jobs", args.jobs), ("clips", args.clips))))
+    write_report(
+        args.out,
+        quality=quality,
+        attacks=attacks,
+        negatives=negatives,
+        wall_s=time.time() - started,
+        command="python -m bench.watermark.run "
+        + " ".join(
+            f"--{k} {v}" for k, v in (("negatives", args.negatives), ("jobs", args.jobs), ("clips", args.clips))
+        ),
+    )
 
 
 if __name__ == "__main__":

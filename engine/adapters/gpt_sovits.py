@@ -66,7 +66,9 @@ class GptSovitsEngine(CloningEngine):
         self._default_prompt_language = default_prompt_language
 
     def describe(self) -> EngineDescription:
-        return EngineDescription(name=NAME, version="api_v2", model_id=self._model_id, device=f"remote {self._base_url}")
+        return EngineDescription(
+            name=NAME, version="api_v2", model_id=self._model_id, device=f"remote {self._base_url}"
+        )
 
     def supported_languages(self) -> frozenset[str]:
         return LANGUAGES
@@ -90,8 +92,11 @@ class GptSovitsEngine(CloningEngine):
         profile = VoiceProfile(
             engine=NAME,
             model_id=self._model_id,
-            parameters={"reference_wav": wav_to_text(audio, clip.sample_rate),
-                        "prompt_text": (clip.transcript or "").strip(), "prompt_lang": prompt_language},
+            parameters={
+                "reference_wav": wav_to_text(audio, clip.sample_rate),
+                "prompt_text": (clip.transcript or "").strip(),
+                "prompt_lang": prompt_language,
+            },
             reference_sha256=references_sha256(references),
         )
         self._stage(profile)

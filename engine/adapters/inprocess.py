@@ -53,8 +53,9 @@ class _InProcessEngine(CloningEngine):
             package_version = version(self.package)
         except PackageNotFoundError:
             package_version = "unknown"
-        return EngineDescription(name=self.name, version=f"{self.package} {package_version}",
-                                 model_id=self._model_id, device=self._device)
+        return EngineDescription(
+            name=self.name, version=f"{self.package} {package_version}", model_id=self._model_id, device=self._device
+        )
 
     def supported_languages(self) -> frozenset[str]:
         return self.languages
@@ -67,10 +68,15 @@ class _InProcessEngine(CloningEngine):
         cancel: CancelToken | None = None,
     ) -> VoiceProfile:
         clip, audio = pick_reference(references, max_s=MAX_REFERENCE_S)
-        return VoiceProfile(engine=self.name, model_id=self._model_id,
-                            parameters={"reference_wav": wav_to_text(audio, clip.sample_rate),
-                                        "transcript": (clip.transcript or "").strip()},
-                            reference_sha256=references_sha256(references))
+        return VoiceProfile(
+            engine=self.name,
+            model_id=self._model_id,
+            parameters={
+                "reference_wav": wav_to_text(audio, clip.sample_rate),
+                "transcript": (clip.transcript or "").strip(),
+            },
+            reference_sha256=references_sha256(references),
+        )
 
     def synthesize(
         self,
@@ -102,8 +108,9 @@ class _InProcessEngine(CloningEngine):
             raise EngineOutputInvalid(f"{self.name} returned no audio")
         return EngineAudio(samples=samples, sample_rate=int(rate))
 
-    def _generate(self, *, text: str, reference_path: str, voice: VoiceProfile,
-                  controls: SynthesisControls) -> tuple[np.ndarray, int]:
+    def _generate(
+        self, *, text: str, reference_path: str, voice: VoiceProfile, controls: SynthesisControls
+    ) -> tuple[np.ndarray, int]:
         raise NotImplementedError
 
 
@@ -113,11 +120,24 @@ class F5TtsEngine(_InProcessEngine):
     module = "f5_tts"
     languages = frozenset({"en", "zh"})
 
-    def __init__(self, *, checkpoint: Path | None, vocab_file: Path | None, vocoder_dir: Path | None,
-                 model: str = "F5TTS_v1_Base", device: str = "auto") -> None:
-        super().__init__(model_id=f"{model}:{Path(checkpoint).name if checkpoint else ''}", device=device,
-                         paths={"F5-TTS checkpoint": checkpoint, "F5-TTS vocabulary file": vocab_file,
-                                "vocos vocoder folder": vocoder_dir})
+    def __init__(
+        self,
+        *,
+        checkpoint: Path | None,
+        vocab_file: Path | None,
+        vocoder_dir: Path | None,
+        model: str = "F5TTS_v1_Base",
+        device: str = "auto",
+    ) -> None:
+        super().__init__(
+            model_id=f"{model}:{Path(checkpoint).name if checkpoint else ''}",
+            device=device,
+            paths={
+                "F5-TTS checkpoint": checkpoint,
+                "F5-TTS vocabulary file": vocab_file,
+                "vocos vocoder folder": vocoder_dir,
+            },
+        )
         self._model_name, self._checkpoint, self._vocab, self._vocoder = model, checkpoint, vocab_file, vocoder_dir
 
     def load(self) -> None:
@@ -125,9 +145,13 @@ class F5TtsEngine(_InProcessEngine):
             if self._model is None:
                 from f5_tts.api import F5TTS
 
-                self._model = F5TTS(model=self._model_name, ckpt_file=str(self._checkpoint),
-                                    vocab_file=str(self._vocab), vocoder_local_path=str(self._vocoder),
-                                    device=self._device)
+                self._model = F5TTS(
+                    model=self._model_name,
+                    ckpt_file=str(self._checkpoint),
+                    vocab_file=str(self._vocab),
+                    vocoder_local_path=str(self._vocoder),
+                    device=self._device,
+                )
 
     def prepare_voice(self, *, references, similarity=None, cancel=None) -> VoiceProfile:
         profile = super().prepare_voice(references=references, similarity=similarity, cancel=cancel)
@@ -141,8 +165,9 @@ class F5TtsEngine(_InProcessEngine):
         transcript = voice.parameters.get("transcript")
         if not isinstance(transcript, str) or not transcript:
             raise VoiceProfileInvalid("f5-tts voice profile has no reference transcript")
-        wav, rate, _ = self._model.infer(ref_file=reference_path, ref_text=transcript, gen_text=text,
-                                         speed=controls.speed, show_info=lambda *_: None)
+        wav, rate, _ = self._model.infer(
+            ref_file=reference_path, ref_text=transcript, gen_text=text, speed=controls.speed, show_info=lambda *_: None
+        )
         return wav, rate
 
 
@@ -152,10 +177,14 @@ class ChatterboxEngine(_InProcessEngine):
     module = "chatterbox"
     languages = frozenset({"en"})
 
-    def __init__(self, *, checkpoint_dir: Path | None, device: str = "auto",
-                 exaggeration: float = 0.5, cfg_weight: float = 0.5) -> None:
-        super().__init__(model_id=f"chatterbox:{Path(checkpoint_dir).name if checkpoint_dir else ''}",
-                         device=device, paths={"Chatterbox checkpoint folder": checkpoint_dir})
+    def __init__(
+        self, *, checkpoint_dir: Path | None, device: str = "auto", exaggeration: float = 0.5, cfg_weight: float = 0.5
+    ) -> None:
+        super().__init__(
+            model_id=f"chatterbox:{Path(checkpoint_dir).name if checkpoint_dir else ''}",
+            device=device,
+            paths={"Chatterbox checkpoint folder": checkpoint_dir},
+        )
         self._dir = checkpoint_dir
         self._exaggeration, self._cfg_weight = exaggeration, cfg_weight
 
@@ -169,6 +198,7 @@ class ChatterboxEngine(_InProcessEngine):
     def _generate(self, *, text, reference_path, voice, controls):
         if not controls.is_default:
             raise ControlUnsupported("chatterbox has no speed or pitch control")
-        wav = self._model.generate(text, audio_prompt_path=reference_path, exaggeration=self._exaggeration,
-                                   cfg_weight=self._cfg_weight)
+        wav = self._model.generate(
+            text, audio_prompt_path=reference_path, exaggeration=self._exaggeration, cfg_weight=self._cfg_weight
+        )
         return wav.detach().cpu().numpy(), self._model.sr

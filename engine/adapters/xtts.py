@@ -57,16 +57,18 @@ def _unpack(text: str, *, shape: tuple[int, int]) -> list:
 class XttsEngine(CloningEngine):
     name = NAME
 
-    def __init__(self, *, base_url: str, model_id: str = "xtts_v2", timeout_s: float = 120.0,
-                 stream_chunk_size: int = 20) -> None:
+    def __init__(
+        self, *, base_url: str, model_id: str = "xtts_v2", timeout_s: float = 120.0, stream_chunk_size: int = 20
+    ) -> None:
         self._base_url = base_url
         self._client = http_client(base_url, timeout_s=timeout_s)
         self._model_id = model_id
         self._chunk = stream_chunk_size
 
     def describe(self) -> EngineDescription:
-        return EngineDescription(name=NAME, version="xtts-streaming-server", model_id=self._model_id,
-                                 device=f"remote {self._base_url}")
+        return EngineDescription(
+            name=NAME, version="xtts-streaming-server", model_id=self._model_id, device=f"remote {self._base_url}"
+        )
 
     def supported_languages(self) -> frozenset[str]:
         return LANGUAGES
@@ -93,14 +95,22 @@ class XttsEngine(CloningEngine):
             latent = np.asarray(body["gpt_cond_latent"], dtype=np.float64)
         except (ValueError, KeyError, TypeError) as exc:
             raise EngineRequestFailed(f"{NAME} /clone_speaker answer is malformed: {exc}") from exc
-        if embedding.size != SPEAKER_EMBEDDING_DIM or latent.ndim != 2 or latent.shape[1] != LATENT_DIM \
-                or not np.all(np.isfinite(embedding)) or not np.all(np.isfinite(latent)):
+        if (
+            embedding.size != SPEAKER_EMBEDDING_DIM
+            or latent.ndim != 2
+            or latent.shape[1] != LATENT_DIM
+            or not np.all(np.isfinite(embedding))
+            or not np.all(np.isfinite(latent))
+        ):
             raise EngineRequestFailed(f"{NAME} /clone_speaker returned latents of unexpected shape")
         return VoiceProfile(
             engine=NAME,
             model_id=self._model_id,
-            parameters={"speaker_embedding": _pack(embedding), "gpt_cond_latent": _pack(latent),
-                        "latent_frames": int(latent.shape[0])},
+            parameters={
+                "speaker_embedding": _pack(embedding),
+                "gpt_cond_latent": _pack(latent),
+                "latent_frames": int(latent.shape[0]),
+            },
             reference_sha256=references_sha256(references),
         )
 
@@ -121,7 +131,9 @@ class XttsEngine(CloningEngine):
         try:
             frames = int(voice.parameters["latent_frames"])
             body = {
-                "speaker_embedding": _unpack(voice.parameters["speaker_embedding"], shape=(1, SPEAKER_EMBEDDING_DIM))[0],
+                "speaker_embedding": _unpack(voice.parameters["speaker_embedding"], shape=(1, SPEAKER_EMBEDDING_DIM))[
+                    0
+                ],
                 "gpt_cond_latent": _unpack(voice.parameters["gpt_cond_latent"], shape=(frames, LATENT_DIM)),
                 "text": text,
                 "language": language,
@@ -151,13 +163,13 @@ def _pcm_after_header(data: bytes) -> np.ndarray:
         raise EngineRequestFailed(f"{NAME} stream does not start with a WAV header")
     offset = 12
     while offset + 8 <= len(data):
-        chunk_id, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
+        chunk_id, size = data[offset : offset + 4], struct.unpack("<I", data[offset + 4 : offset + 8])[0]
         if chunk_id == b"fmt ":
-            channels, rate, _, _, bits = struct.unpack("<HIIHH", data[offset + 10:offset + 24])
+            channels, rate, _, _, bits = struct.unpack("<HIIHH", data[offset + 10 : offset + 24])
             if (channels, rate, bits) != (1, SAMPLE_RATE, 16):
                 raise EngineRequestFailed(f"{NAME} stream format is {channels} ch {rate} Hz {bits} bit")
         if chunk_id == b"data":
-            pcm = data[offset + 8:]
+            pcm = data[offset + 8 :]
             pcm = pcm[: len(pcm) // 2 * 2]
             return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         offset += 8 + size

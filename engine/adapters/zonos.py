@@ -36,8 +36,20 @@ from engine.interface import (
 
 NAME = "zonos"
 # Our two-letter codes -> Zonos' espeak language codes.
-LANGUAGE_CODES = {"en": "en-us", "de": "de", "fr": "fr-fr", "es": "es", "it": "it", "ja": "ja", "zh": "cmn",
-                  "pt": "pt-br", "nl": "nl", "pl": "pl", "ru": "ru", "ko": "ko"}
+LANGUAGE_CODES = {
+    "en": "en-us",
+    "de": "de",
+    "fr": "fr-fr",
+    "es": "es",
+    "it": "it",
+    "ja": "ja",
+    "zh": "cmn",
+    "pt": "pt-br",
+    "nl": "nl",
+    "pl": "pl",
+    "ru": "ru",
+    "ko": "ko",
+}
 DEFAULT_SPEAKING_RATE = 15.0  # the app's default, phonemes per second
 MAX_REFERENCE_S = 30.0
 AUDIO_TYPES = ("audio/wav", "audio/x-wav", "audio/wave")
@@ -48,8 +60,15 @@ EMOTIONS = [1.0, 0.05, 0.05, 0.05, 0.05, 0.05, 0.1, 0.2]
 class ZonosEngine(CloningEngine):
     name = NAME
 
-    def __init__(self, *, base_url: str, model_choice: str = "Zyphra/Zonos-v0.1-transformer",
-                 api_prefix: str = "/gradio_api", timeout_s: float = 180.0, seed: int = 420) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model_choice: str = "Zyphra/Zonos-v0.1-transformer",
+        api_prefix: str = "/gradio_api",
+        timeout_s: float = 180.0,
+        seed: int = 420,
+    ) -> None:
         self._base_url = base_url
         self._client = http_client(base_url, timeout_s=timeout_s)
         self._api = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
@@ -57,8 +76,9 @@ class ZonosEngine(CloningEngine):
         self._seed = seed
 
     def describe(self) -> EngineDescription:
-        return EngineDescription(name=NAME, version="gradio generate_audio", model_id=self._model,
-                                 device=f"remote {self._base_url}")
+        return EngineDescription(
+            name=NAME, version="gradio generate_audio", model_id=self._model, device=f"remote {self._base_url}"
+        )
 
     def supported_languages(self) -> frozenset[str]:
         return frozenset(LANGUAGE_CODES)
@@ -76,9 +96,12 @@ class ZonosEngine(CloningEngine):
     ) -> VoiceProfile:
         # Zonos embeds the speaker on every call, so the profile keeps the (trimmed) reference.
         clip, audio = pick_reference(references, max_s=MAX_REFERENCE_S)
-        return VoiceProfile(engine=NAME, model_id=self._model,
-                            parameters={"reference_wav": wav_to_text(audio, clip.sample_rate)},
-                            reference_sha256=references_sha256(references))
+        return VoiceProfile(
+            engine=NAME,
+            model_id=self._model,
+            parameters={"reference_wav": wav_to_text(audio, clip.sample_rate)},
+            reference_sha256=references_sha256(references),
+        )
 
     def synthesize(
         self,
@@ -98,7 +121,9 @@ class ZonosEngine(CloningEngine):
         with http_errors(NAME):
             uploaded = self._upload(reference)
             data = [
-                self._model, text, LANGUAGE_CODES[language],
+                self._model,
+                text,
+                LANGUAGE_CODES[language],
                 {"path": uploaded, "meta": {"_type": "gradio.FileData"}},
                 None,  # prefix audio
                 *EMOTIONS,
@@ -109,9 +134,14 @@ class ZonosEngine(CloningEngine):
                 4.0,  # dnsmos
                 False,  # denoise speaker
                 2.0,  # cfg scale
-                0, 0, 0,  # top p, top k, min p
-                0.5, 0.40, 0.0,  # unified sampler: linear, confidence, quadratic
-                self._seed, False,  # fixed seed, do not randomise
+                0,
+                0,
+                0,  # top p, top k, min p
+                0.5,
+                0.40,
+                0.0,  # unified sampler: linear, confidence, quadratic
+                self._seed,
+                False,  # fixed seed, do not randomise
                 ["emotion"],
             ]
             if cancel is not None:
@@ -175,4 +205,3 @@ def _field(response, key: str) -> str:
     if not isinstance(value, str) or not value.isascii() or "/" in value:
         raise EngineRequestFailed(f"{NAME} answer has a malformed {key}")
     return value
-

@@ -18,7 +18,7 @@ _MINT = object()  # only this module holds it, so only mark_output constructs Ma
 
 
 class MarkedAudio:
-    __slots__ = ("samples", "sample_rate", "payload")
+    __slots__ = ("payload", "sample_rate", "samples")
 
     def __init__(self, mint: object, *, samples: np.ndarray, sample_rate: int, payload: bytes) -> None:
         if mint is not _MINT:
@@ -54,8 +54,13 @@ def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) ->
     short = audio.duration_s < PAYLOAD_MIN_SECONDS
     failure: WatermarkSelfCheckFailed | None = None
     for lead_s, tail_s in SELF_CHECK_PADDING_S:
-        source = np.concatenate([np.zeros(int(lead_s * audio.sample_rate), np.float32), audio.samples,
-                                 np.zeros(int(tail_s * audio.sample_rate), np.float32)])
+        source = np.concatenate(
+            [
+                np.zeros(int(lead_s * audio.sample_rate), np.float32),
+                audio.samples,
+                np.zeros(int(tail_s * audio.sample_rate), np.float32),
+            ]
+        )
         try:
             marked = stack.embed(source, sample_rate=audio.sample_rate, payload=payload, require_payload=not short)
             verify_keyed_mark(stack, marked, sample_rate=audio.sample_rate, payload=payload)

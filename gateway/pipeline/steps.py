@@ -75,8 +75,13 @@ def check_references_not_protected(
     blocklist: LiveBlocklist, *, embedder: SpeakerEmbedder, voice_id: str, speaker_profile: np.ndarray
 ) -> None:
     """The voice's references (their stored speaker profile) against the current list."""
-    screen(blocklist.snapshot(), embeddings=[speaker_profile], embedder_name=embedder.name,
-           voice_id=voice_id, stage=ScreeningStage.SYNTHESIS)
+    screen(
+        blocklist.snapshot(),
+        embeddings=[speaker_profile],
+        embedder_name=embedder.name,
+        voice_id=voice_id,
+        stage=ScreeningStage.SYNTHESIS,
+    )
 
 
 def check_text(rules: TextRules, text: str) -> str:
@@ -84,8 +89,14 @@ def check_text(rules: TextRules, text: str) -> str:
 
 
 def admitted_event(
-    *, principal: Principal, request: SynthesisRequest, grant: Grant, request_id: str, text: str,
-    reference_sha256: tuple[str, ...], engine: EngineInfo,
+    *,
+    principal: Principal,
+    request: SynthesisRequest,
+    grant: Grant,
+    request_id: str,
+    text: str,
+    reference_sha256: tuple[str, ...],
+    engine: EngineInfo,
 ) -> AuditEvent:
     return AuditEvent(
         action=Action.REQUEST_ADMITTED,
@@ -119,8 +130,7 @@ def run_engine(
 ) -> EngineAudio:
     controls = SynthesisControls(speed=request.speed, pitch_semitones=request.pitch_semitones)
     try:
-        return executor.synthesize(text=text, language=request.language, voice=voice, controls=controls,
-                                   cancel=cancel)
+        return executor.synthesize(text=text, language=request.language, voice=voice, controls=controls, cancel=cancel)
     except EngineError:
         raise
     except Exception as exc:  # an engine bug is still a specific, audited engine failure
@@ -146,8 +156,13 @@ def check_output_not_protected(
     blocklist: LiveBlocklist, *, embedder: SpeakerEmbedder, voice_id: str, marked: MarkedAudio
 ) -> None:
     embedding = embedder.embed(np.asarray(marked.samples), sample_rate=marked.sample_rate)
-    screen(blocklist.snapshot(), embeddings=[embedding], embedder_name=embedder.name,
-           voice_id=voice_id, stage=ScreeningStage.OUTPUT)
+    screen(
+        blocklist.snapshot(),
+        embeddings=[embedding],
+        embedder_name=embedder.name,
+        voice_id=voice_id,
+        stage=ScreeningStage.OUTPUT,
+    )
 
 
 def recheck_consent(session: Session, *, grant: Grant, now: datetime) -> None:
@@ -156,8 +171,15 @@ def recheck_consent(session: Session, *, grant: Grant, now: datetime) -> None:
 
 
 def released_event(
-    *, principal: Principal, request: SynthesisRequest, grant: Grant, request_id: str, text: str,
-    output_sha256: str, watermark_id: str, engine: EngineInfo,
+    *,
+    principal: Principal,
+    request: SynthesisRequest,
+    grant: Grant,
+    request_id: str,
+    text: str,
+    output_sha256: str,
+    watermark_id: str,
+    engine: EngineInfo,
 ) -> AuditEvent:
     return AuditEvent(
         action=Action.REQUEST_RELEASED,
@@ -171,8 +193,15 @@ def released_event(
 
 
 def refusal_event(
-    *, principal: Principal, request: SynthesisRequest, request_id: str, action: Action, reason: str,
-    consent_id: str | None = None, released_sha256: str | None = None, watermark_id: str | None = None,
+    *,
+    principal: Principal,
+    request: SynthesisRequest,
+    request_id: str,
+    action: Action,
+    reason: str,
+    consent_id: str | None = None,
+    released_sha256: str | None = None,
+    watermark_id: str | None = None,
 ) -> AuditEvent:
     """A request that ended without (all of) its audio. ``released_sha256`` and ``watermark_id``
     name what a stream had already sent, each chunk of it under its own `released` event."""

@@ -61,8 +61,16 @@ class SynthesisStream:
 
     media_type = MEDIA_TYPE
 
-    def __init__(self, *, pipeline: SynthesisPipeline, principal: Principal, request: SynthesisRequest,
-                 admission: Admission, cancel: CancelToken, label: ContentLabel) -> None:
+    def __init__(
+        self,
+        *,
+        pipeline: SynthesisPipeline,
+        principal: Principal,
+        request: SynthesisRequest,
+        admission: Admission,
+        cancel: CancelToken,
+        label: ContentLabel,
+    ) -> None:
         self._pipeline = pipeline
         self._principal = principal
         self._request = request
@@ -80,8 +88,13 @@ class SynthesisStream:
         if not self._ended:  # never started: closing an unstarted generator runs none of its code
             self._ended = True
             self._cancel.cancel(CLIENT_DISCONNECTED)
-            self._pipeline.record_failure(principal=self._principal, request=self._request,
-                                          admission=self.admission, error=GeneratorExit(), cancel=self._cancel)
+            self._pipeline.record_failure(
+                principal=self._principal,
+                request=self._request,
+                admission=self.admission,
+                error=GeneratorExit(),
+                cancel=self._cancel,
+            )
 
     def _produce(self) -> Iterator[bytes]:
         sent = hashlib.sha256()
@@ -90,13 +103,13 @@ class SynthesisStream:
         try:
             texts = text_chunks(self.admission.text)
             for index, text in enumerate(texts):
-                audio = self._pipeline.engine_output(request=self._request, admission=self.admission, text=text,
-                                                     cancel=self._cancel)
+                audio = self._pipeline.engine_output(
+                    request=self._request, admission=self.admission, text=text, cancel=self._cancel
+                )
                 if carried is not None:
                     audio = concatenate_chunks([carried, audio])
                 try:
-                    marked = self._pipeline.marked_output(request=self._request, admission=self.admission,
-                                                          audio=audio)
+                    marked = self._pipeline.marked_output(request=self._request, admission=self.admission, audio=audio)
                 except WatermarkSelfCheckFailed:
                     if index == len(texts) - 1:
                         raise
@@ -108,18 +121,28 @@ class SynthesisStream:
                 body = pcm16(marked)
                 if count == 0:
                     body = wav_stream_header(sample_rate=marked.sample_rate, label=self.label) + body
-                self._pipeline.release(principal=self._principal, request=self._request, admission=self.admission,
-                                       output_sha256=hashlib.sha256(body).hexdigest(),
-                                       watermark_id=marked.watermark_id, first=count == 0)
+                self._pipeline.release(
+                    principal=self._principal,
+                    request=self._request,
+                    admission=self.admission,
+                    output_sha256=hashlib.sha256(body).hexdigest(),
+                    watermark_id=marked.watermark_id,
+                    first=count == 0,
+                )
                 sent.update(body)
                 count += 1
                 yield body
         except BaseException as exc:
             if isinstance(exc, GeneratorExit):
                 self._cancel.cancel(CLIENT_DISCONNECTED)
-            self._pipeline.record_failure(principal=self._principal, request=self._request,
-                                          admission=self.admission, error=exc, cancel=self._cancel,
-                                          released_sha256=sent.hexdigest() if count else None)
+            self._pipeline.record_failure(
+                principal=self._principal,
+                request=self._request,
+                admission=self.admission,
+                error=exc,
+                cancel=self._cancel,
+                released_sha256=sent.hexdigest() if count else None,
+            )
             raise
         finally:
             self._ended = True

@@ -112,7 +112,10 @@ def content_id_of(audit_id: int) -> str:
 
 class SynthesisPipeline:
     def __init__(
-        self, *, session_factory: sessionmaker[Session], components: PipelineComponents,
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        components: PipelineComponents,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._sessions = session_factory
@@ -127,8 +130,7 @@ class SynthesisPipeline:
         times = StepTimes()
         admission = self._admit(principal=principal, request=request, request_id=request_id, times=times)
         try:
-            return self._produce(principal=principal, request=request, admission=admission,
-                                 cancel=cancel, times=times)
+            return self._produce(principal=principal, request=request, admission=admission, cancel=cancel, times=times)
         except BaseException as exc:
             self.record_failure(principal=principal, request=request, admission=admission, error=exc, cancel=cancel)
             raise
@@ -137,104 +139,180 @@ class SynthesisPipeline:
         """Admit the request now (a refusal raises here, before any response starts); the
         returned stream synthesizes, marks, screens and releases chunk by chunk as it is read."""
         if request.output_format != STREAM_FORMAT:
-            raise StreamFormatUnsupported(f"streamed output is {STREAM_FORMAT}; {request.output_format} needs the whole file")
+            raise StreamFormatUnsupported(
+                f"streamed output is {STREAM_FORMAT}; {request.output_format} needs the whole file"
+            )
         request_id = uuid.uuid4().hex
         admission = self._admit(principal=principal, request=request, request_id=request_id, times=StepTimes())
-        return SynthesisStream(pipeline=self, principal=principal, request=request, admission=admission,
-                               cancel=cancel, label=self.label_for(admission))
+        return SynthesisStream(
+            pipeline=self,
+            principal=principal,
+            request=request,
+            admission=admission,
+            cancel=cancel,
+            label=self.label_for(admission),
+        )
 
     def label_for(self, admission: Admission) -> ContentLabel:
-        return ContentLabel(provider=self._parts.provider, system="clonegate", system_version=__version__,
-                            created_at=self._clock(), content_id=content_id_of(admission.audit_id))
+        return ContentLabel(
+            provider=self._parts.provider,
+            system="clonegate",
+            system_version=__version__,
+            created_at=self._clock(),
+            content_id=content_id_of(admission.audit_id),
+        )
 
-    def record_failure(self, *, principal: Principal, request: SynthesisRequest, admission: Admission,
-                       error: BaseException, cancel: CancelToken, released_sha256: str | None = None) -> None:
+    def record_failure(
+        self,
+        *,
+        principal: Principal,
+        request: SynthesisRequest,
+        admission: Admission,
+        error: BaseException,
+        cancel: CancelToken,
+        released_sha256: str | None = None,
+    ) -> None:
         """After admission: `request.cancelled` when the client went away, else `request.failed`.
         ``released_sha256`` is what a stream had already sent."""
         client_left = cancel.cancelled and cancel.reason == CLIENT_DISCONNECTED
         self._hold_if_review(principal=principal, request=request, request_id=admission.request_id, error=error)
         self._record_refusal(
-            principal=principal, request=request, request_id=admission.request_id,
+            principal=principal,
+            request=request,
+            request_id=admission.request_id,
             action=Action.REQUEST_CANCELLED if client_left else Action.REQUEST_FAILED,
-            error=error, consent_id=admission.grant.consent_id, released_sha256=released_sha256,
-            watermark_id=steps.payload_for(admission.audit_id).hex() if released_sha256 else None)
+            error=error,
+            consent_id=admission.grant.consent_id,
+            released_sha256=released_sha256,
+            watermark_id=steps.payload_for(admission.audit_id).hex() if released_sha256 else None,
+        )
 
-    def _admit(self, *, principal: Principal, request: SynthesisRequest, request_id: str,
-               times: StepTimes) -> Admission:
+    def _admit(
+        self, *, principal: Principal, request: SynthesisRequest, request_id: str, times: StepTimes
+    ) -> Admission:
         parts = self._parts
         with self._sessions() as session:
             try:
                 with database_errors():
                     with times.step("consent"):
-                        grant = steps.check_consent(session, principal=principal, request=request,
-                                                    now=self._clock())
+                        grant = steps.check_consent(session, principal=principal, request=request, now=self._clock())
                     with times.step("voice"):
                         voice = parts.voices.load(session, voice_id=request.voice_id)
                     with times.step("blocklist_references"):
-                        steps.check_references_not_protected(parts.blocklist, embedder=parts.embedder,
-                                                              voice_id=request.voice_id,
-                                                              speaker_profile=voice.speaker_profile)
+                        steps.check_references_not_protected(
+                            parts.blocklist,
+                            embedder=parts.embedder,
+                            voice_id=request.voice_id,
+                            speaker_profile=voice.speaker_profile,
+                        )
                     with times.step("text_rules"):
                         text = steps.check_text(parts.text_rules, request.text)
                     with times.step("audit_admitted"):
                         engine = steps.engine_info(parts.executor.describe())
-                        event = steps.admitted_event(principal=principal, request=request, grant=grant,
-                                                     request_id=request_id, text=text,
-                                                     reference_sha256=voice.reference_sha256, engine=engine)
+                        event = steps.admitted_event(
+                            principal=principal,
+                            request=request,
+                            grant=grant,
+                            request_id=request_id,
+                            text=text,
+                            reference_sha256=voice.reference_sha256,
+                            engine=engine,
+                        )
                         # Commits the counted consent use together with the event that records it.
                         audit_id = commit_write_ahead(session, event=event)
             except BaseException as exc:
                 session.rollback()
                 self._hold_if_review(principal=principal, request=request, request_id=request_id, error=exc)
-                self._record_refusal(principal=principal, request=request, request_id=request_id,
-                                     action=Action.REQUEST_DENIED, error=exc)
+                self._record_refusal(
+                    principal=principal, request=request, request_id=request_id, action=Action.REQUEST_DENIED, error=exc
+                )
                 raise
-        return Admission(request_id=request_id, grant=grant, text=text, audit_id=audit_id, engine=engine,
-                         voice_profile=voice.engine_profile)
+        return Admission(
+            request_id=request_id,
+            grant=grant,
+            text=text,
+            audit_id=audit_id,
+            engine=engine,
+            voice_profile=voice.engine_profile,
+        )
 
-    def engine_output(self, *, request: SynthesisRequest, admission: Admission, text: str,
-                      cancel: CancelToken, times: StepTimes | None = None) -> EngineAudio:
+    def engine_output(
+        self,
+        *,
+        request: SynthesisRequest,
+        admission: Admission,
+        text: str,
+        cancel: CancelToken,
+        times: StepTimes | None = None,
+    ) -> EngineAudio:
         times = StepTimes() if times is None else times
         with times.step("engine"):
-            return steps.run_engine(self._parts.executor, request=request, text=text,
-                                    voice=admission.voice_profile, cancel=cancel)
+            return steps.run_engine(
+                self._parts.executor, request=request, text=text, voice=admission.voice_profile, cancel=cancel
+            )
 
-    def marked_output(self, *, request: SynthesisRequest, admission: Admission, audio: EngineAudio,
-                      times: StepTimes | None = None) -> MarkedAudio:
+    def marked_output(
+        self, *, request: SynthesisRequest, admission: Admission, audio: EngineAudio, times: StepTimes | None = None
+    ) -> MarkedAudio:
         """Watermark with self-check → protected-speaker check of the marked output."""
         parts = self._parts
         times = StepTimes() if times is None else times
         with times.step("watermark"):
-            marked = steps.watermark_output(parts.watermark, audio,
-                                            payload=steps.payload_for(admission.audit_id))
+            marked = steps.watermark_output(parts.watermark, audio, payload=steps.payload_for(admission.audit_id))
         with times.step("blocklist_output"):
-            steps.check_output_not_protected(parts.blocklist, embedder=parts.embedder,
-                                             voice_id=request.voice_id, marked=marked)
+            steps.check_output_not_protected(
+                parts.blocklist, embedder=parts.embedder, voice_id=request.voice_id, marked=marked
+            )
         return marked
 
-    def _produce(self, *, principal: Principal, request: SynthesisRequest, admission: Admission,
-                 cancel: CancelToken, times: StepTimes) -> Released:
+    def _produce(
+        self,
+        *,
+        principal: Principal,
+        request: SynthesisRequest,
+        admission: Admission,
+        cancel: CancelToken,
+        times: StepTimes,
+    ) -> Released:
         parts = self._parts
-        audio = self.engine_output(request=request, admission=admission, text=admission.text, cancel=cancel,
-                                   times=times)
+        audio = self.engine_output(
+            request=request, admission=admission, text=admission.text, cancel=cancel, times=times
+        )
         marked = self.marked_output(request=request, admission=admission, audio=audio, times=times)
         with times.step("encode"):
             label = self.label_for(admission)
             body = encode_labelled(marked, output_format=request.output_format, label=label, signer=parts.signer)
-            steps.check_encoded_mark(parts.watermark, body, output_format=request.output_format,
-                                     payload=marked.payload)
+            steps.check_encoded_mark(parts.watermark, body, output_format=request.output_format, payload=marked.payload)
         with times.step("release"):
-            released_audit_id = self.release(principal=principal, request=request, admission=admission,
-                                             output_sha256=steps.sha256_hex(body),
-                                             watermark_id=marked.watermark_id)
+            released_audit_id = self.release(
+                principal=principal,
+                request=request,
+                admission=admission,
+                output_sha256=steps.sha256_hex(body),
+                watermark_id=marked.watermark_id,
+            )
         return Released(
-            body=body, media_type=OUTPUT_FORMATS[request.output_format].media_type, request_id=admission.request_id,
-            audit_id=admission.audit_id, released_audit_id=released_audit_id, content_id=label.content_id,
-            watermark_id=marked.watermark_id, consent_id=admission.grant.consent_id, step_seconds=dict(times),
+            body=body,
+            media_type=OUTPUT_FORMATS[request.output_format].media_type,
+            request_id=admission.request_id,
+            audit_id=admission.audit_id,
+            released_audit_id=released_audit_id,
+            content_id=label.content_id,
+            watermark_id=marked.watermark_id,
+            consent_id=admission.grant.consent_id,
+            step_seconds=dict(times),
         )
 
-    def release(self, *, principal: Principal, request: SynthesisRequest, admission: Admission,
-                output_sha256: str, watermark_id: str, first: bool = True) -> int:
+    def release(
+        self,
+        *,
+        principal: Principal,
+        request: SynthesisRequest,
+        admission: Admission,
+        output_sha256: str,
+        watermark_id: str,
+        first: bool = True,
+    ) -> int:
         """Re-check consent and commit the `released` event (with the usage ledger row on the
         ``first`` release of a request; a stream releases once per chunk) before bytes leave."""
         with self._sessions() as session:
@@ -243,44 +321,79 @@ class SynthesisPipeline:
                     now = self._clock()
                     steps.recheck_consent(session, grant=admission.grant, now=now)
                     if first:
-                        record_usage(session, grant=admission.grant, principal_iss=principal.issuer,
-                                     principal_sub=principal.subject, tenant=principal.tenant,
-                                     text_sha256=steps.sha256_hex(admission.text.encode()),
-                                     audit_index=admission.audit_id, now=now)
-                    event = steps.released_event(principal=principal, request=request, grant=admission.grant,
-                                                 request_id=admission.request_id, text=admission.text,
-                                                 output_sha256=output_sha256, watermark_id=watermark_id,
-                                                 engine=admission.engine)
+                        record_usage(
+                            session,
+                            grant=admission.grant,
+                            principal_iss=principal.issuer,
+                            principal_sub=principal.subject,
+                            tenant=principal.tenant,
+                            text_sha256=steps.sha256_hex(admission.text.encode()),
+                            audit_index=admission.audit_id,
+                            now=now,
+                        )
+                    event = steps.released_event(
+                        principal=principal,
+                        request=request,
+                        grant=admission.grant,
+                        request_id=admission.request_id,
+                        text=admission.text,
+                        output_sha256=output_sha256,
+                        watermark_id=watermark_id,
+                        engine=admission.engine,
+                    )
                     return commit_write_ahead(session, event=event)
             except BaseException:
                 session.rollback()
                 raise
 
-    def _hold_if_review(self, *, principal: Principal, request: SynthesisRequest, request_id: str,
-                        error: BaseException) -> None:
+    def _hold_if_review(
+        self, *, principal: Principal, request: SynthesisRequest, request_id: str, error: BaseException
+    ) -> None:
         """A voice scored between the list's thresholds is held for an admin: the hold is the
         request's outcome, so it is committed although the request fails (no audio either way)."""
         if not isinstance(error, SpeakerReviewRequired):
             return
         try:
             with self._sessions() as session:
-                item = hold_for_review(session, held=error, voice_id=request.voice_id, request_ref=request_id,
-                                       requester_iss=principal.issuer, requester_sub=principal.subject,
-                                       tenant=principal.tenant)
+                item = hold_for_review(
+                    session,
+                    held=error,
+                    voice_id=request.voice_id,
+                    request_ref=request_id,
+                    requester_iss=principal.issuer,
+                    requester_sub=principal.subject,
+                    tenant=principal.tenant,
+                )
                 session.commit()
             error.args = (f"{error.args[0]} (review item {item.id})",)
         except Exception:  # the refusal stands; an admin sees it in the audit log instead
             log.error("could not queue request %s for review", request_id, exc_info=True)
 
-    def _record_refusal(self, *, principal: Principal, request: SynthesisRequest, request_id: str,
-                        action: Action, error: BaseException, consent_id: str | None = None,
-                        released_sha256: str | None = None, watermark_id: str | None = None) -> None:
+    def _record_refusal(
+        self,
+        *,
+        principal: Principal,
+        request: SynthesisRequest,
+        request_id: str,
+        action: Action,
+        error: BaseException,
+        consent_id: str | None = None,
+        released_sha256: str | None = None,
+        watermark_id: str | None = None,
+    ) -> None:
         reason = getattr(error, "code", None)
         if action is Action.REQUEST_CANCELLED:
             reason = CLIENT_DISCONNECTED
         elif not isinstance(reason, str):
             reason = "cancelled" if isinstance(error, (KeyboardInterrupt, GeneratorExit)) else "internal_error"
-        event = steps.refusal_event(principal=principal, request=request, request_id=request_id,
-                                    action=action, reason=reason, consent_id=consent_id,
-                                    released_sha256=released_sha256, watermark_id=watermark_id)
+        event = steps.refusal_event(
+            principal=principal,
+            request=request,
+            request_id=request_id,
+            action=action,
+            reason=reason,
+            consent_id=consent_id,
+            released_sha256=released_sha256,
+            watermark_id=watermark_id,
+        )
         record_refusal(self._sessions, event=event)

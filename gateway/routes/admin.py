@@ -12,9 +12,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 @router.get("/settings")
-def effective_settings(
-    request: Request, _: Annotated[Principal, require(Permission.READ_SETTINGS)]
-) -> dict:
+def effective_settings(request: Request, _: Annotated[Principal, require(Permission.READ_SETTINGS)]) -> dict:
     """The effective configuration, with every secret and key left out."""
     settings = request.app.state.settings
     hidden = {"jwt_secret", "database_url"}

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -30,12 +30,11 @@ from audit.events import Action, Actor, AuditEvent, Decision
 from audit.export import export_bundle
 from audit.integrator import IntegratorThread
 from audit.integrity import check_log_integrity
-from audit.store import EventFilter, append_event, latest_checkpoint, list_events
-from audit.store import prove_consistency, prove_inclusion
+from audit.store import EventFilter, append_event, latest_checkpoint, list_events, prove_consistency, prove_inclusion
 from gateway.auth import Permission, Principal, Role, require
 from gateway.db import SessionDep
-from gateway.lifespan import run_during_lifespan
 from gateway.errors import NotFound, PermissionDenied
+from gateway.lifespan import run_during_lifespan
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("clonegate.audit")
@@ -73,8 +72,9 @@ def install_audit(app: FastAPI, settings: Settings) -> None:
     """Wire the audit log into an app whose ``state.session_factory`` is already set."""
     key = load_audit_signing_key(settings)
     sessions = app.state.session_factory
-    integrator = IntegratorThread(sessions, key=key, origin=key.name,
-                                  interval=settings.audit_checkpoint_interval_seconds)
+    integrator = IntegratorThread(
+        sessions, key=key, origin=key.name, interval=settings.audit_checkpoint_interval_seconds
+    )
     app.state.audit_key = key
     app.state.audit_integrator = integrator
     app.state.readiness.register("audit_log", lambda: integrator.healthy)
@@ -106,7 +106,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     """Query times without an offset are taken as UTC (event times are stored in UTC)."""
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=timezone.utc)
+    return moment.replace(tzinfo=UTC)
 
 
 def _tenant_scope(principal: Principal, requested: str | None) -> str | None:
@@ -127,8 +127,12 @@ def public_key(request: Request) -> str:
 @router.get("/checkpoint")
 def checkpoint(session: SessionDep, _: AuditReader) -> dict:
     stored = latest_checkpoint(session)
-    return {"tree_size": stored.tree_size, "root_hash": _b64(stored.root_hash), "note": stored.note,
-            "created_at": stored.created_at.isoformat()}
+    return {
+        "tree_size": stored.tree_size,
+        "root_hash": _b64(stored.root_hash),
+        "note": stored.note,
+        "created_at": stored.created_at.isoformat(),
+    }
 
 
 @router.get("/events")
@@ -144,31 +148,48 @@ def events(
     after: Annotated[int, Query(ge=-1, description="cursor: the last index of the previous page")] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict:
-    event_filter = EventFilter(since=_utc(since), until=_utc(until), action=action.value if action else None,
-                               actor_sub=actor,
-                               voice_id=voice, tenant=_tenant_scope(principal, tenant))
+    event_filter = EventFilter(
+        since=_utc(since),
+        until=_utc(until),
+        action=action.value if action else None,
+        actor_sub=actor,
+        voice_id=voice,
+        tenant=_tenant_scope(principal, tenant),
+    )
     leaves = list_events(session, event_filter=event_filter, after_index=after, limit=limit)
     return {
-        "events": [{"index": leaf.leaf_index, "leaf_hash": _b64(leaf.leaf_hash), "event": json.loads(leaf.entry)}
-                   for leaf in leaves],
+        "events": [
+            {"index": leaf.leaf_index, "leaf_hash": _b64(leaf.leaf_hash), "event": json.loads(leaf.entry)}
+            for leaf in leaves
+        ],
         "next_after": leaves[-1].leaf_index if len(leaves) == limit else None,
     }
 
 
 @router.get("/events/{index}/proof")
-def inclusion(session: SessionDep, principal: AuditReader, index: int,
-              tree_size: Annotated[int | None, Query(ge=1)] = None) -> dict:
+def inclusion(
+    session: SessionDep, principal: AuditReader, index: int, tree_size: Annotated[int | None, Query(ge=1)] = None
+) -> dict:
     leaf, stored, proof = prove_inclusion(session, index=index, size=tree_size)
     if _tenant_scope(principal, None) not in (None, leaf.tenant):
         raise NotFound(f"no event {index} for this auditor")
-    return {"index": index, "tree_size": stored.tree_size, "entry": bytes(leaf.entry).decode(),
-            "leaf_hash": _b64(leaf.leaf_hash), "proof": [_b64(item) for item in proof], "checkpoint": stored.note}
+    return {
+        "index": index,
+        "tree_size": stored.tree_size,
+        "entry": bytes(leaf.entry).decode(),
+        "leaf_hash": _b64(leaf.leaf_hash),
+        "proof": [_b64(item) for item in proof],
+        "checkpoint": stored.note,
+    }
 
 
 @router.get("/consistency")
-def consistency(session: SessionDep, _: AuditReader,
-                from_size: Annotated[int, Query(alias="from", ge=0)],
-                to_size: Annotated[int | None, Query(alias="to", ge=1)] = None) -> dict:
+def consistency(
+    session: SessionDep,
+    _: AuditReader,
+    from_size: Annotated[int, Query(alias="from", ge=0)],
+    to_size: Annotated[int | None, Query(alias="to", ge=1)] = None,
+) -> dict:
     to_size = latest_checkpoint(session).tree_size if to_size is None else to_size
     proof = prove_consistency(session, old_size=from_size, new_size=to_size)
     return {"from": from_size, "to": to_size, "proof": [_b64(item) for item in proof]}
@@ -186,11 +207,18 @@ class ExportRequest(BaseModel):
 
 
 @router.post("/exports")
-def create_export(request: Request, session: SessionDep, principal: AuditReader, body: ExportRequest,
-                  background: BackgroundTasks) -> FileResponse:
+def create_export(
+    request: Request, session: SessionDep, principal: AuditReader, body: ExportRequest, background: BackgroundTasks
+) -> FileResponse:
     tenant = _tenant_scope(principal, body.tenant)
-    filters = dict(since=_utc(body.since), until=_utc(body.until), action=body.action.value if body.action else None,
-                   actor_sub=body.actor, voice_id=body.voice, tenant=tenant)
+    filters = dict(
+        since=_utc(body.since),
+        until=_utc(body.until),
+        action=body.action.value if body.action else None,
+        actor_sub=body.actor,
+        voice_id=body.voice,
+        tenant=tenant,
+    )
     event_filter = EventFilter(**filters) if any(value is not None for value in filters.values()) else None
     workspace = Path(tempfile.mkdtemp(prefix="audit-export-"))
     background.add_task(shutil.rmtree, workspace, ignore_errors=True)
@@ -198,9 +226,17 @@ def create_export(request: Request, session: SessionDep, principal: AuditReader,
     export_bundle(session, directory=workspace / "bundle", verifier=key.verifier, event_filter=event_filter)
     archive_bundle(workspace / "bundle", workspace / "bundle.tar")
     # The export itself is recorded: who took which slice of the log.
-    append_event(session, event=AuditEvent(
-        action=Action.AUDIT_EXPORTED, decision=Decision.NONE,
-        actor=Actor(iss=principal.issuer, sub=principal.subject, role=sorted(principal.roles)[0].value,
-                    tenant=principal.tenant),
-    ))
+    append_event(
+        session,
+        event=AuditEvent(
+            action=Action.AUDIT_EXPORTED,
+            decision=Decision.NONE,
+            actor=Actor(
+                iss=principal.issuer,
+                sub=principal.subject,
+                role=sorted(principal.roles)[0].value,
+                tenant=principal.tenant,
+            ),
+        ),
+    )
     return FileResponse(workspace / "bundle.tar", media_type="application/x-tar", filename="audit-bundle.tar")

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from audit.events import Action, AuditEvent, Decision, Subjects
 from audit.store import append_event
+from gateway.audit_hooks import record_refusal
 from gateway.auth import Authenticated, Permission, Principal, require
 from gateway.db import SessionDep
-from gateway.audit_hooks import record_refusal
 from gateway.enrollment import (
     OPT_OUT_GRANTEE,
     OPT_OUT_PURPOSE,
@@ -59,20 +59,37 @@ def admin_actor(principal: Principal) -> str:
 
 
 def entry_dict(entry: ProtectedSpeaker) -> dict:
-    return {"entry_id": entry.id, "kind": entry.kind.value, "name": entry.name, "reason": entry.reason,
-            "source": entry.source, "active": entry.active, "created_by": entry.created_by,
-            "created_at": entry.created_at.isoformat(), "deactivated_by": entry.deactivated_by,
-            "deactivated_at": entry.deactivated_at.isoformat() if entry.deactivated_at else None,
-            "deactivation_reason": entry.deactivation_reason}
+    return {
+        "entry_id": entry.id,
+        "kind": entry.kind.value,
+        "name": entry.name,
+        "reason": entry.reason,
+        "source": entry.source,
+        "active": entry.active,
+        "created_by": entry.created_by,
+        "created_at": entry.created_at.isoformat(),
+        "deactivated_by": entry.deactivated_by,
+        "deactivated_at": entry.deactivated_at.isoformat() if entry.deactivated_at else None,
+        "deactivation_reason": entry.deactivation_reason,
+    }
 
 
 def review_dict(item: ReviewItem) -> dict:
-    return {"review_id": item.id, "status": item.status.value, "stage": item.stage.value, "entry_id": item.entry_id,
-            "voice_id": item.voice_id, "request_ref": item.request_ref, "requester_sub": item.requester_sub,
-            "tenant": item.tenant, "normalized_score": item.normalized_score,
-            "created_at": item.created_at.isoformat(), "decided_by": item.decided_by,
-            "decided_at": item.decided_at.isoformat() if item.decided_at else None,
-            "decision_note": item.decision_note}
+    return {
+        "review_id": item.id,
+        "status": item.status.value,
+        "stage": item.stage.value,
+        "entry_id": item.entry_id,
+        "voice_id": item.voice_id,
+        "request_ref": item.request_ref,
+        "requester_sub": item.requester_sub,
+        "tenant": item.tenant,
+        "normalized_score": item.normalized_score,
+        "created_at": item.created_at.isoformat(),
+        "decided_by": item.decided_by,
+        "decided_at": item.decided_at.isoformat() if item.decided_at else None,
+        "decision_note": item.decision_note,
+    }
 
 
 def refresh_index(request: Request) -> None:
@@ -80,13 +97,19 @@ def refresh_index(request: Request) -> None:
 
 
 def _entry_event(principal: Principal, *, action: Action, entry_id: int, reason: str | None = None) -> AuditEvent:
-    return AuditEvent(action=action, decision=Decision.NONE, actor=actor_of(principal), reason=reason,
-                      subjects=Subjects(protected_entry_id=str(entry_id)))
+    return AuditEvent(
+        action=action,
+        decision=Decision.NONE,
+        actor=actor_of(principal),
+        reason=reason,
+        subjects=Subjects(protected_entry_id=str(entry_id)),
+    )
 
 
 @router.post("/entries", status_code=201)
 async def add_entry(
-    request: Request, principal: ListAdmin,
+    request: Request,
+    principal: ListAdmin,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     reason: Annotated[str, Form(min_length=1, max_length=4000)],
     source: Annotated[str, Form(min_length=1, max_length=500)],
@@ -100,10 +123,21 @@ async def add_entry(
 
     def store() -> dict:
         with request.app.state.session_factory() as session:
-            entry = add_protected_speaker(session, embedder=request.app.state.components.embedder, name=name,
-                                          reason=reason, source=source, samples=audio, actor=admin_actor(principal))
-            append_event(session, event=_entry_event(principal, action=Action.PROTECTED_SPEAKER_ADDED,
-                                                      entry_id=entry.id, reason="listed"))
+            entry = add_protected_speaker(
+                session,
+                embedder=request.app.state.components.embedder,
+                name=name,
+                reason=reason,
+                source=source,
+                samples=audio,
+                actor=admin_actor(principal),
+            )
+            append_event(
+                session,
+                event=_entry_event(
+                    principal, action=Action.PROTECTED_SPEAKER_ADDED, entry_id=entry.id, reason="listed"
+                ),
+            )
             session.commit()
             view = entry_dict(entry)
         refresh_index(request)
@@ -122,11 +156,27 @@ def inspect_entry(entry_id: int, session: SessionDep, _: ListAdmin) -> dict:
     details = inspect_protected_speaker(session, entry_id=entry_id)
     return {
         **entry_dict(details.entry),
-        "samples": [{"audio_sha256": s.audio_sha256, "seconds": round(s.seconds, 2), "embedder": s.embedder_name,
-                     "added_by": s.added_by, "added_at": s.added_at.isoformat()} for s in details.samples],
-        "exceptions": [{"voice_id": e.voice_id, "consent_grant_id": e.consent_grant_id, "note": e.note,
-                        "granted_by": e.granted_by, "granted_at": e.granted_at.isoformat(),
-                        "revoked_at": e.revoked_at.isoformat() if e.revoked_at else None} for e in details.exceptions],
+        "samples": [
+            {
+                "audio_sha256": s.audio_sha256,
+                "seconds": round(s.seconds, 2),
+                "embedder": s.embedder_name,
+                "added_by": s.added_by,
+                "added_at": s.added_at.isoformat(),
+            }
+            for s in details.samples
+        ],
+        "exceptions": [
+            {
+                "voice_id": e.voice_id,
+                "consent_grant_id": e.consent_grant_id,
+                "note": e.note,
+                "granted_by": e.granted_by,
+                "granted_at": e.granted_at.isoformat(),
+                "revoked_at": e.revoked_at.isoformat() if e.revoked_at else None,
+            }
+            for e in details.exceptions
+        ],
     }
 
 
@@ -137,10 +187,15 @@ class DeactivateBody(BaseModel):
 @router.post("/entries/{entry_id}/deactivate")
 def deactivate_entry(entry_id: int, body: DeactivateBody, request: Request, principal: ListAdmin) -> dict:
     with request.app.state.session_factory() as session:
-        entry = deactivate_protected_speaker(session, entry_id=entry_id, actor=admin_actor(principal),
-                                             reason=body.reason)
-        append_event(session, event=_entry_event(principal, action=Action.PROTECTED_SPEAKER_REMOVED,
-                                                  entry_id=entry_id, reason="deactivated"))
+        entry = deactivate_protected_speaker(
+            session, entry_id=entry_id, actor=admin_actor(principal), reason=body.reason
+        )
+        append_event(
+            session,
+            event=_entry_event(
+                principal, action=Action.PROTECTED_SPEAKER_REMOVED, entry_id=entry_id, reason="deactivated"
+            ),
+        )
         session.commit()
         view = entry_dict(entry)
     refresh_index(request)
@@ -167,11 +222,16 @@ class DecisionBody(BaseModel):
 def _decide(request: Request, *, principal: Principal, review_id: int, approve: bool, note: str) -> dict:
     with request.app.state.session_factory() as session:
         item = decide_review(session, item_id=review_id, approve=approve, actor=admin_actor(principal), note=note)
-        append_event(session, event=AuditEvent(
-            action=Action.REVIEW_APPROVED if approve else Action.REVIEW_DENIED,
-            decision=Decision.ALLOW if approve else Decision.DENY, actor=actor_of(principal),
-            reason="review_approved" if approve else "review_denied",
-            subjects=Subjects(protected_entry_id=str(item.entry_id), voice_id=_identifier(item.voice_id))))
+        append_event(
+            session,
+            event=AuditEvent(
+                action=Action.REVIEW_APPROVED if approve else Action.REVIEW_DENIED,
+                decision=Decision.ALLOW if approve else Decision.DENY,
+                actor=actor_of(principal),
+                reason="review_approved" if approve else "review_denied",
+                subjects=Subjects(protected_entry_id=str(item.entry_id), voice_id=_identifier(item.voice_id)),
+            ),
+        )
         session.commit()
         view = review_dict(item)
     refresh_index(request)
@@ -196,8 +256,9 @@ def deny_review(review_id: int, body: DecisionBody, request: Request, principal:
 @router.get("/my-reviews/{review_id}")
 def my_review_status(review_id: int, session: SessionDep, principal: Authenticated) -> dict:
     """The requester of a held request sees its status (another's item answers 404)."""
-    status = review_status_for_requester(session, item_id=review_id, requester_iss=principal.issuer,
-                                         requester_sub=principal.subject)
+    status = review_status_for_requester(
+        session, item_id=review_id, requester_iss=principal.issuer, requester_sub=principal.subject
+    )
     return {"review_id": review_id, "status": status.value}
 
 
@@ -210,19 +271,37 @@ def opt_out_challenge(request: Request, session: SessionDep, principal: Owner) -
     require_assurance(request, principal)
     now = utcnow()
     challenge, statement = create_challenge(
-        session, owner=owner_identity(principal), grantee_kind="subject", grantee_id=principal.subject,
-        grantee_name=OPT_OUT_GRANTEE, purposes=[OPT_OUT_PURPOSE], languages=["en"], not_before=now,
-        not_after=now + CHALLENGE_TTL, max_uses=1, now=now, templates=OPT_OUT_TEMPLATES,
+        session,
+        owner=owner_identity(principal),
+        grantee_kind="subject",
+        grantee_id=principal.subject,
+        grantee_name=OPT_OUT_GRANTEE,
+        purposes=[OPT_OUT_PURPOSE],
+        languages=["en"],
+        not_before=now,
+        not_after=now + CHALLENGE_TTL,
+        max_uses=1,
+        now=now,
+        templates=OPT_OUT_TEMPLATES,
     )
-    append_event(session, event=AuditEvent(action=Action.CONSENT_CHALLENGE_ISSUED, decision=Decision.NONE,
-                                           actor=actor_of(principal), reason="opt_out"))
-    return {"challenge_id": challenge.id, "statement": statement.text, "phrase": list(statement.phrase),
-            "expires_at": challenge.expires_at.isoformat()}
+    append_event(
+        session,
+        event=AuditEvent(
+            action=Action.CONSENT_CHALLENGE_ISSUED, decision=Decision.NONE, actor=actor_of(principal), reason="opt_out"
+        ),
+    )
+    return {
+        "challenge_id": challenge.id,
+        "statement": statement.text,
+        "phrase": list(statement.phrase),
+        "expires_at": challenge.expires_at.isoformat(),
+    }
 
 
 @router.post("/opt-out", status_code=201)
 async def opt_out(
-    request: Request, principal: Owner,
+    request: Request,
+    principal: Owner,
     challenge_id: Annotated[str, Form(pattern=r"^[0-9a-f]{32}$")],
     recording: Annotated[UploadFile, File()],
 ) -> dict:
@@ -234,35 +313,56 @@ async def opt_out(
         decoded = await read_upload(recording, max_seconds=REFERENCE_MAX_SECONDS)
         digests = (decoded.sha256,)
         return await anyio.to_thread.run_sync(
-            lambda: _opt_out_checked(request, principal=principal, challenge_id=challenge_id,
-                                     audio=decoded.samples, sample_rate=decoded.sample_rate))
+            lambda: _opt_out_checked(
+                request,
+                principal=principal,
+                challenge_id=challenge_id,
+                audio=decoded.samples,
+                sample_rate=decoded.sample_rate,
+            )
+        )
     except Exception as exc:
-        record_refusal(sessions, event=denial_event(principal=principal, action=Action.CONSENT_DENIED,
-                                                   reason=reason_code(exc), references=digests))
+        record_refusal(
+            sessions,
+            event=denial_event(
+                principal=principal, action=Action.CONSENT_DENIED, reason=reason_code(exc), references=digests
+            ),
+        )
         raise
 
 
 def _opt_out_checked(request: Request, *, principal: Principal, challenge_id: str, audio, sample_rate: int) -> dict:
     components = request.app.state.components
     sessions = request.app.state.session_factory
-    challenge = consume_committed(sessions, challenge_id=challenge_id, principal=principal,
-                                  templates=OPT_OUT_TEMPLATES, now=utcnow())
+    challenge = consume_committed(
+        sessions, challenge_id=challenge_id, principal=principal, templates=OPT_OUT_TEMPLATES, now=utcnow()
+    )
     verifier = SpokenChallengeCheck(challenge=challenge, templates=OPT_OUT_TEMPLATES, watermark=components.watermark)
     with sessions() as session:
-        entry = _store_opt_out(session, request=request, principal=principal, verifier=verifier,
-                               audio=audio, sample_rate=sample_rate)
+        entry = _store_opt_out(
+            session, request=request, principal=principal, verifier=verifier, audio=audio, sample_rate=sample_rate
+        )
         session.commit()
         view = entry_dict(entry)
     refresh_index(request)
     return view
 
 
-def _store_opt_out(session: Session, *, request: Request, principal: Principal, verifier, audio,
-                   sample_rate: int) -> ProtectedSpeaker:
-    entry = opt_out_own_voice(session, embedder=request.app.state.components.embedder, verifier=verifier,
-                              owner_iss=principal.issuer, owner_sub=principal.subject,
-                              display_name=principal.display_name or principal.subject, audio=audio,
-                              sample_rate=sample_rate)
-    append_event(session, event=_entry_event(principal, action=Action.PROTECTED_SPEAKER_ADDED,
-                                              entry_id=entry.id, reason="opt_out"))
+def _store_opt_out(
+    session: Session, *, request: Request, principal: Principal, verifier, audio, sample_rate: int
+) -> ProtectedSpeaker:
+    entry = opt_out_own_voice(
+        session,
+        embedder=request.app.state.components.embedder,
+        verifier=verifier,
+        owner_iss=principal.issuer,
+        owner_sub=principal.subject,
+        display_name=principal.display_name or principal.subject,
+        audio=audio,
+        sample_rate=sample_rate,
+    )
+    append_event(
+        session,
+        event=_entry_event(principal, action=Action.PROTECTED_SPEAKER_ADDED, entry_id=entry.id, reason="opt_out"),
+    )
     return entry

@@ -60,8 +60,9 @@ def _voice_consent(request: Request, session, *, voice_id: str):
     if not live:
         raise BlocklistExceptionRefused(f"voice {voice_id} has no live consent to rest an exception on")
     components = request.app.state.components
-    (audio, rate), *_ = load_samples(session, voice_id=voice_id, kind="consent",
-                                     key_encryption_key=components.voices.key_encryption_key)
+    (audio, rate), *_ = load_samples(
+        session, voice_id=voice_id, kind="consent", key_encryption_key=components.voices.key_encryption_key
+    )
     return live[-1].id, components.embedder.embed(audio, sample_rate=rate)
 
 
@@ -76,14 +77,17 @@ def _challenge_consent(request: Request, session, *, challenge_id: str, audio, s
         raise ChallengeExpired("this challenge has expired")
     components = request.app.state.components
     # Verified, not consumed: the challenge stays unused for the owner's own enrollment.
-    verify_reading(challenge=challenge, templates=None, watermark=components.watermark,
-                   audio=audio, sample_rate=sample_rate)
+    verify_reading(
+        challenge=challenge, templates=None, watermark=components.watermark, audio=audio, sample_rate=sample_rate
+    )
     return f"challenge:{challenge_id}", components.embedder.embed(audio, sample_rate=sample_rate)
 
 
 @router.post("/entries/{entry_id}/exceptions", status_code=201)
 async def grant(
-    entry_id: int, request: Request, principal: ListAdmin,
+    entry_id: int,
+    request: Request,
+    principal: ListAdmin,
     note: Annotated[str, Form(min_length=1, max_length=4000)],
     voice_id: Annotated[str | None, Form(pattern=VOICE_KEY)] = None,
     challenge_id: Annotated[str | None, Form(pattern=VOICE_KEY)] = None,
@@ -101,17 +105,31 @@ async def grant(
                 consent_id, embedding = _voice_consent(request, session, voice_id=voice_id)
                 key = voice_id
             else:
-                consent_id, embedding = _challenge_consent(request, session, challenge_id=challenge_id,
-                                                           audio=decoded.samples, sample_rate=decoded.sample_rate)
+                consent_id, embedding = _challenge_consent(
+                    request, session, challenge_id=challenge_id, audio=decoded.samples, sample_rate=decoded.sample_rate
+                )
                 key = consent_id
             row = grant_exception(
-                session, cohort=snapshot.index.cohort, deny_threshold=request.app.state.settings.blocklist_deny_threshold,
-                entry_id=entry_id, voice_id=key, consent_grant_id=consent_id, consent_speaker_embedding=embedding,
-                embedder_name=components.embedder.name, note=note, actor=f"{principal.issuer}|{principal.subject}")
+                session,
+                cohort=snapshot.index.cohort,
+                deny_threshold=request.app.state.settings.blocklist_deny_threshold,
+                entry_id=entry_id,
+                voice_id=key,
+                consent_grant_id=consent_id,
+                consent_speaker_embedding=embedding,
+                embedder_name=components.embedder.name,
+                note=note,
+                actor=f"{principal.issuer}|{principal.subject}",
+            )
             append_event(session, event=_event(principal, entry_id=entry_id, voice_key=key, granted=True))
             session.commit()
-            view = {"entry_id": entry_id, "voice_id": row.voice_id, "consent_grant_id": row.consent_grant_id,
-                    "consent_score": round(row.consent_score, 2), "granted_at": row.granted_at.isoformat()}
+            view = {
+                "entry_id": entry_id,
+                "voice_id": row.voice_id,
+                "consent_grant_id": row.consent_grant_id,
+                "consent_score": round(row.consent_score, 2),
+                "granted_at": row.granted_at.isoformat(),
+            }
         components.blocklist.refresh(force=True)
         return view
 
@@ -124,10 +142,13 @@ def _event(principal: Principal, *, entry_id: int, voice_key: str, granted: bool
     voice = voice_key if not voice_key.startswith("challenge:") else None
     return AuditEvent(
         action=Action.PROTECTED_SPEAKER_EXCEPTION_GRANTED if granted else Action.PROTECTED_SPEAKER_EXCEPTION_REVOKED,
-        decision=Decision.ALLOW if granted else Decision.NONE, actor=actor_of(principal),
+        decision=Decision.ALLOW if granted else Decision.NONE,
+        actor=actor_of(principal),
         reason="blocklist_exception_granted" if granted else "blocklist_exception_revoked",
-        subjects=Subjects(voice_id=voice, protected_entry_id=str(entry_id),
-                          request_id=voice_key if voice is None else None))
+        subjects=Subjects(
+            voice_id=voice, protected_entry_id=str(entry_id), request_id=voice_key if voice is None else None
+        ),
+    )
 
 
 class RevokeBody(BaseModel):
@@ -137,8 +158,9 @@ class RevokeBody(BaseModel):
 @router.post("/entries/{entry_id}/exceptions/revoke")
 def revoke(entry_id: int, body: RevokeBody, request: Request, principal: ListAdmin) -> dict:
     with request.app.state.session_factory() as session:
-        row = revoke_exception(session, entry_id=entry_id, voice_id=body.voice_id,
-                               actor=f"{principal.issuer}|{principal.subject}")
+        row = revoke_exception(
+            session, entry_id=entry_id, voice_id=body.voice_id, actor=f"{principal.issuer}|{principal.subject}"
+        )
         append_event(session, event=_event(principal, entry_id=entry_id, voice_key=body.voice_id, granted=False))
         session.commit()
         view = {"entry_id": entry_id, "voice_id": row.voice_id, "revoked_at": row.revoked_at.isoformat()}

@@ -128,7 +128,12 @@ async def detect(
     answer = found.as_json()
     answer["duration_seconds"] = round(decoded.duration_seconds, 3)
     keyed = next((d for d in found.schemes if d.scheme == "keyed"), None)
-    if keyed is not None and keyed.payload_verified and keyed.payload is not None and len(keyed.payload) == PAYLOAD_BYTES:
+    if (
+        keyed is not None
+        and keyed.payload_verified
+        and keyed.payload is not None
+        and len(keyed.payload) == PAYLOAD_BYTES
+    ):
         with request.app.state.session_factory() as session:
             answer["source"] = resolve_payload(session, payload=keyed.payload, principal=principal)
     else:

@@ -44,7 +44,9 @@ def released_headers(released: Released) -> dict[str, str]:
         # "owner" when the voice's owner used their own voice, which no consent grant stands behind
         "X-Clonegate-Consent-Id": released.consent_id or "owner",
         "X-AI-Generated": "true",
-        "Server-Timing": ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in released.step_seconds.items()),
+        "Server-Timing": ", ".join(
+            f"{name};dur={seconds * 1000:.1f}" for name, seconds in released.step_seconds.items()
+        ),
         "Content-Disposition": f'attachment; filename="clonegate-{released.audit_id}"',
     }
 
@@ -92,20 +94,31 @@ async def _released_chunks(stream: SynthesisStream, request: Request, cancel: Ca
 @router.post(
     "/synthesize",
     response_class=Response,
-    responses={200: {"content": {"audio/wav": {}, "audio/flac": {}, "audio/mpeg": {}, "audio/ogg": {}},
-                     "description": "watermarked, labelled audio; with stream=true, WAV sent chunk by chunk"}},
+    responses={
+        200: {
+            "content": {"audio/wav": {}, "audio/flac": {}, "audio/mpeg": {}, "audio/ogg": {}},
+            "description": "watermarked, labelled audio; with stream=true, WAV sent chunk by chunk",
+        }
+    },
 )
 async def synthesize(
     body: SynthesisBody,
     request: Request,
     principal: Annotated[Principal, require(Permission.SYNTHESIZE)],
-    stream: Annotated[bool, Query(description="send each chunk of sentences as soon as it is marked and released")] = False,
+    stream: Annotated[
+        bool, Query(description="send each chunk of sentences as soon as it is marked and released")
+    ] = False,
 ) -> Response:
     """Clone speech in a consented voice: consent, protected speakers, audit, engine, watermark."""
     pipeline: SynthesisPipeline = request.app.state.pipeline
     synthesis = SynthesisRequest(
-        voice_id=body.voice_id, text=body.text, language=body.language, purpose=body.purpose,
-        output_format=body.format, speed=body.speed, pitch_semitones=body.pitch_semitones,
+        voice_id=body.voice_id,
+        text=body.text,
+        language=body.language,
+        purpose=body.purpose,
+        output_format=body.format,
+        speed=body.speed,
+        pitch_semitones=body.pitch_semitones,
     )
     cancel = CancelToken()
     if stream:
@@ -113,8 +126,9 @@ async def synthesize(
         opened = await anyio.to_thread.run_sync(
             lambda: pipeline.open_stream(principal=principal, request=synthesis, cancel=cancel)
         )
-        return StreamingResponse(_released_chunks(opened, request, cancel), media_type=opened.media_type,
-                                 headers=stream_headers(opened))
+        return StreamingResponse(
+            _released_chunks(opened, request, cancel), media_type=opened.media_type, headers=stream_headers(opened)
+        )
     watcher = _watch_for_disconnect(request, cancel)
     try:
         released = await anyio.to_thread.run_sync(

@@ -39,18 +39,31 @@ ConsentId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 
 
 def _voice_dict(voice: Voice) -> dict:
-    return {"voice_id": voice.id, "owner_name": voice.owner_name, "status": voice.status,
-            "profile_version": voice.profile_version, "created_at": voice.created_at.isoformat(),
-            "erased_at": voice.erased_at.isoformat() if voice.erased_at else None}
+    return {
+        "voice_id": voice.id,
+        "owner_name": voice.owner_name,
+        "status": voice.status,
+        "profile_version": voice.profile_version,
+        "created_at": voice.created_at.isoformat(),
+        "erased_at": voice.erased_at.isoformat() if voice.erased_at else None,
+    }
 
 
 def consent_dict(consent: Consent) -> dict:
-    return {"consent_id": consent.id, "voice_id": consent.voice_id, "grantee_kind": consent.grantee_kind,
-            "grantee_id": consent.grantee_id, "purposes": list(consent.purposes),
-            "languages": list(consent.languages), "not_before": consent.not_before.isoformat(),
-            "not_after": consent.not_after.isoformat(), "max_uses": consent.max_uses, "uses": consent.uses,
-            "created_at": consent.created_at.isoformat(),
-            "revoked_at": consent.revoked_at.isoformat() if consent.revoked_at else None}
+    return {
+        "consent_id": consent.id,
+        "voice_id": consent.voice_id,
+        "grantee_kind": consent.grantee_kind,
+        "grantee_id": consent.grantee_id,
+        "purposes": list(consent.purposes),
+        "languages": list(consent.languages),
+        "not_before": consent.not_before.isoformat(),
+        "not_after": consent.not_after.isoformat(),
+        "max_uses": consent.max_uses,
+        "uses": consent.uses,
+        "created_at": consent.created_at.isoformat(),
+        "revoked_at": consent.revoked_at.isoformat() if consent.revoked_at else None,
+    }
 
 
 def voice_view(session: Session, *, voice_id: str) -> dict:
@@ -106,8 +119,11 @@ def get_voice(voice_id: VoiceId, session: SessionDep, principal: Authenticated) 
         raise VoiceNotFound(f"no voice {voice_id}")
     voice = session.get(Voice, voice_id)
     # A client learns which of its grants exist, never the owner's other grantees.
-    mine = [consent_dict(c) for c in consents_of_voice(session, voice_id=voice_id)
-            if (c.grantee_kind, c.grantee_id) in {("subject", principal.subject), ("tenant", principal.tenant)}]
+    mine = [
+        consent_dict(c)
+        for c in consents_of_voice(session, voice_id=voice_id)
+        if (c.grantee_kind, c.grantee_id) in {("subject", principal.subject), ("tenant", principal.tenant)}
+    ]
     return {**_voice_dict(voice), "consents": mine}
 
 
@@ -121,12 +137,19 @@ def revoke(consent_id: ConsentId, session: SessionDep, principal: Owner) -> dict
     """Revoke at once: synthesis re-checks consent before release, so requests in flight stop."""
     consent = _own_consent(session, consent_id=consent_id, principal=principal)
     already = consent.revoked_at is not None
-    consent = revoke_consent(session, consent_id=consent_id, owner_iss=principal.issuer,
-                             owner_sub=principal.subject, now=utcnow())
+    consent = revoke_consent(
+        session, consent_id=consent_id, owner_iss=principal.issuer, owner_sub=principal.subject, now=utcnow()
+    )
     if not already:  # repeating the call changes nothing and records nothing
-        append_event(session, event=AuditEvent(
-            action=Action.CONSENT_REVOKED, decision=Decision.NONE, actor=actor_of(principal),
-            subjects=Subjects(voice_id=consent.voice_id, consent_id=consent.id)))
+        append_event(
+            session,
+            event=AuditEvent(
+                action=Action.CONSENT_REVOKED,
+                decision=Decision.NONE,
+                actor=actor_of(principal),
+                subjects=Subjects(voice_id=consent.voice_id, consent_id=consent.id),
+            ),
+        )
     return consent_dict(consent)
 
 
@@ -134,10 +157,22 @@ def revoke(consent_id: ConsentId, session: SessionDep, principal: Owner) -> dict
 def voice_usage(voice_id: VoiceId, session: SessionDep, principal: Owner) -> dict:
     _own_voice(session, voice_id=voice_id, principal=principal)
     records = usage_of_voice(session, voice_id=voice_id, owner_iss=principal.issuer, owner_sub=principal.subject)
-    return {"voice_id": voice_id, "usage": [
-        {"consent_id": r.consent_id, "principal_sub": r.principal_sub, "tenant": r.tenant, "purpose": r.purpose,
-         "language": r.language, "text_sha256": r.text_sha256, "audit_index": r.audit_index,
-         "created_at": r.created_at.isoformat()} for r in records]}
+    return {
+        "voice_id": voice_id,
+        "usage": [
+            {
+                "consent_id": r.consent_id,
+                "principal_sub": r.principal_sub,
+                "tenant": r.tenant,
+                "purpose": r.purpose,
+                "language": r.language,
+                "text_sha256": r.text_sha256,
+                "audit_index": r.audit_index,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in records
+        ],
+    }
 
 
 @router.delete("/voices/{voice_id}")
@@ -150,8 +185,15 @@ def erase_voice(voice_id: VoiceId, request: Request, principal: Owner) -> dict:
     with request.app.state.session_factory() as session:
         _own_voice(session, voice_id=voice_id, principal=principal)
         erase_voice_data(session, voice_id=voice_id, now=utcnow())
-        append_event(session, event=AuditEvent(action=Action.VOICE_ERASED, decision=Decision.NONE,
-                                               actor=actor_of(principal), subjects=Subjects(voice_id=voice_id)))
+        append_event(
+            session,
+            event=AuditEvent(
+                action=Action.VOICE_ERASED,
+                decision=Decision.NONE,
+                actor=actor_of(principal),
+                subjects=Subjects(voice_id=voice_id),
+            ),
+        )
         session.commit()
         view = voice_view(session, voice_id=voice_id)
     purge_erased_remnants(request.app.state.db_engine)

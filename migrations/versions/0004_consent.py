@@ -86,7 +86,9 @@ def upgrade() -> None:
         sa.Column("ciphertext", sa.LargeBinary(), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.CheckConstraint("kind IN ('reference', 'consent', 'profile', 'engine_profile')", name=op.f("ck_voice_samples_kind")),
+        sa.CheckConstraint(
+            "kind IN ('reference', 'consent', 'profile', 'engine_profile')", name=op.f("ck_voice_samples_kind")
+        ),
         _voice_fk("voice_samples"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_voice_samples")),
     )

@@ -139,8 +139,11 @@ class BlocklistIndex:
         probe_mean, probe_sd = self.cohort.statistics(probe)
         raw = _scan(self.models, probe)
         normalized = as_norm(
-            raw, entry_mean=self.entry_mean, entry_sd=self.entry_sd,
-            probe_mean=probe_mean[0], probe_sd=probe_sd[0],
+            raw,
+            entry_mean=self.entry_mean,
+            entry_sd=self.entry_sd,
+            probe_mean=probe_mean[0],
+            probe_sd=probe_sd[0],
         )
         return raw, normalized
 

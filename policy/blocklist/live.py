@@ -31,7 +31,11 @@ MAX_STALENESS_SECONDS = 5.0
 
 
 def load_snapshot(
-    session: Session, *, embedder_name: str, dimension: int, thresholds: BlocklistThresholds,
+    session: Session,
+    *,
+    embedder_name: str,
+    dimension: int,
+    thresholds: BlocklistThresholds,
     cohort_top_k: int = DEFAULT_COHORT_TOP_K,
 ) -> BlocklistSnapshot:
     """Read the active list, its cohort, exceptions and clearances as one snapshot."""
@@ -53,11 +57,16 @@ def load_snapshot(
         )
     models = (
         np.stack([decode_vector(row.model, dimension=dimension) for row in rows])
-        if rows else np.zeros((0, dimension), dtype=np.float32)
+        if rows
+        else np.zeros((0, dimension), dtype=np.float32)
     )
     index = BlocklistIndex(
-        entry_ids=np.array([row.id for row in rows], dtype=np.int64), models=models, cohort=cohort,
-        thresholds=thresholds, embedder_name=embedder_name, version=version,
+        entry_ids=np.array([row.id for row in rows], dtype=np.int64),
+        models=models,
+        cohort=cohort,
+        thresholds=thresholds,
+        embedder_name=embedder_name,
+        version=version,
     )
     exceptions: dict[str, set[int]] = defaultdict(set)
     for entry_id, voice_id in session.execute(
@@ -80,17 +89,24 @@ class LiveBlocklist:
     """A process's current snapshot; ``snapshot()`` is cheap and at most ``poll_seconds`` stale."""
 
     def __init__(
-        self, *, session_factory: Callable[[], Session], embedder_name: str, dimension: int,
-        thresholds: BlocklistThresholds, cohort_top_k: int = DEFAULT_COHORT_TOP_K,
-        poll_seconds: float = DEFAULT_POLL_SECONDS, clock: Callable[[], float] = time.monotonic,
+        self,
+        *,
+        session_factory: Callable[[], Session],
+        embedder_name: str,
+        dimension: int,
+        thresholds: BlocklistThresholds,
+        cohort_top_k: int = DEFAULT_COHORT_TOP_K,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if thresholds is None:
             raise BlocklistMisconfigured("blocklist thresholds are not configured")
         if not 0 < poll_seconds <= 5:
             raise BlocklistMisconfigured("poll_seconds must be in (0, 5]: changes must spread within 5 s")
         self._session_factory = session_factory
-        self._load_args = dict(embedder_name=embedder_name, dimension=dimension,
-                               thresholds=thresholds, cohort_top_k=cohort_top_k)
+        self._load_args = dict(
+            embedder_name=embedder_name, dimension=dimension, thresholds=thresholds, cohort_top_k=cohort_top_k
+        )
         self._poll_seconds = poll_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -130,7 +146,7 @@ class LiveBlocklist:
             while not self._stop.wait(self._poll_seconds / 2):
                 try:
                     self.refresh()
-                except Exception:  # noqa: BLE001 - keep polling; snapshot() raises to requests
+                except Exception:
                     continue
 
         self._thread = threading.Thread(target=loop, name="blocklist-refresh", daemon=True)

@@ -62,9 +62,7 @@ class BlocklistThresholds:
             if not isinstance(value, int | float) or not np.isfinite(value):
                 raise BlocklistMisconfigured(f"blocklist {label} threshold must be a finite number, got {value!r}")
         if self.review > self.deny:
-            raise BlocklistMisconfigured(
-                f"review threshold {self.review} is above the deny threshold {self.deny}"
-            )
+            raise BlocklistMisconfigured(f"review threshold {self.review} is above the deny threshold {self.deny}")
 
     def decide(self, normalized_score: float) -> Decision:
         if normalized_score >= self.deny:

@@ -40,8 +40,14 @@ class ScreeningStage(enum.StrEnum):
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     # Stored as plain strings with a CHECK constraint: identical on SQLite and PostgreSQL.
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=16,
-                values_callable=lambda members: [member.value for member in members])
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class ProtectedSpeaker(PolicyBase):

@@ -113,16 +113,26 @@ def _embed(embedder: SpeakerEmbedder, samples: Sequence[AudioSample]) -> list[tu
 
 
 def _store_samples(
-    session: Session, *, entry: ProtectedSpeaker, embedder: SpeakerEmbedder,
-    embedded: list[tuple[np.ndarray, AudioSample]], actor: str,
+    session: Session,
+    *,
+    entry: ProtectedSpeaker,
+    embedder: SpeakerEmbedder,
+    embedded: list[tuple[np.ndarray, AudioSample]],
+    actor: str,
 ) -> None:
     now = utcnow()
     for vector, sample in embedded:
-        session.add(ProtectedSpeakerSample(
-            entry_id=entry.id, embedder_name=embedder.name, embedding=encode_vector(vector),
-            audio_sha256=hashlib.sha256(np.ascontiguousarray(sample.audio).tobytes()).hexdigest(),
-            seconds=float(sample.audio.size) / sample.sample_rate, added_by=actor, added_at=now,
-        ))
+        session.add(
+            ProtectedSpeakerSample(
+                entry_id=entry.id,
+                embedder_name=embedder.name,
+                embedding=encode_vector(vector),
+                audio_sha256=hashlib.sha256(np.ascontiguousarray(sample.audio).tobytes()).hexdigest(),
+                seconds=float(sample.audio.size) / sample.sample_rate,
+                added_by=actor,
+                added_at=now,
+            )
+        )
     session.flush()
     _rebuild_model(session, entry=entry, embedder=embedder)
 
@@ -142,15 +152,29 @@ def _rebuild_model(session: Session, *, entry: ProtectedSpeaker, embedder: Speak
 
 
 def add_protected_speaker(
-    session: Session, *, embedder: SpeakerEmbedder, name: str, reason: str, source: str,
-    samples: Sequence[AudioSample], actor: str,
+    session: Session,
+    *,
+    embedder: SpeakerEmbedder,
+    name: str,
+    reason: str,
+    source: str,
+    samples: Sequence[AudioSample],
+    actor: str,
 ) -> ProtectedSpeaker:
     """Put a speaker on the list (admin); the model is the mean of all samples' embeddings."""
-    fields = dict(name=_text(name, field="name"), reason=_text(reason, field="reason"),
-                  source=_text(source, field="source"))
+    fields = dict(
+        name=_text(name, field="name"), reason=_text(reason, field="reason"), source=_text(source, field="source")
+    )
     embedded = _embed(embedder, samples)
-    entry = ProtectedSpeaker(kind=EntryKind.LISTED, **fields, embedder_name=embedder.name,
-                             model=b"", active=True, created_by=actor, created_at=utcnow())
+    entry = ProtectedSpeaker(
+        kind=EntryKind.LISTED,
+        **fields,
+        embedder_name=embedder.name,
+        model=b"",
+        active=True,
+        created_by=actor,
+        created_at=utcnow(),
+    )
     session.add(entry)
     session.flush()
     _store_samples(session, entry=entry, embedder=embedder, embedded=embedded, actor=actor)
@@ -166,8 +190,15 @@ def add_samples(
 
 
 def opt_out_own_voice(
-    session: Session, *, embedder: SpeakerEmbedder, verifier: SpokenChallengeVerifier,
-    owner_iss: str, owner_sub: str, display_name: str, audio: np.ndarray, sample_rate: int,
+    session: Session,
+    *,
+    embedder: SpeakerEmbedder,
+    verifier: SpokenChallengeVerifier,
+    owner_iss: str,
+    owner_sub: str,
+    display_name: str,
+    audio: np.ndarray,
+    sample_rate: int,
 ) -> ProtectedSpeaker:
     """An owner puts their own voice on the list.
 
@@ -183,16 +214,25 @@ def opt_out_own_voice(
     actor = f"{owner_iss}|{owner_sub}"
     existing = session.scalars(
         select(ProtectedSpeaker).where(
-            ProtectedSpeaker.kind == EntryKind.OPT_OUT, ProtectedSpeaker.active.is_(True),
-            ProtectedSpeaker.owner_iss == owner_iss, ProtectedSpeaker.owner_sub == owner_sub,
+            ProtectedSpeaker.kind == EntryKind.OPT_OUT,
+            ProtectedSpeaker.active.is_(True),
+            ProtectedSpeaker.owner_iss == owner_iss,
+            ProtectedSpeaker.owner_sub == owner_sub,
         )
     ).first()
     if existing is None:
         existing = ProtectedSpeaker(
-            kind=EntryKind.OPT_OUT, name=_text(display_name, field="name"),
+            kind=EntryKind.OPT_OUT,
+            name=_text(display_name, field="name"),
             reason="the owner of this voice opted out of cloning",
-            source="verified spoken challenge", owner_iss=owner_iss, owner_sub=owner_sub,
-            embedder_name=embedder.name, model=b"", active=True, created_by=actor, created_at=utcnow(),
+            source="verified spoken challenge",
+            owner_iss=owner_iss,
+            owner_sub=owner_sub,
+            embedder_name=embedder.name,
+            model=b"",
+            active=True,
+            created_by=actor,
+            created_at=utcnow(),
         )
         session.add(existing)
         session.flush()
@@ -236,7 +276,9 @@ def list_protected_speakers(session: Session, *, include_inactive: bool = False)
 def inspect_protected_speaker(session: Session, *, entry_id: int) -> EntryDetails:
     entry = _entry(session, entry_id=entry_id)
     samples = session.scalars(
-        select(ProtectedSpeakerSample).where(ProtectedSpeakerSample.entry_id == entry_id).order_by(ProtectedSpeakerSample.id)
+        select(ProtectedSpeakerSample)
+        .where(ProtectedSpeakerSample.entry_id == entry_id)
+        .order_by(ProtectedSpeakerSample.id)
     ).all()
     exceptions = session.scalars(
         select(BlocklistException).where(BlocklistException.entry_id == entry_id).order_by(BlocklistException.id)
@@ -256,9 +298,16 @@ def add_cohort_speaker(
 def add_cohort_embedding(
     session: Session, *, embedder_name: str, label: str, embedding: np.ndarray, actor: str
 ) -> CohortSpeaker:
-    vector = unit_rows(np.asarray(embedding).reshape(1, -1), dimension=np.asarray(embedding).size, what="cohort embedding")[0]
-    row = CohortSpeaker(label=_text(label, field="name"), embedder_name=embedder_name,
-                        embedding=encode_vector(vector), added_by=actor, added_at=utcnow())
+    vector = unit_rows(
+        np.asarray(embedding).reshape(1, -1), dimension=np.asarray(embedding).size, what="cohort embedding"
+    )[0]
+    row = CohortSpeaker(
+        label=_text(label, field="name"),
+        embedder_name=embedder_name,
+        embedding=encode_vector(vector),
+        added_by=actor,
+        added_at=utcnow(),
+    )
     session.add(row)
     bump_version(session)
     session.flush()
@@ -273,8 +322,17 @@ def load_cohort_embeddings(session: Session, *, embedder_name: str, dimension: i
 
 
 def grant_exception(
-    session: Session, *, cohort: Cohort, deny_threshold: float, entry_id: int, voice_id: str,
-    consent_grant_id: str, consent_speaker_embedding: np.ndarray, embedder_name: str, note: str, actor: str,
+    session: Session,
+    *,
+    cohort: Cohort,
+    deny_threshold: float,
+    entry_id: int,
+    voice_id: str,
+    consent_grant_id: str,
+    consent_speaker_embedding: np.ndarray,
+    embedder_name: str,
+    note: str,
+    actor: str,
 ) -> BlocklistException:
     """Let exactly one voice past one entry (admin), when the protected person consented.
 
@@ -289,19 +347,32 @@ def grant_exception(
     if not voice_id or not consent_grant_id:
         raise BlocklistExceptionRefused("an exception needs a voice id and the protected person's consent grant")
     model = decode_vector(entry.model, dimension=cohort.dimension)
-    probe = unit_rows(np.asarray(consent_speaker_embedding).reshape(1, -1), dimension=cohort.dimension,
-                      what="consent speaker embedding")[0]
+    probe = unit_rows(
+        np.asarray(consent_speaker_embedding).reshape(1, -1),
+        dimension=cohort.dimension,
+        what="consent speaker embedding",
+    )[0]
     entry_mean, entry_sd = cohort.statistics(model)
     probe_mean, probe_sd = cohort.statistics(probe)
-    score = float(as_norm(float(model @ probe), entry_mean=entry_mean[0], entry_sd=entry_sd[0],
-                          probe_mean=probe_mean[0], probe_sd=probe_sd[0]))
+    score = float(
+        as_norm(
+            float(model @ probe),
+            entry_mean=entry_mean[0],
+            entry_sd=entry_sd[0],
+            probe_mean=probe_mean[0],
+            probe_sd=probe_sd[0],
+        )
+    )
     if score < deny_threshold:
         raise BlocklistExceptionRefused(
             f"the consenting speaker does not match protected speaker {entry_id} "
             f"(normalised score {score:.2f} < {deny_threshold:.2f})"
         )
-    existing = session.scalars(select(BlocklistException).where(
-        BlocklistException.entry_id == entry_id, BlocklistException.voice_id == voice_id)).first()
+    existing = session.scalars(
+        select(BlocklistException).where(
+            BlocklistException.entry_id == entry_id, BlocklistException.voice_id == voice_id
+        )
+    ).first()
     if existing is not None and existing.revoked_at is None:
         raise BlocklistExceptionRefused(f"voice {voice_id} already has an exception for entry {entry_id}")
     if existing is None:
@@ -318,9 +389,13 @@ def grant_exception(
 
 
 def revoke_exception(session: Session, *, entry_id: int, voice_id: str, actor: str) -> BlocklistException:
-    existing = session.scalars(select(BlocklistException).where(
-        BlocklistException.entry_id == entry_id, BlocklistException.voice_id == voice_id,
-        BlocklistException.revoked_at.is_(None))).first()
+    existing = session.scalars(
+        select(BlocklistException).where(
+            BlocklistException.entry_id == entry_id,
+            BlocklistException.voice_id == voice_id,
+            BlocklistException.revoked_at.is_(None),
+        )
+    ).first()
     if existing is None:
         raise ProtectedSpeakerNotFound(f"no active exception for voice {voice_id} on entry {entry_id}")
     existing.revoked_by, existing.revoked_at = actor, utcnow()
@@ -335,8 +410,11 @@ def transfer_exceptions(session: Session, *, from_voice_id: str, to_voice_id: st
     if not from_voice_id or not to_voice_id or from_voice_id == to_voice_id:
         raise ProtectedSpeakerInvalid("transfer needs two different voice ids")
     moved = 0
-    for row in session.scalars(select(BlocklistException).where(
-            BlocklistException.voice_id == from_voice_id, BlocklistException.revoked_at.is_(None))):
+    for row in session.scalars(
+        select(BlocklistException).where(
+            BlocklistException.voice_id == from_voice_id, BlocklistException.revoked_at.is_(None)
+        )
+    ):
         row.voice_id = to_voice_id
         row.note = f"{row.note} (moved from {from_voice_id} by {actor})"
         moved += 1

@@ -17,8 +17,14 @@ from policy.errors import ReviewAlreadyDecided, ReviewItemNotFound, SpeakerRevie
 
 
 def hold_for_review(
-    session: Session, *, held: SpeakerReviewRequired, voice_id: str, request_ref: str,
-    requester_iss: str, requester_sub: str, tenant: str | None,
+    session: Session,
+    *,
+    held: SpeakerReviewRequired,
+    voice_id: str,
+    request_ref: str,
+    requester_iss: str,
+    requester_sub: str,
+    tenant: str | None,
 ) -> ReviewItem:
     """Queue the request that ``screen`` refused with ``held``; sets ``held.review_item_id``.
 
@@ -28,10 +34,17 @@ def hold_for_review(
     if held.entry_id is None or held.normalized_score is None or held.stage is None:
         raise ReviewItemNotFound("the review hold carries no entry, score or stage")
     item = ReviewItem(
-        status=ReviewStatus.PENDING, stage=ScreeningStage(held.stage), entry_id=held.entry_id,
-        voice_id=voice_id, request_ref=request_ref, requester_iss=requester_iss,
-        requester_sub=requester_sub, tenant=tenant, raw_score=float(held.raw_score or 0.0),
-        normalized_score=float(held.normalized_score), created_at=utcnow(),
+        status=ReviewStatus.PENDING,
+        stage=ScreeningStage(held.stage),
+        entry_id=held.entry_id,
+        voice_id=voice_id,
+        request_ref=request_ref,
+        requester_iss=requester_iss,
+        requester_sub=requester_sub,
+        tenant=tenant,
+        raw_score=float(held.raw_score or 0.0),
+        normalized_score=float(held.normalized_score),
+        created_at=utcnow(),
     )
     session.add(item)
     session.flush()
@@ -74,6 +87,6 @@ def get_review_item(session: Session, *, item_id: int) -> ReviewItem:
 
 
 def pending_reviews(session: Session) -> list[ReviewItem]:
-    return list(session.scalars(
-        select(ReviewItem).where(ReviewItem.status == ReviewStatus.PENDING).order_by(ReviewItem.id)
-    ))
+    return list(
+        session.scalars(select(ReviewItem).where(ReviewItem.status == ReviewStatus.PENDING).order_by(ReviewItem.id))
+    )

@@ -59,8 +59,12 @@ def decide_for_voice(snapshot: BlocklistSnapshot, *, embedding: np.ndarray, voic
 
 
 def screen(
-    snapshot: BlocklistSnapshot, *, embeddings: Sequence[np.ndarray], embedder_name: str,
-    voice_id: str, stage: ScreeningStage,
+    snapshot: BlocklistSnapshot,
+    *,
+    embeddings: Sequence[np.ndarray],
+    embedder_name: str,
+    voice_id: str,
+    stage: ScreeningStage,
 ) -> ScreeningResult:
     """Check every embedding (all references of a voice, or one output); raise on deny/review."""
     if snapshot is None:
@@ -83,13 +87,16 @@ def screen(
     if worst.decision is Decision.DENY:
         raise SpeakerProtected(
             f"the {stage.value} voice matches a protected speaker",
-            entry_id=worst.entry_id, normalized_score=worst.normalized_score,
+            entry_id=worst.entry_id,
+            normalized_score=worst.normalized_score,
         )
     if worst.decision is Decision.REVIEW:
         raise SpeakerReviewRequired(
             f"the {stage.value} voice is close to a protected speaker and is held for review",
-            entry_id=worst.entry_id, raw_score=worst.raw_score,
-            normalized_score=worst.normalized_score, stage=stage.value,
+            entry_id=worst.entry_id,
+            raw_score=worst.raw_score,
+            normalized_score=worst.normalized_score,
+            stage=stage.value,
         )
     return ScreeningResult(stage=stage, voice_id=voice_id, decision=worst)
 
@@ -100,7 +107,10 @@ class _Audio(Protocol):
 
 
 def reference_check(
-    *, snapshot: Callable[[], BlocklistSnapshot], embedder: SpeakerEmbedder, voice_id: str,
+    *,
+    snapshot: Callable[[], BlocklistSnapshot],
+    embedder: SpeakerEmbedder,
+    voice_id: str,
     stage: ScreeningStage = ScreeningStage.REFERENCE,
 ) -> Callable[[Sequence[_Audio]], None]:
     """The consent domain's ``check_protected`` hook: embeds each recording and screens them all.

@@ -146,7 +146,9 @@ def statement_of(challenge: ConsentChallenge, *, templates: dict[str, str] | Non
     return statement
 
 
-def consume_challenge(session: Session, *, challenge_id: str, owner_iss: str, owner_sub: str, now: datetime) -> ConsentChallenge:
+def consume_challenge(
+    session: Session, *, challenge_id: str, owner_iss: str, owner_sub: str, now: datetime
+) -> ConsentChallenge:
     """Mark the challenge used, exactly once, by its own owner, before it expires.
 
     One conditional UPDATE decides, so two concurrent enrollments with the same challenge cannot

@@ -141,10 +141,18 @@ def enroll_voice(
     """Consume the challenge, then run ``enroll_consumed_challenge`` in the same transaction."""
     challenge = consume_challenge(session, challenge_id=challenge_id, owner_iss=owner_iss, owner_sub=owner_sub, now=now)
     return enroll_consumed_challenge(
-        session, challenge=challenge, consent_recording=consent_recording, references=references,
-        embedder=embedder, recognizer=recognizer, detect_watermark=detect_watermark,
-        check_protected=check_protected, key_encryption_key=key_encryption_key, now=now,
-        thresholds=thresholds, templates=templates,
+        session,
+        challenge=challenge,
+        consent_recording=consent_recording,
+        references=references,
+        embedder=embedder,
+        recognizer=recognizer,
+        detect_watermark=detect_watermark,
+        check_protected=check_protected,
+        key_encryption_key=key_encryption_key,
+        now=now,
+        thresholds=thresholds,
+        templates=templates,
     )
 
 
@@ -178,10 +186,13 @@ def enroll_consumed_challenge(
     if consent_audio.size > MAX_CONSENT_RECORDING_S * consent_recording.sample_rate:
         raise AudioTooLong(f"the consent recording may last at most {MAX_CONSENT_RECORDING_S:.0f} s")
     if consent_recording.sample_rate < thresholds.quality.min_sample_rate:
-        raise SampleRateTooLow(f"the consent recording must be sampled at {thresholds.quality.min_sample_rate} Hz or more")
+        raise SampleRateTooLow(
+            f"the consent recording must be sampled at {thresholds.quality.min_sample_rate} Hz or more"
+        )
     consent = Recording(audio=consent_audio, sample_rate=consent_recording.sample_rate)
     references = [
-        Recording(audio=validate_waveform(r.audio, sample_rate=r.sample_rate), sample_rate=r.sample_rate) for r in references
+        Recording(audio=validate_waveform(r.audio, sample_rate=r.sample_rate), sample_rate=r.sample_rate)
+        for r in references
     ]
     statement = statement_of(challenge, templates=templates)
     # a. the statement and its phrase
@@ -202,7 +213,9 @@ def enroll_consumed_challenge(
     check_not_synthetic(consent=consent, detect_watermark=detect_watermark)
     # d. not a replay of an earlier consent recording
     fingerprint = compute_fingerprint(consent.audio, sample_rate=consent.sample_rate)
-    check_not_replayed(fingerprint=fingerprint, earlier=_earlier_fingerprints(session), threshold=thresholds.replay_match)
+    check_not_replayed(
+        fingerprint=fingerprint, earlier=_earlier_fingerprints(session), threshold=thresholds.replay_match
+    )
     # f. not a protected speaker
     check_protected(references)
 
@@ -242,9 +255,23 @@ def enroll_consumed_challenge(
     session.add(ConsentFingerprint(consent_id=consent_row.id, fingerprint=fingerprint.to_bytes(), created_at=now))
     session.flush()
     kek = key_encryption_key
-    store_sample(session, voice_id=voice.id, kind="consent", data=consent.audio, sample_rate=consent.sample_rate, key_encryption_key=kek)
+    store_sample(
+        session,
+        voice_id=voice.id,
+        kind="consent",
+        data=consent.audio,
+        sample_rate=consent.sample_rate,
+        key_encryption_key=kek,
+    )
     for reference in references:
-        store_sample(session, voice_id=voice.id, kind="reference", data=reference.audio, sample_rate=reference.sample_rate, key_encryption_key=kek)
+        store_sample(
+            session,
+            voice_id=voice.id,
+            kind="reference",
+            data=reference.audio,
+            sample_rate=reference.sample_rate,
+            key_encryption_key=kek,
+        )
     replace_profile(session, voice_id=voice.id, profile=profile, key_encryption_key=kek)
     return EnrollmentResult(
         voice_id=voice.id,
@@ -272,10 +299,18 @@ def add_reference_samples(
     voice = owned_voice(session, voice_id=voice_id, owner_iss=owner_iss, owner_sub=owner_sub)
     if voice.status != "active":
         raise VoiceErased(f"voice {voice_id} was erased")
-    new = [Recording(audio=validate_waveform(r.audio, sample_rate=r.sample_rate), sample_rate=r.sample_rate) for r in references]
-    stored = [Recording(audio=a, sample_rate=rate) for a, rate in load_samples(session, voice_id=voice_id, kind="reference", key_encryption_key=key_encryption_key)]
+    new = [
+        Recording(audio=validate_waveform(r.audio, sample_rate=r.sample_rate), sample_rate=r.sample_rate)
+        for r in references
+    ]
+    stored = [
+        Recording(audio=a, sample_rate=rate)
+        for a, rate in load_samples(session, voice_id=voice_id, kind="reference", key_encryption_key=key_encryption_key)
+    ]
     check_reference_quality([(r.audio, r.sample_rate) for r in stored + new], limits=thresholds.quality)
-    consent_audio, consent_rate = load_samples(session, voice_id=voice_id, kind="consent", key_encryption_key=key_encryption_key)[0]
+    consent_audio, consent_rate = load_samples(
+        session, voice_id=voice_id, kind="consent", key_encryption_key=key_encryption_key
+    )[0]
     _, profile = check_same_speaker(
         consent=Recording(audio=consent_audio, sample_rate=consent_rate),
         references=stored + new,
@@ -284,7 +319,14 @@ def add_reference_samples(
     )
     check_protected(new)
     for reference in new:
-        store_sample(session, voice_id=voice_id, kind="reference", data=reference.audio, sample_rate=reference.sample_rate, key_encryption_key=key_encryption_key)
+        store_sample(
+            session,
+            voice_id=voice_id,
+            kind="reference",
+            data=reference.audio,
+            sample_rate=reference.sample_rate,
+            key_encryption_key=key_encryption_key,
+        )
     replace_profile(session, voice_id=voice_id, profile=profile, key_encryption_key=key_encryption_key)
     voice.profile_version += 1
     session.flush()

@@ -47,7 +47,7 @@ class Fingerprint:
         return header.tobytes() + self.hashes.astype("<u4").tobytes() + self.frames.astype("<u4").tobytes()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "Fingerprint":
+    def from_bytes(cls, blob: bytes) -> Fingerprint:
         version, count = np.frombuffer(blob[:8], dtype="<u4")
         if version != _VERSION or len(blob) != 8 + 8 * int(count):
             raise ValueError("not a consent fingerprint of this version")
@@ -57,7 +57,9 @@ class Fingerprint:
 
 def compute_fingerprint(audio: np.ndarray, *, sample_rate: int) -> Fingerprint:
     divisor = np.gcd(int(sample_rate), FINGERPRINT_SAMPLE_RATE)
-    signal = resample_poly(np.asarray(audio, dtype=np.float64), FINGERPRINT_SAMPLE_RATE // divisor, int(sample_rate) // divisor)
+    signal = resample_poly(
+        np.asarray(audio, dtype=np.float64), FINGERPRINT_SAMPLE_RATE // divisor, int(sample_rate) // divisor
+    )
     _, _, spectrum = stft(signal, nperseg=_FRAME, noverlap=_FRAME - _HOP, boundary=None)
     log_magnitude = np.log(np.abs(spectrum) + 1e-6)
     # Drop DC and the lowest bins (rumble, hum), which carry no speaker-specific timing.
@@ -101,7 +103,9 @@ def match_score(query: Fingerprint, stored: Fingerprint) -> float:
     offsets = []
     for value in common:
         q = query.frames[np.searchsorted(query.hashes, value, "left") : np.searchsorted(query.hashes, value, "right")]
-        s = stored.frames[np.searchsorted(stored.hashes, value, "left") : np.searchsorted(stored.hashes, value, "right")]
+        s = stored.frames[
+            np.searchsorted(stored.hashes, value, "left") : np.searchsorted(stored.hashes, value, "right")
+        ]
         offsets.append((s[:, None].astype(np.int64) - q[None, :].astype(np.int64)).ravel())
     all_offsets = np.concatenate(offsets)
     # Allow one frame of jitter (resampling and codec delay shift peaks by a frame at most).

@@ -104,7 +104,9 @@ def authorize_use(
             reason = reason or ConsentRevoked(f"consent {consent.id} was revoked")
             continue
         if not consent.not_before <= now < consent.not_after:
-            reason = ConsentNotInWindow(f"consent {consent.id} is valid from {consent.not_before} to {consent.not_after}")
+            reason = ConsentNotInWindow(
+                f"consent {consent.id} is valid from {consent.not_before} to {consent.not_after}"
+            )
             continue
         if purpose not in consent.purposes or language not in consent.languages:
             reason = ConsentScopeMismatch(f"consent {consent.id} does not cover purpose {purpose!r} in {language!r}")
@@ -256,6 +258,4 @@ def record_usage(
 
 def usage_of_voice(session: Session, *, voice_id: str, owner_iss: str, owner_sub: str) -> list[UsageRecord]:
     owned_voice(session, voice_id=voice_id, owner_iss=owner_iss, owner_sub=owner_sub)
-    return list(
-        session.scalars(select(UsageRecord).where(UsageRecord.voice_id == voice_id).order_by(UsageRecord.id))
-    )
+    return list(session.scalars(select(UsageRecord).where(UsageRecord.voice_id == voice_id).order_by(UsageRecord.id)))

@@ -71,11 +71,7 @@ def _phrase_grammar(*, optional_words: list[str], phrase_length: int) -> str:
     vocabulary = " | ".join(phrase_vocabulary())
     prefix = " ".join(f"[{word}]" for word in optional_words)
     slots = " ".join(["<phraseword>"] * phrase_length)
-    return (
-        "#JSGF V1.0;\ngrammar consentphrase;\n"
-        f"public <tail> = {prefix} {slots};\n"
-        f"<phraseword> = ({vocabulary});\n"
-    )
+    return f"#JSGF V1.0;\ngrammar consentphrase;\npublic <tail> = {prefix} {slots};\n<phraseword> = ({vocabulary});\n"
 
 
 def score_statement(

@@ -20,8 +20,7 @@ from policy.errors import ConsentRequestInvalid, StatementTemplateInvalid
 MIN_PHRASE_WORDS = 4
 
 DEFAULT_TEMPLATES = {
-    "en": "I, {owner}, agree that {grantee} may use my voice for {purposes}. "
-    "My confirmation words are {phrase}.",
+    "en": "I, {owner}, agree that {grantee} may use my voice for {purposes}. My confirmation words are {phrase}.",
 }
 
 _PLACEHOLDERS = ("{owner}", "{grantee}", "{purposes}", "{phrase}")

@@ -54,8 +54,9 @@ def _samples_to_bytes(audio: np.ndarray) -> bytes:
     return np.asarray(audio, dtype="<f4").tobytes()
 
 
-def _seal(session: Session, *, voice_id: str, kind: str, plaintext: bytes, sample_rate: int,
-          key_encryption_key: bytes) -> VoiceSample:
+def _seal(
+    session: Session, *, voice_id: str, kind: str, plaintext: bytes, sample_rate: int, key_encryption_key: bytes
+) -> VoiceSample:
     key = _data_key(session, voice_id=voice_id, key_encryption_key=key_encryption_key)
     nonce = os.urandom(_NONCE_BYTES)
     row = VoiceSample(
@@ -84,8 +85,14 @@ def store_sample(
     session: Session, *, voice_id: str, kind: str, data: np.ndarray, sample_rate: int, key_encryption_key: bytes
 ) -> VoiceSample:
     """Encrypt and store a float32 array (audio, or the profile vector with sample_rate 0)."""
-    return _seal(session, voice_id=voice_id, kind=kind, plaintext=_samples_to_bytes(data), sample_rate=sample_rate,
-                 key_encryption_key=key_encryption_key)
+    return _seal(
+        session,
+        voice_id=voice_id,
+        kind=kind,
+        plaintext=_samples_to_bytes(data),
+        sample_rate=sample_rate,
+        key_encryption_key=key_encryption_key,
+    )
 
 
 def load_samples(
@@ -94,18 +101,21 @@ def load_samples(
     """Decrypted (array, sample_rate) pairs of one kind, oldest first."""
     return [
         (np.frombuffer(plaintext, dtype="<f4").copy(), sample_rate)
-        for plaintext, sample_rate in _unsealed(session, voice_id=voice_id, kind=kind,
-                                                key_encryption_key=key_encryption_key)
+        for plaintext, sample_rate in _unsealed(
+            session, voice_id=voice_id, kind=kind, key_encryption_key=key_encryption_key
+        )
     ]
 
 
-def store_blob(session: Session, *, voice_id: str, kind: str, data: bytes, key_encryption_key: bytes,
-               replace: bool = False) -> VoiceSample:
+def store_blob(
+    session: Session, *, voice_id: str, kind: str, data: bytes, key_encryption_key: bytes, replace: bool = False
+) -> VoiceSample:
     """Encrypt and store opaque bytes (the engine's voice profile), optionally replacing the old ones."""
     if replace:
         session.execute(delete(VoiceSample).where(VoiceSample.voice_id == voice_id, VoiceSample.kind == kind))
-    return _seal(session, voice_id=voice_id, kind=kind, plaintext=data, sample_rate=0,
-                 key_encryption_key=key_encryption_key)
+    return _seal(
+        session, voice_id=voice_id, kind=kind, plaintext=data, sample_rate=0, key_encryption_key=key_encryption_key
+    )
 
 
 def load_blob(session: Session, *, voice_id: str, kind: str, key_encryption_key: bytes) -> bytes | None:

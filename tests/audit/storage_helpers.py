@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -10,17 +10,19 @@ from sqlalchemy.orm import Session
 from audit.events import Action, Actor, AuditEvent, Decision, Subjects
 
 ORIGIN = "clonegate.test/audit"
-START = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def event(i: int, *, tenant: str = "acme", action: Action = Action.REQUEST_ADMITTED) -> AuditEvent:
     denied = action is Action.REQUEST_DENIED
     return AuditEvent(
-        action=action, decision=Decision.DENY if denied else Decision.ALLOW,
+        action=action,
+        decision=Decision.DENY if denied else Decision.ALLOW,
         reason="consent_missing" if denied else None,
         actor=Actor(iss="https://issuer.example", sub=f"user-{i % 4}", role="operator", tenant=tenant),
         subjects=Subjects(request_id=f"req-{i}", voice_id=f"voice-{i % 3}"),
-        time=START + timedelta(seconds=i), event_id=f"event-{i}",
+        time=START + timedelta(seconds=i),
+        event_id=f"event-{i}",
     )
 
 

@@ -14,10 +14,10 @@ from audit.errors import AuditUnavailable
 from audit.events import Action
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from gateway.app import create_app
+from gateway.audit_hooks import commit_write_ahead
 from gateway.auth import Role
 from gateway.db import upgrade
 from gateway.dev_tokens import mint_dev_token
-from gateway.audit_hooks import commit_write_ahead
 from gateway.settings import Settings
 from tests.audit.storage_helpers import event
 
@@ -81,20 +81,31 @@ def test_checkpoint_events_proofs_and_consistency(client, settings):
     assert [item["index"] for item in page["events"]] == [5, 6, 7, 8] and page["next_after"] == 8
     page = client.get("/v1/audit/events", params={"tenant": "globex", "after": 8}, headers=auditor).json()
     assert [item["index"] for item in page["events"]] == [9, 10, 11] and page["next_after"] is None
-    denied = client.get("/v1/audit/events", params={"action": "request.denied", "voice": "voice-0"},
-                        headers=auditor).json()
+    denied = client.get(
+        "/v1/audit/events", params={"action": "request.denied", "voice": "voice-0"}, headers=auditor
+    ).json()
     assert {item["event"]["subjects"]["voice_id"] for item in denied["events"]} == {"voice-0"}
-    window = client.get("/v1/audit/events", params={"since": "2026-11-22T12:00:02", "until": "2026-11-22T13:00:04Z"},
-                        headers=auditor).json()
+    window = client.get(
+        "/v1/audit/events", params={"since": "2026-11-22T12:00:02", "until": "2026-11-22T13:00:04Z"}, headers=auditor
+    ).json()
     assert [item["index"] for item in window["events"]] == list(range(2, 12))
 
     proof = client.get("/v1/audit/events/7/proof", headers=auditor).json()
-    verify_inclusion(index=7, size=proof["tree_size"], leaf=leaf_hash(proof["entry"].encode()),
-                     proof=[base64.b64decode(p) for p in proof["proof"]],
-                     root=open_checkpoint(proof["checkpoint"], verifier=key).root_hash)
+    verify_inclusion(
+        index=7,
+        size=proof["tree_size"],
+        leaf=leaf_hash(proof["entry"].encode()),
+        proof=[base64.b64decode(p) for p in proof["proof"]],
+        root=open_checkpoint(proof["checkpoint"], verifier=key).root_hash,
+    )
     consistency = client.get("/v1/audit/consistency", params={"from": 5, "to": 12}, headers=auditor).json()
-    verify_consistency(old_size=5, new_size=12, old_root=base64.b64decode(first["root_hash"]),
-                       new_root=checkpoint.root_hash, proof=[base64.b64decode(p) for p in consistency["proof"]])
+    verify_consistency(
+        old_size=5,
+        new_size=12,
+        old_root=base64.b64decode(first["root_hash"]),
+        new_root=checkpoint.root_hash,
+        proof=[base64.b64decode(p) for p in consistency["proof"]],
+    )
     assert client.get("/v1/audit/events/99/proof", headers=auditor).status_code == 404
 
 
@@ -121,8 +132,9 @@ def test_export_bundle_verifies_offline_and_is_itself_audited(client, settings, 
         assert (report.mode, report.event_count) == (mode, count)
     exported = _wait_for_size(client, settings, 11)
     assert exported["tree_size"] == 11
-    page = client.get("/v1/audit/events", params={"action": "audit.exported"},
-                      headers=_headers(settings, Role.ADMIN)).json()
+    page = client.get(
+        "/v1/audit/events", params={"action": "audit.exported"}, headers=_headers(settings, Role.ADMIN)
+    ).json()
     assert [item["event"]["actor"]["sub"] for item in page["events"]] == ["auditor-1", "auditor-1"]
 
 
@@ -151,8 +163,9 @@ def test_dev_audit_key_is_refused_in_prod(tmp_path):
 
     dev = Settings(data_dir=tmp_path)
     load_audit_signing_key(dev)  # generates the dev key file
-    prod = Settings.model_construct(**{**dev.model_dump(), "mode": "prod",
-                                       "audit_signing_key_file": tmp_path / "audit-dev-signing.key"})
+    prod = Settings.model_construct(
+        **{**dev.model_dump(), "mode": "prod", "audit_signing_key_file": tmp_path / "audit-dev-signing.key"}
+    )
     with pytest.raises(SettingsError, match="dev audit key"):
         load_audit_signing_key(prod)
 
@@ -167,8 +180,10 @@ def test_tampered_log_stops_the_gateway_at_start_up(settings, loaded_models):
     app = create_app(settings, models=loaded_models)
     with app.state.session_factory() as session:
         session.execute(text("DROP TRIGGER audit_leaves_no_update"))
-        session.execute(text("UPDATE audit_leaves SET entry = :e, leaf_hash = :h WHERE leaf_index = 2"),
-                        {"e": b"{}", "h": leaf_hash(b"{}")})
+        session.execute(
+            text("UPDATE audit_leaves SET entry = :e, leaf_hash = :h WHERE leaf_index = 2"),
+            {"e": b"{}", "h": leaf_hash(b"{}")},
+        )
         session.commit()
     from audit.errors import LogIntegrityError
 

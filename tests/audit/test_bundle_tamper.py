@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from audit.merkle import MemoryTree, inclusion_proof
 
 ORIGIN = "clonegate.test/audit"
 KEY = SigningKey.generate(name=ORIGIN)
-START = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def _events(n: int) -> list[bytes]:
@@ -33,28 +33,48 @@ def _events(n: int) -> list[bytes]:
     out = []
     for i in range(n):
         denied = i % 5 == 0
-        out.append(AuditEvent(
-            action=Action.REQUEST_DENIED if denied else Action.REQUEST_ADMITTED,
-            decision=Decision.DENY if denied else Decision.ALLOW,
-            reason="consent_missing" if denied else None,
-            actor=actor, subjects=Subjects(request_id=f"req-{i}", voice_id=f"voice-{i % 3}"),
-            time=START + timedelta(seconds=i), event_id=f"event-{i}",
-        ).canonical_bytes())
+        out.append(
+            AuditEvent(
+                action=Action.REQUEST_DENIED if denied else Action.REQUEST_ADMITTED,
+                decision=Decision.DENY if denied else Decision.ALLOW,
+                reason="consent_missing" if denied else None,
+                actor=actor,
+                subjects=Subjects(request_id=f"req-{i}", voice_id=f"voice-{i % 3}"),
+                time=START + timedelta(seconds=i),
+                event_id=f"event-{i}",
+            ).canonical_bytes()
+        )
     return out
 
 
-def _build(tmp_path: Path, entries: list[bytes], *, mode: str = "full", key: SigningKey = KEY,
-           selected: list[int] | None = None, name: str = "bundle") -> tuple[Path, MemoryTree, str]:
+def _build(
+    tmp_path: Path,
+    entries: list[bytes],
+    *,
+    mode: str = "full",
+    key: SigningKey = KEY,
+    selected: list[int] | None = None,
+    name: str = "bundle",
+) -> tuple[Path, MemoryTree, str]:
     tree = MemoryTree()
     for entry in entries:
         tree.append_entry(entry)
     note = sign_checkpoint(Checkpoint(ORIGIN, tree.size, tree.root()), key=key)
     indices = range(tree.size) if selected is None else selected
-    lines = ((i, entries[i], inclusion_proof(tree.node, index=i, size=tree.size) if mode == "selected" else None)
-             for i in indices)
+    lines = (
+        (i, entries[i], inclusion_proof(tree.node, index=i, size=tree.size) if mode == "selected" else None)
+        for i in indices
+    )
     path = tmp_path / name
-    write_bundle(path, checkpoint_note=note, checkpoint=Checkpoint(ORIGIN, tree.size, tree.root()),
-                 verifier=key.verifier, lines=lines, mode=mode, created="2026-11-22T12:00:00Z")
+    write_bundle(
+        path,
+        checkpoint_note=note,
+        checkpoint=Checkpoint(ORIGIN, tree.size, tree.root()),
+        verifier=key.verifier,
+        lines=lines,
+        mode=mode,
+        created="2026-11-22T12:00:00Z",
+    )
     return path, tree, note
 
 
@@ -177,8 +197,8 @@ def test_proof_for_a_different_entry(tmp_path):
     def swap_proofs(lines):
         first, second = json.loads(lines[0]), json.loads(lines[1])
         first["proof"], second["proof"] = second["proof"], first["proof"]
-        return [b'{"index":5,"proof":%s,"entry":%s}\n' % (json.dumps(first["proof"]).encode(), entries[5]),
-                lines[1]]
+        return [b'{"index":5,"proof":%s,"entry":%s}\n' % (json.dumps(first["proof"]).encode(), entries[5]), lines[1]]
+
     _edit_lines(bundle, swap_proofs)
     with pytest.raises(InclusionProofInvalid, match="index 5"):
         verify_bundle(bundle, trusted_key=KEY.verifier)
@@ -236,7 +256,7 @@ def test_byte_ranges_cover_every_line_exactly_once(tmp_path, monkeypatch, count,
     ranges = plan_ranges((path, 0, path.stat().st_size), parts=parts, strict=False)
     results = [check_range(task) for task in ranges]
     leaves = b"".join(result[0] for result in results)
-    assert [tree.node(0, i) for i in range(count)] == [leaves[i:i + 32] for i in range(0, len(leaves), 32)]
+    assert [tree.node(0, i) for i in range(count)] == [leaves[i : i + 32] for i in range(0, len(leaves), 32)]
     expected = 0
     for result in results:
         if result[5]:

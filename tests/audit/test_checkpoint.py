@@ -26,7 +26,10 @@ from audit.merkle import MemoryTree, consistency_proof
 GO_SIGNER = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
 GO_VERIFIER = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-GO_NOTE = GO_TEXT + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+GO_NOTE = (
+    GO_TEXT
+    + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+)
 
 
 def test_signed_note_matches_go_sumdb_note_vector():
@@ -44,8 +47,12 @@ def test_edited_note_text_is_refused():
 
 
 def test_mangled_verifier_keys_are_refused():
-    for bad in (GO_VERIFIER[:-1], GO_VERIFIER.replace("c74f20a3", "c74f20a4"), "PeterNeumann+c74f20a3",
-                GO_VERIFIER.replace("ARpc", "Apc")):
+    for bad in (
+        GO_VERIFIER[:-1],
+        GO_VERIFIER.replace("c74f20a3", "c74f20a4"),
+        "PeterNeumann+c74f20a3",
+        GO_VERIFIER.replace("ARpc", "Apc"),
+    ):
         with pytest.raises(SigningKeyError):
             VerifierKey.parse(bad)
 
@@ -110,8 +117,11 @@ def test_forked_checkpoint_that_does_not_extend_the_older_one_is_detected():
     newer = Checkpoint("o", 9, forked.root())
     with pytest.raises(ForkedCheckpoint):
         check_consistent(older=older, newer=newer, proof=consistency_proof(forked.node, old_size=4, new_size=9))
-    check_consistent(older=older, newer=Checkpoint("o", 9, honest.root()),
-                     proof=consistency_proof(honest.node, old_size=4, new_size=9))
+    check_consistent(
+        older=older,
+        newer=Checkpoint("o", 9, honest.root()),
+        proof=consistency_proof(honest.node, old_size=4, new_size=9),
+    )
 
 
 def test_truncated_log_is_detected():

@@ -14,13 +14,12 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import text
 
-from gateway.cli import main
-
-from gateway.db import create_db_engine, make_session_factory, upgrade
+from audit.integrator import integrate_pending
 from gateway.audit_hooks import commit_write_ahead
+from gateway.cli import main
+from gateway.db import create_db_engine, make_session_factory, upgrade
 from gateway.routes.audit import load_audit_signing_key
 from gateway.settings import Settings
-from audit.integrator import integrate_pending
 from tests.audit.storage_helpers import event
 
 CLONEGATE = [sys.executable, "-m", "gateway.cli"]
@@ -38,6 +37,7 @@ def _run(monkeypatch, capsys):
         code = main(args)
         captured = capsys.readouterr()
         return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+
     return run
 
 
@@ -63,8 +63,22 @@ def test_export_verify_and_check_as_a_process(tmp_path):
     checked = _process(["audit", "verify", str(tmp_path / "bundle.tar"), "--key", key], data)
     assert checked.returncode == 0, checked.stderr
     assert "all 6 events hash to the signed root" in checked.stdout
-    light = subprocess.run([sys.executable, "-m", "gateway.cli_audit", "verify", str(tmp_path / "bundle.tar"),
-                            "--key", key, "--workers", "2"], capture_output=True, text=True, timeout=120)
+    light = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli_audit",
+            "verify",
+            str(tmp_path / "bundle.tar"),
+            "--key",
+            key,
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert light.returncode == 0 and "all 6 events" in light.stdout, light.stderr
     engine.dispose()
 
@@ -72,7 +86,8 @@ def test_export_verify_and_check_as_a_process(tmp_path):
 def test_check_and_public_key(tmp_path, _run):
     settings, _, engine = _log_with_events(tmp_path, 6)
     assert _run(["audit", "public-key"], settings.data_dir).stdout.strip() == (
-        load_audit_signing_key(settings).verifier.encode())
+        load_audit_signing_key(settings).verifier.encode()
+    )
     check = _run(["audit", "check"], settings.data_dir)
     assert check.returncode == 0 and "6 events" in check.stdout
     engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -16,11 +16,13 @@ ACTOR = Actor(iss="https://issuer.example", sub="svc-frontend", role="operator",
 
 def make_event(**overrides) -> AuditEvent:
     fields = dict(
-        action=Action.REQUEST_ADMITTED, decision=Decision.ALLOW, actor=ACTOR,
+        action=Action.REQUEST_ADMITTED,
+        decision=Decision.ALLOW,
+        actor=ACTOR,
         subjects=Subjects(voice_id="voice-1", consent_id="consent-9", request_id="req-42"),
         digests=Digests(text_sha256="a" * 64, reference_sha256=("b" * 64,)),
         engine=EngineInfo(name="piper", version="1.3.0"),
-        time=datetime(2026, 11, 22, 23, 50, 1, 123456, tzinfo=timezone.utc),
+        time=datetime(2026, 11, 22, 23, 50, 1, 123456, tzinfo=UTC),
         event_id="0b9f5c1e-3f4a-4a51-9a40-2c1f7f0d2a11",
     )
     fields.update(overrides)
@@ -29,9 +31,15 @@ def make_event(**overrides) -> AuditEvent:
 
 def test_rfc8785_member_order_is_by_utf16_code_units():
     # The sorting example of RFC 8785 section 3.2.3: U+1F600 (surrogates D83D DE00) sorts before U+FB33.
-    value = {"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
-             "1": "One", "\U0001f600": "Emoji: Grinning Face", "\u0080": "Control",
-             "\u00f6": "Latin Small Letter O With Diaeresis"}
+    value = {
+        "\u20ac": "Euro Sign",
+        "\r": "Carriage Return",
+        "\ufb33": "Hebrew Letter Dalet With Dagesh",
+        "1": "One",
+        "\U0001f600": "Emoji: Grinning Face",
+        "\u0080": "Control",
+        "\u00f6": "Latin Small Letter O With Diaeresis",
+    }
     encoded = canonical_json(value).decode()
     keys = list(json.loads(encoded))
     assert keys == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
@@ -39,7 +47,7 @@ def test_rfc8785_member_order_is_by_utf16_code_units():
 
 
 def test_rfc8785_string_escapes_and_literals():
-    assert canonical_json({"b": [True, False, None], "a": "\u0007\b\t\n\f\r\"\\/\u007f\u2028"}) == (
+    assert canonical_json({"b": [True, False, None], "a": '\u0007\b\t\n\f\r"\\/\u007f\u2028'}) == (
         '{"a":"\\u0007\\b\\t\\n\\f\\r\\"\\\\/\u007f\u2028","b":[true,false,null]}'.encode()
     )
     assert canonical_json([0, -1, 2**53 - 1]) == b"[0,-1,9007199254740991]"
@@ -115,9 +123,12 @@ def test_fast_encoding_equals_the_general_canonicalizer():
     variants = [
         make_event(),
         make_event(action=Action.REQUEST_DENIED, decision=Decision.DENY, reason="speaker_protected", engine=None),
-        make_event(actor=Actor(iss="auth0|x", sub="a~b#c", role="admin"), subjects=Subjects(),
-                   digests=Digests(reference_sha256=("c" * 64, "d" * 64), output_sha256="e" * 64),
-                   watermark_id="wm:42"),
+        make_event(
+            actor=Actor(iss="auth0|x", sub="a~b#c", role="admin"),
+            subjects=Subjects(),
+            digests=Digests(reference_sha256=("c" * 64, "d" * 64), output_sha256="e" * 64),
+            watermark_id="wm:42",
+        ),
     ]
     for event in variants:
         assert event.canonical_bytes() == canonical_json(event.to_dict())

@@ -27,45 +27,98 @@ from audit.merkle import (
 
 h = bytes.fromhex
 
-LEAVES = [h(""), h("00"), h("10"), h("2021"), h("3031"), h("40414243"), h("5051525354555657"),
-          h("606162636465666768696a6b6c6d6e6f")]
-ROOTS = [h(x) for x in (
-    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
-)]
+LEAVES = [
+    h(""),
+    h("00"),
+    h("10"),
+    h("2021"),
+    h("3031"),
+    h("40414243"),
+    h("5051525354555657"),
+    h("606162636465666768696a6b6c6d6e6f"),
+]
+ROOTS = [
+    h(x)
+    for x in (
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    )
+]
 # (1-based leaf, tree size, proof) as in transparency-dev's inclusionProofs
 INCLUSION = [
     (1, 1, []),
-    (1, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    (
+        1,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
-    (6, 8, ["bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        6,
+        8,
+        [
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
             "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
     (3, 3, ["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
-    (2, 5, ["6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    (
+        2,
+        5,
+        [
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
 ]
 CONSISTENCY = [
     (1, 1, []),
-    (1, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    (
+        1,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
-    (6, 8, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        6,
+        8,
+        [
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
             "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
-    (2, 5, ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
-    (6, 7, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+    (
+        2,
+        5,
+        [
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
+    (
+        6,
+        7,
+        [
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
             "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
 ]
 SOME_HASH = h("abacaba000000000000000000000000000000000000000000060061e00123456")
 
@@ -111,12 +164,18 @@ def test_inclusion_proof_generation_and_verification(tree, leaf, size, proof):
 
 def _corrupt_inclusion(index, size, proof, root, leaf):
     probes = [
-        (index - 1, size, root, leaf, proof), (index + 1, size, root, leaf, proof), (index ^ 2, size, root, leaf, proof),
-        (index, size * 2, root, leaf, proof), (index, size // 2, root, leaf, proof),
-        (index, size, root, b"WrongLeaf", proof), (index, size, EMPTY_ROOT, leaf, proof),
+        (index - 1, size, root, leaf, proof),
+        (index + 1, size, root, leaf, proof),
+        (index ^ 2, size, root, leaf, proof),
+        (index, size * 2, root, leaf, proof),
+        (index, size // 2, root, leaf, proof),
+        (index, size, root, b"WrongLeaf", proof),
+        (index, size, EMPTY_ROOT, leaf, proof),
         (index, size, SOME_HASH, leaf, proof),
-        (index, size, root, leaf, proof + [b""]), (index, size, root, leaf, proof + [root]),
-        (index, size, root, leaf, [b""] + proof), (index, size, root, leaf, [root] + proof),
+        (index, size, root, leaf, proof + [b""]),
+        (index, size, root, leaf, proof + [root]),
+        (index, size, root, leaf, [b""] + proof),
+        (index, size, root, leaf, [root] + proof),
     ]
     for position in range(len(proof)):
         flipped = list(proof)
@@ -151,12 +210,23 @@ def test_corrupted_consistency_proofs_are_refused(old, new, proof):
     proof = [h(x) for x in proof]
     r1, r2 = ROOTS[old - 1], ROOTS[new - 1]
     probes = [
-        (old - 1, new, r1, r2, proof), (old + 1, new, r1, r2, proof), (old ^ 2, new, r1, r2, proof),
-        (old, new * 2, r1, r2, proof), (old, new // 2, r1, r2, proof),
-        (old, new, b"WrongRoot", r2, proof), (old, new, r1, b"WrongRoot", proof), (old, new, r2, r1, proof),
-        (old, new, r1, r2, []), (old, new, r1, r2, proof + [b""]), (old, new, r1, r2, proof + [r1]),
-        (old, new, r1, r2, proof + [r2]), (old, new, r1, r2, [b""] + proof), (old, new, r1, r2, [r1] + proof),
-        (old, new, r1, r2, [r2] + proof), (old, new, r1, r2, [proof[0]] + proof), (old, new, r1, r2, proof[:-1]),
+        (old - 1, new, r1, r2, proof),
+        (old + 1, new, r1, r2, proof),
+        (old ^ 2, new, r1, r2, proof),
+        (old, new * 2, r1, r2, proof),
+        (old, new // 2, r1, r2, proof),
+        (old, new, b"WrongRoot", r2, proof),
+        (old, new, r1, b"WrongRoot", proof),
+        (old, new, r2, r1, proof),
+        (old, new, r1, r2, []),
+        (old, new, r1, r2, proof + [b""]),
+        (old, new, r1, r2, proof + [r1]),
+        (old, new, r1, r2, proof + [r2]),
+        (old, new, r1, r2, [b""] + proof),
+        (old, new, r1, r2, [r1] + proof),
+        (old, new, r1, r2, [r2] + proof),
+        (old, new, r1, r2, [proof[0]] + proof),
+        (old, new, r1, r2, proof[:-1]),
     ]
     for position in range(len(proof)):
         flipped = list(proof)
@@ -172,9 +242,16 @@ def test_consistency_edge_cases_from_vectors():
     verify_consistency(old_size=0, new_size=0, old_root=one, new_root=one, proof=[])
     verify_consistency(old_size=0, new_size=1, old_root=empty, new_root=one, proof=[])
     verify_consistency(old_size=1, new_size=1, old_root=one, new_root=one, proof=[])
-    for old, new, a, b, proof in [(0, 0, empty, one, []), (1, 1, empty, one, []), (1, 0, one, one, []),
-                                  (2, 1, one, one, []), (1, 2, one, empty, []), (0, 0, empty, empty, [empty]),
-                                  (0, 1, empty, empty, [empty]), (1, 1, empty, empty, [empty])]:
+    for old, new, a, b, proof in [
+        (0, 0, empty, one, []),
+        (1, 1, empty, one, []),
+        (1, 0, one, one, []),
+        (2, 1, one, one, []),
+        (1, 2, one, empty, []),
+        (0, 0, empty, empty, [empty]),
+        (0, 1, empty, empty, [empty]),
+        (1, 1, empty, empty, [empty]),
+    ]:
         with pytest.raises(ConsistencyProofInvalid):
             verify_consistency(old_size=old, new_size=new, old_root=a, new_root=b, proof=proof)
 

@@ -48,8 +48,13 @@ def test_integration_assigns_contiguous_indices_and_signs_checkpoints(db_session
         leaf, stored, proof = prove_inclusion(db_session, index=index)
         assert stored.tree_size == 33
         verify_inclusion(index=index, size=33, leaf=leaf_hash(leaf.entry), proof=proof, root=checkpoint.root_hash)
-    verify_consistency(old_size=13, new_size=33, old_root=first.root_hash, new_root=second.root_hash,
-                       proof=prove_consistency(db_session, old_size=13, new_size=33))
+    verify_consistency(
+        old_size=13,
+        new_size=33,
+        old_root=first.root_hash,
+        new_root=second.root_hash,
+        proof=prove_consistency(db_session, old_size=13, new_size=33),
+    )
     report = check_log_integrity(db_session, verifier=KEY.verifier, origin=ORIGIN)
     assert (report.tree_size, report.checkpoints, report.pending) == (33, 2, 0)
 
@@ -98,8 +103,12 @@ def test_unmigrated_store_fails_closed(tmp_path):
 
 def test_stored_events_cannot_be_updated_or_deleted(db_session):
     _append_and_integrate(db_session, 0, 2)
-    for statement in ("UPDATE audit_leaves SET action = 'x'", "DELETE FROM audit_leaves",
-                      "DELETE FROM audit_checkpoints", "UPDATE audit_nodes SET level = 9"):
+    for statement in (
+        "UPDATE audit_leaves SET action = 'x'",
+        "DELETE FROM audit_leaves",
+        "DELETE FROM audit_checkpoints",
+        "UPDATE audit_nodes SET level = 9",
+    ):
         with pytest.raises(DBAPIError):
             db_session.execute(text(statement))
         db_session.rollback()
@@ -108,8 +117,7 @@ def test_stored_events_cannot_be_updated_or_deleted(db_session):
 def test_integrator_refuses_to_sign_a_forked_head(db_session):
     _append_and_integrate(db_session, 0, 8)
     disable_append_only(db_session)
-    db_session.execute(text("UPDATE audit_nodes SET hash = :h WHERE level = 3 AND node_index = 0"),
-                       {"h": b"\x07" * 32})
+    db_session.execute(text("UPDATE audit_nodes SET hash = :h WHERE level = 3 AND node_index = 0"), {"h": b"\x07" * 32})
     db_session.commit()
     for i in range(8, 11):
         append_event(db_session, event=event(i))
@@ -135,8 +143,9 @@ def test_full_and_selected_exports_verify_offline(db_session, tmp_path):
     _append_and_integrate(db_session, 0, 25)
     assert export_bundle(db_session, directory=tmp_path / "full", verifier=KEY.verifier) == 25
     assert verify_bundle(tmp_path / "full", trusted_key=KEY.verifier, strict=True).event_count == 25
-    count = export_bundle(db_session, directory=tmp_path / "sel", verifier=KEY.verifier,
-                          event_filter=EventFilter(actor_sub="user-1"))
+    count = export_bundle(
+        db_session, directory=tmp_path / "sel", verifier=KEY.verifier, event_filter=EventFilter(actor_sub="user-1")
+    )
     assert count == 6
     assert verify_bundle(tmp_path / "sel", trusted_key=KEY.verifier, strict=True).event_count == 6
 

@@ -88,8 +88,9 @@ def build_app(behaviour: Behaviour) -> FastAPI:
         if req.get("media_type", "wav") not in ("wav", "raw", "ogg", "aac"):
             return JSONResponse(status_code=400, content={"message": "media_type is not supported"})
         if not Path(req["ref_audio_path"]).is_file():  # the real server opens the path on its host
-            return JSONResponse(status_code=400, content={"message": "tts failed",
-                                                          "Exception": f"{req['ref_audio_path']} not found"})
+            return JSONResponse(
+                status_code=400, content={"message": "tts failed", "Exception": f"{req['ref_audio_path']} not found"}
+            )
         if (answer := failure()) is not None:
             return answer
         if behaviour.mode == "error":
@@ -128,15 +129,21 @@ def build_app(behaviour: Behaviour) -> FastAPI:
         rng = np.random.default_rng(seed)
         latent = rng.normal(0, 1, (32, 1024)).astype(np.float16)
         embedding = rng.normal(0, 0.05, 512).astype(np.float16)
-        return JSONResponse({"gpt_cond_latent": latent.astype(float).tolist(),
-                             "speaker_embedding": embedding.astype(float).tolist()})
+        return JSONResponse(
+            {"gpt_cond_latent": latent.astype(float).tolist(), "speaker_embedding": embedding.astype(float).tolist()}
+        )
 
     @app.post("/tts_stream")
     def tts_stream(parsed_input: XttsStreamingInputs) -> Response:
-        behaviour.requests.append({"path": "/tts_stream", "text": parsed_input.text,
-                                   "language": parsed_input.language,
-                                   "latent_frames": len(parsed_input.gpt_cond_latent),
-                                   "embedding_dim": len(parsed_input.speaker_embedding)})
+        behaviour.requests.append(
+            {
+                "path": "/tts_stream",
+                "text": parsed_input.text,
+                "language": parsed_input.language,
+                "latent_frames": len(parsed_input.gpt_cond_latent),
+                "embedding_dim": len(parsed_input.speaker_embedding),
+            }
+        )
         if (answer := failure()) is not None:
             return answer
         pcm = (buzz(parsed_input.text, 24000) * 32767).astype("<i2").tobytes()
@@ -154,7 +161,7 @@ def build_app(behaviour: Behaviour) -> FastAPI:
                 if behaviour.mode == "drop" and start > 0:
                     raise ConnectionResetError("engine crashed mid-stream")
                 time.sleep(behaviour.delay_s if behaviour.mode == "paced" else 0)
-                yield pcm[start:start + step]
+                yield pcm[start : start + step]
 
         return StreamingResponse(chunks(), media_type="audio/wav")
 
@@ -197,7 +204,7 @@ def build_app(behaviour: Behaviour) -> FastAPI:
         def events():
             yield "event: generating\ndata: null\n\n"
             if behaviour.mode == "error" or call is None:
-                yield "event: error\ndata: \"CUDA out of memory\"\n\n"
+                yield 'event: error\ndata: "CUDA out of memory"\n\n'
                 return
             text, rate_factor = call["data"][1], call["data"][16] / 15.0
             audio = buzz(text, 44100)
@@ -205,8 +212,15 @@ def build_app(behaviour: Behaviour) -> FastAPI:
             path = f"/tmp/gradio/out/{event_id}.wav"
             behaviour.uploads[path] = wav_bytes(audio, 44100)
             # A hostile engine could point "url" anywhere; clients must not follow it.
-            result = [{"path": path, "url": f"http://attacker.invalid/file={path}", "orig_name": "audio.wav",
-                       "meta": {"_type": "gradio.FileData"}}, 420]
+            result = [
+                {
+                    "path": path,
+                    "url": f"http://attacker.invalid/file={path}",
+                    "orig_name": "audio.wav",
+                    "meta": {"_type": "gradio.FileData"},
+                },
+                420,
+            ]
             yield f"event: complete\ndata: {json.dumps(result)}\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -226,8 +240,7 @@ class FakeEngineServer:
 
     def __init__(self) -> None:
         self.behaviour = Behaviour()
-        config = uvicorn.Config(build_app(self.behaviour), host="127.0.0.1", port=0, log_level="error",
-                                lifespan="off")
+        config = uvicorn.Config(build_app(self.behaviour), host="127.0.0.1", port=0, log_level="error", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
@@ -250,4 +263,3 @@ class FakeEngineServer:
         self.behaviour.mode = mode
         self.behaviour.delay_s = delay_s
         self.behaviour.requests.clear()
-

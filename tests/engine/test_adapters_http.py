@@ -121,8 +121,9 @@ def test_sovits_refuses_bad_input_before_calling(sovits, server, reference) -> N
     with pytest.raises(ControlUnsupported):
         sovits.synthesize(text=TEXT, language="en", voice=voice, controls=SynthesisControls(pitch_semitones=2))
     with pytest.raises(ReferenceInvalid):
-        sovits.prepare_voice(references=[ReferenceClip(reference.audio[: 2 * reference.sample_rate],
-                                                       reference.sample_rate)])
+        sovits.prepare_voice(
+            references=[ReferenceClip(reference.audio[: 2 * reference.sample_rate], reference.sample_rate)]
+        )
     assert server.behaviour.requests == []
 
 
@@ -152,8 +153,7 @@ def test_xtts_clone_then_stream(xtts, server, reference) -> None:
     stored = VoiceProfile.from_json(voice.to_json())
     audio = xtts.synthesize(text=TEXT, language="de", voice=stored)
     request = server.behaviour.requests[-1]
-    assert request == {"path": "/tts_stream", "text": TEXT, "language": "de", "latent_frames": 32,
-                       "embedding_dim": 512}
+    assert request == {"path": "/tts_stream", "text": TEXT, "language": "de", "latent_frames": 32, "embedding_dim": 512}
     assert audio.sample_rate == 24000 and abs(audio.duration_s - 0.07 * len(TEXT)) < 0.01
     assert np.max(np.abs(audio.samples)) > 0.2  # PCM after the zero-length header was decoded
 

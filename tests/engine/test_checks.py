@@ -117,8 +117,16 @@ def test_no_references_is_refused() -> None:
         check_references([])
 
 
-@pytest.mark.parametrize("controls", [{"speed": 0.1}, {"speed": 3.0}, {"pitch_semitones": 24},
-                                      {"speed": float("nan")}, {"pitch_semitones": float("inf")}])
+@pytest.mark.parametrize(
+    "controls",
+    [
+        {"speed": 0.1},
+        {"speed": 3.0},
+        {"pitch_semitones": 24},
+        {"speed": float("nan")},
+        {"pitch_semitones": float("inf")},
+    ],
+)
 def test_controls_out_of_range_are_refused(controls: dict) -> None:
     with pytest.raises(ControlOutOfRange):
         SynthesisControls(**controls)
@@ -171,16 +179,27 @@ def test_engine_audio_is_read_only() -> None:
 
 
 def test_profile_round_trip() -> None:
-    profile = VoiceProfile(engine="e", model_id="m", parameters={"warp": 1.1, "list": [1, 2]},
-                           reference_sha256="ab" * 32, metrics={"best_similarity": 0.8})
+    profile = VoiceProfile(
+        engine="e",
+        model_id="m",
+        parameters={"warp": 1.1, "list": [1, 2]},
+        reference_sha256="ab" * 32,
+        metrics={"best_similarity": 0.8},
+    )
     assert VoiceProfile.from_json(profile.to_json()) == profile
 
 
-@pytest.mark.parametrize("stored", ["not json", "[]", '{"engine": "e"}',
-                                    '{"engine": "e", "model_id": "m", "format_version": 99, "reference_sha256": "x",'
-                                    ' "parameters": {}, "metrics": {}}',
-                                    '{"engine": 1, "model_id": "m", "format_version": 1, "reference_sha256": "x",'
-                                    ' "parameters": {}, "metrics": {}}'])
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "not json",
+        "[]",
+        '{"engine": "e"}',
+        '{"engine": "e", "model_id": "m", "format_version": 99, "reference_sha256": "x",'
+        ' "parameters": {}, "metrics": {}}',
+        '{"engine": 1, "model_id": "m", "format_version": 1, "reference_sha256": "x", "parameters": {}, "metrics": {}}',
+    ],
+)
 def test_malformed_stored_profile_is_refused(stored: str) -> None:
     with pytest.raises(VoiceProfileInvalid):
         VoiceProfile.from_json(stored)

@@ -134,8 +134,9 @@ def test_long_text_is_streamed_in_sentence_order(engine, voice) -> None:
 
 def test_cancel_stops_between_sentences(engine, voice) -> None:
     token = CancelToken()
-    stream = engine.synthesize_stream(text="First sentence here. Second one here. Third one.", language="en",
-                                      voice=voice, cancel=token)
+    stream = engine.synthesize_stream(
+        text="First sentence here. Second one here. Third one.", language="en", voice=voice, cancel=token
+    )
     next(stream)
     token.cancel("client went away")
     with pytest.raises(EngineCancelled):

@@ -40,8 +40,9 @@ class PacedEngine(CloningEngine):
 
     name = "paced"
 
-    def __init__(self, *, sentence_s: float = 0.0, load_s: float = 0.0, fail_load: bool = False,
-                 output: str = "speech") -> None:
+    def __init__(
+        self, *, sentence_s: float = 0.0, load_s: float = 0.0, fail_load: bool = False, output: str = "speech"
+    ) -> None:
         self.sentence_s = sentence_s
         self.load_s = load_s
         self.fail_load = fail_load
@@ -194,8 +195,9 @@ def test_async_cancellation_cancels_the_engine_job() -> None:
     executor = started(engine)
 
     async def scenario() -> None:
-        task = asyncio.create_task(executor.synthesize_async(
-            text=". ".join(["Words words"] * 10), language="en", voice=VOICE))
+        task = asyncio.create_task(
+            executor.synthesize_async(text=". ".join(["Words words"] * 10), language="en", voice=VOICE)
+        )
         await asyncio.sleep(0.3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

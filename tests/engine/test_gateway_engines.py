@@ -29,10 +29,16 @@ def test_executor_limits_come_from_settings() -> None:
     assert (executor.max_concurrency, executor.max_queue, executor.timeout_s) == (2, 7, 30)
 
 
-@pytest.mark.parametrize(("engine", "missing"), [("xtts", "CLONEGATE_ENGINE_URL"), ("zonos", "CLONEGATE_ENGINE_URL"),
-                                                 ("gpt-sovits", "CLONEGATE_ENGINE_SHARED_DIR"),
-                                                 ("chatterbox", "CLONEGATE_ENGINE_CHECKPOINT"),
-                                                 ("f5-tts", "CLONEGATE_ENGINE_VOCAB_FILE")])
+@pytest.mark.parametrize(
+    ("engine", "missing"),
+    [
+        ("xtts", "CLONEGATE_ENGINE_URL"),
+        ("zonos", "CLONEGATE_ENGINE_URL"),
+        ("gpt-sovits", "CLONEGATE_ENGINE_SHARED_DIR"),
+        ("chatterbox", "CLONEGATE_ENGINE_CHECKPOINT"),
+        ("f5-tts", "CLONEGATE_ENGINE_VOCAB_FILE"),
+    ],
+)
 def test_missing_engine_setting_is_named(engine: str, missing: str) -> None:
     overrides = {"engine": engine}
     if engine == "gpt-sovits":

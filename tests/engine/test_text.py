@@ -9,22 +9,46 @@ from engine.text import cardinal, normalize_english, ordinal, split_sentences, y
 
 @pytest.mark.parametrize(
     ("number", "words"),
-    [(0, "zero"), (13, "thirteen"), (40, "forty"), (99, "ninety-nine"), (105, "one hundred five"),
-     (1234, "one thousand two hundred thirty-four"), (2_000_017, "two million seventeen")],
+    [
+        (0, "zero"),
+        (13, "thirteen"),
+        (40, "forty"),
+        (99, "ninety-nine"),
+        (105, "one hundred five"),
+        (1234, "one thousand two hundred thirty-four"),
+        (2_000_017, "two million seventeen"),
+    ],
 )
 def test_cardinal(number: int, words: str) -> None:
     assert cardinal(number) == words
 
 
-@pytest.mark.parametrize(("number", "words"), [(1, "first"), (2, "second"), (3, "third"), (12, "twelfth"),
-                                               (20, "twentieth"), (21, "twenty-first"), (105, "one hundred fifth")])
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [
+        (1, "first"),
+        (2, "second"),
+        (3, "third"),
+        (12, "twelfth"),
+        (20, "twentieth"),
+        (21, "twenty-first"),
+        (105, "one hundred fifth"),
+    ],
+)
 def test_ordinal(number: int, words: str) -> None:
     assert ordinal(number) == words
 
 
-@pytest.mark.parametrize(("number", "words"), [(1999, "nineteen ninety-nine"), (2005, "two thousand five"),
-                                               (2024, "twenty twenty-four"), (1900, "nineteen hundred"),
-                                               (1805, "eighteen oh five")])
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [
+        (1999, "nineteen ninety-nine"),
+        (2005, "two thousand five"),
+        (2024, "twenty twenty-four"),
+        (1900, "nineteen hundred"),
+        (1805, "eighteen oh five"),
+    ],
+)
 def test_year(number: int, words: str) -> None:
     assert year(number) == words
 
@@ -45,8 +69,10 @@ def test_year(number: int, words: str) -> None:
         ("Growth was 12.5% in the 1990s.", "Growth was twelve point five percent in the nineteen nineties."),
         ("It was the 21st try.", "It was the twenty-first try."),
         ("It is -4 degrees.", "It is minus four degrees."),
-        ("Mr. and Mrs. Brown live on Main St. near St. Mary's.",
-         "Mister and Missus Brown live on Main Street near Saint Mary's."),
+        (
+            "Mr. and Mrs. Brown live on Main St. near St. Mary's.",
+            "Mister and Missus Brown live on Main Street near Saint Mary's.",
+        ),
         ("Fruit, e.g. apples & pears.", "Fruit, for example apples and pears."),
         ("Room No. 7, version 2.0.1.", "Room Number seven, version two point zero point one."),
     ],

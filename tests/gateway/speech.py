@@ -73,8 +73,13 @@ def spoken_wav(text: str) -> bytes:
 def pin_phrase(session: Session, *, challenge_id: str, phrase: tuple[str, ...], templates: dict | None = None) -> str:
     """Give an issued challenge a known phrase; returns the statement text to read."""
     challenge = session.get(ConsentChallenge, challenge_id)
-    statement = render_statement(template=(templates or DEFAULT_TEMPLATES)["en"], owner_name=challenge.owner_name,
-                                 grantee_name=challenge.grantee_name, purposes=challenge.purposes, phrase=phrase)
+    statement = render_statement(
+        template=(templates or DEFAULT_TEMPLATES)["en"],
+        owner_name=challenge.owner_name,
+        grantee_name=challenge.grantee_name,
+        purposes=challenge.purposes,
+        phrase=phrase,
+    )
     challenge.phrase, challenge.statement_text = " ".join(phrase), statement.text
     session.commit()
     return statement.text
@@ -88,8 +93,9 @@ def seed_cohort(app, *, embedder, speech_dir) -> None:
     with app.state.session_factory() as session:
         for name in COHORT:
             audio, rate = soundfile.read(speech_dir / f"{name}.wav", dtype="float32")
-            add_cohort_speaker(session, embedder=embedder, label=name, audio=audio, sample_rate=rate,
-                               actor="operator:test")
+            add_cohort_speaker(
+                session, embedder=embedder, label=name, audio=audio, sample_rate=rate, actor="operator:test"
+            )
         session.commit()
 
 
@@ -112,8 +118,15 @@ def token_maker(gateway: TestClient):
 
     def make(sub: str, role: str, **claims) -> dict[str, str]:
         now = int(time.time())
-        body = {"iss": settings.jwt_issuer, "aud": settings.jwt_audience, "sub": sub, "iat": now, "exp": now + 600,
-                "role": [role], **claims}
+        body = {
+            "iss": settings.jwt_issuer,
+            "aud": settings.jwt_audience,
+            "sub": sub,
+            "iat": now,
+            "exp": now + 600,
+            "role": [role],
+            **claims,
+        }
         return bearer(jwt.encode(body, settings.jwt_secret.get_secret_value(), algorithm="HS256"))
 
     return make
@@ -123,12 +136,23 @@ def owner(name: str, display: str):
     return {"sub": name, "role": "owner", "name": display}
 
 
-def issue(gateway, headers, *, grantee="acme", grantee_name="Acme Studios", purposes=("audiobook",),
-          phrase=PHRASES[0]) -> tuple[str, str]:
+def issue(
+    gateway, headers, *, grantee="acme", grantee_name="Acme Studios", purposes=("audiobook",), phrase=PHRASES[0]
+) -> tuple[str, str]:
     """Issue a challenge through the route; returns its id and the (pinned) statement to read."""
-    response = gateway.post("/v1/consent/challenges", headers=headers, json={
-        "grantee_kind": "tenant", "grantee_id": grantee, "grantee_name": grantee_name, "purposes": list(purposes),
-        "languages": ["en"], "not_after": (datetime.now(UTC) + timedelta(days=30)).isoformat(), "max_uses": 5})
+    response = gateway.post(
+        "/v1/consent/challenges",
+        headers=headers,
+        json={
+            "grantee_kind": "tenant",
+            "grantee_id": grantee,
+            "grantee_name": grantee_name,
+            "purposes": list(purposes),
+            "languages": ["en"],
+            "not_after": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            "max_uses": 5,
+        },
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["phrase"] and " ".join(body["phrase"]) in body["statement"]
@@ -146,8 +170,10 @@ def logged_entries(app) -> list[tuple[int, bytes]]:
     """(audit identifier, canonical entry) of every event appended so far, integrated or still
     pending, in append order."""
     with app.state.session_factory() as session:
-        rows = [*session.execute(select(Leaf.pending_id, Leaf.entry)),
-                *session.execute(select(PendingEvent.id, PendingEvent.entry))]
+        rows = [
+            *session.execute(select(Leaf.pending_id, Leaf.entry)),
+            *session.execute(select(PendingEvent.id, PendingEvent.entry)),
+        ]
     return sorted((audit_id, bytes(entry)) for audit_id, entry in rows)
 
 

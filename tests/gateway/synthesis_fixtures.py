@@ -71,27 +71,60 @@ def grant_voice(app: FastAPI, reference_path: Path, *, issuer: str, max_uses: in
     profile = app.state.engine_executor.prepare_voice(references=[ReferenceClip(audio=reference, sample_rate=rate)])
     with app.state.session_factory() as session:
         challenge, _ = create_challenge(
-            session, owner=OwnerIdentity(iss=issuer, sub=OWNER_ISSUER_SUB, display_name="Olive Owner"),
-            grantee_kind="tenant", grantee_id=TENANT, grantee_name="Acme Audio", purposes=[PURPOSE],
-            languages=["en"], not_before=now - timedelta(hours=1), not_after=now + timedelta(days=1),
-            max_uses=max_uses, now=now)
-        voice = Voice(id=secrets.token_hex(16), owner_iss=issuer, owner_sub=OWNER_ISSUER_SUB, owner_name="Olive Owner",
-                      status="active", embedder_name=components.embedder.name, profile_version=1, created_at=now)
+            session,
+            owner=OwnerIdentity(iss=issuer, sub=OWNER_ISSUER_SUB, display_name="Olive Owner"),
+            grantee_kind="tenant",
+            grantee_id=TENANT,
+            grantee_name="Acme Audio",
+            purposes=[PURPOSE],
+            languages=["en"],
+            not_before=now - timedelta(hours=1),
+            not_after=now + timedelta(days=1),
+            max_uses=max_uses,
+            now=now,
+        )
+        voice = Voice(
+            id=secrets.token_hex(16),
+            owner_iss=issuer,
+            owner_sub=OWNER_ISSUER_SUB,
+            owner_name="Olive Owner",
+            status="active",
+            embedder_name=components.embedder.name,
+            profile_version=1,
+            created_at=now,
+        )
         session.add(voice)
         session.flush()
         create_voice_key(session, voice_id=voice.id, key_encryption_key=kek)
         consent = Consent(
-            id=secrets.token_hex(16), voice_id=voice.id, challenge_id=challenge.id, owner_iss=issuer,
-            owner_sub=OWNER_ISSUER_SUB, grantee_kind="tenant", grantee_id=TENANT, purposes=[PURPOSE],
-            languages=["en"], not_before=challenge.not_before, not_after=challenge.not_after, max_uses=max_uses,
-            uses=0, statement_sha256=hashlib.sha256(challenge.statement_text.encode()).hexdigest(),
-            recording_sha256=hashlib.sha256(reference.tobytes()).hexdigest(), created_at=now)
+            id=secrets.token_hex(16),
+            voice_id=voice.id,
+            challenge_id=challenge.id,
+            owner_iss=issuer,
+            owner_sub=OWNER_ISSUER_SUB,
+            grantee_kind="tenant",
+            grantee_id=TENANT,
+            purposes=[PURPOSE],
+            languages=["en"],
+            not_before=challenge.not_before,
+            not_after=challenge.not_after,
+            max_uses=max_uses,
+            uses=0,
+            statement_sha256=hashlib.sha256(challenge.statement_text.encode()).hexdigest(),
+            recording_sha256=hashlib.sha256(reference.tobytes()).hexdigest(),
+            created_at=now,
+        )
         session.add(consent)
         session.flush()
-        store_sample(session, voice_id=voice.id, kind="reference", data=reference, sample_rate=rate,
-                     key_encryption_key=kek)
-        replace_profile(session, voice_id=voice.id, profile=components.embedder.embed(reference, sample_rate=rate),
-                        key_encryption_key=kek)
+        store_sample(
+            session, voice_id=voice.id, kind="reference", data=reference, sample_rate=rate, key_encryption_key=kek
+        )
+        replace_profile(
+            session,
+            voice_id=voice.id,
+            profile=components.embedder.embed(reference, sample_rate=rate),
+            key_encryption_key=kek,
+        )
         components.voices.save_engine_profile(session, voice_id=voice.id, profile=profile)
         session.commit()
         return GrantedVoice(voice_id=voice.id, consent_id=consent.id, reference=reference, sample_rate=rate)
@@ -134,16 +167,18 @@ def ready_gateway(settings: Settings, models, speech_dir: Path, *, reference_cli
     with TestClient(app) as client:
         assert app.state.engine_executor.wait_ready(180)
         seed_cohort(app, speech_dir)
-        voice = grant_voice(app, sorted(speech_dir.glob("en_*.wav"))[reference_clip], issuer=settings.jwt_issuer,
-                            max_uses=1000)
+        voice = grant_voice(
+            app, sorted(speech_dir.glob("en_*.wav"))[reference_clip], issuer=settings.jwt_issuer, max_uses=1000
+        )
         yield client, app, voice
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, loaded_models, speech_dir):
     """A ready gateway (engine warm, cohort seeded) with one voice granted to tenant `acme`."""
-    settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("synthesis"),
-                        synthesis_deny_patterns=[r"\bwire (the )?money\b"])
+    settings = Settings(
+        mode="dev", data_dir=tmp_path_factory.mktemp("synthesis"), synthesis_deny_patterns=[r"\bwire (the )?money\b"]
+    )
     with ready_gateway(settings, loaded_models, speech_dir, reference_clip=1) as ready:
         yield ready
 
@@ -156,8 +191,11 @@ def client_token(hs256_token):
 def audit_events(app, **where) -> list[tuple[int, AuditEvent]]:
     """(audit identifier, event) of every event, in append order, optionally of some subjects."""
     events = [(audit_id, AuditEvent.from_canonical_bytes(entry)) for audit_id, entry in logged_entries(app)]
-    return [(audit_id, event) for audit_id, event in events
-            if all(getattr(event.subjects, key) == value for key, value in where.items())]
+    return [
+        (audit_id, event)
+        for audit_id, event in events
+        if all(getattr(event.subjects, key) == value for key, value in where.items())
+    ]
 
 
 def consent_uses(app, consent_id: str) -> int:
@@ -169,7 +207,6 @@ def synthesize(client, token, voice, **overrides):
     body = {"voice_id": voice.voice_id, "text": TEXT, "language": "en", "purpose": PURPOSE, "format": "wav"}
     body.update(overrides)
     # Serialised by hand: json.dumps writes NaN literally, as a hostile client would send it.
-    return client.post("/v1/synthesize", content=json.dumps(body),
-                       headers={**bearer(token), "Content-Type": "application/json"})
-
-
+    return client.post(
+        "/v1/synthesize", content=json.dumps(body), headers={**bearer(token), "Content-Type": "application/json"}
+    )

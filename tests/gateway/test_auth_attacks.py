@@ -47,9 +47,7 @@ def jwks_settings(tmp_path, rsa_key) -> Settings:
     ]
     jwks_file = tmp_path / "jwks.json"
     jwks_file.write_text(json.dumps({"keys": keys}))
-    return Settings(
-        mode="dev", data_dir=tmp_path / "data", jwt_algorithms=["RS256", "ES256"], jwt_jwks_file=jwks_file
-    )
+    return Settings(mode="dev", data_dir=tmp_path / "data", jwt_algorithms=["RS256", "ES256"], jwt_jwks_file=jwks_file)
 
 
 @pytest.fixture
@@ -104,7 +102,9 @@ def test_rejects_hs256_signed_with_rs256_public_key(jwks_client, claims, rsa_key
     _assert_refused(jwks_client.get("/v1/me", headers=bearer(token)), 401, "token_algorithm_refused")
 
 
-def test_rejects_hs256_signed_with_public_key_when_hs256_also_accepted(tmp_path, claims, rsa_key, jwks_settings, loaded_models):
+def test_rejects_hs256_signed_with_public_key_when_hs256_also_accepted(
+    tmp_path, claims, rsa_key, jwks_settings, loaded_models
+):
     mixed = jwks_settings.model_copy(update={"jwt_algorithms": ["HS256", "RS256"]})
     upgrade(mixed.resolved_database_url)
     with TestClient(create_app(mixed, models=loaded_models)) as mixed_client:
@@ -136,7 +136,9 @@ def test_rejects_wrong_issuer(client, hs256_token):
 
 
 def test_rejects_wrong_audience(client, hs256_token):
-    _assert_refused(client.get("/v1/me", headers=bearer(hs256_token(aud="another-service"))), 401, "token_wrong_audience")
+    _assert_refused(
+        client.get("/v1/me", headers=bearer(hs256_token(aud="another-service"))), 401, "token_wrong_audience"
+    )
 
 
 @pytest.mark.parametrize("claim", ["sub", "exp", "iat", "iss", "aud"])
@@ -209,8 +211,12 @@ def test_keys_fetched_from_jwks_url(tmp_path, claims, rsa_key, loaded_models):
     server = http.server.HTTPServer(("127.0.0.1", 0), JwksHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        settings = Settings(mode="dev", data_dir=tmp_path, jwt_algorithms=["RS256"],
-                            jwt_jwks_url=f"http://127.0.0.1:{server.server_port}/jwks.json")
+        settings = Settings(
+            mode="dev",
+            data_dir=tmp_path,
+            jwt_algorithms=["RS256"],
+            jwt_jwks_url=f"http://127.0.0.1:{server.server_port}/jwks.json",
+        )
         with TestClient(create_app(settings, models=loaded_models)) as url_client:
             good = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "url-1"})
             assert url_client.get("/v1/me", headers=bearer(good)).status_code == 200

@@ -38,8 +38,7 @@ PROTECTED_SAMPLES = (
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, loaded_models, speech_dir):
-    yield from running_gateway(tmp_path_factory.mktemp("blocklist-routes"), models=loaded_models,
-                               speech_dir=speech_dir)
+    yield from running_gateway(tmp_path_factory.mktemp("blocklist-routes"), models=loaded_models, speech_dir=speech_dir)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +55,12 @@ def admin(token):
 def listed(gateway, admin) -> int:
     """The Piper voice listed by an admin from two recordings."""
     files = [("samples", (f"s{i}.wav", spoken_wav(text), "audio/wav")) for i, text in enumerate(PROTECTED_SAMPLES)]
-    response = gateway.post("/v1/blocklist/entries", headers=admin, files=files,
-                            data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"})
+    response = gateway.post(
+        "/v1/blocklist/entries",
+        headers=admin,
+        files=files,
+        data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"},
+    )
     assert response.status_code == 201, response.text
     return response.json()["entry_id"]
 
@@ -67,8 +70,14 @@ def test_rejects_client_token_on_admin_routes(gateway, token, listed):
         for method, path, kwargs in [
             ("get", "/v1/blocklist/entries", {}),
             ("get", f"/v1/blocklist/entries/{listed}", {}),
-            ("post", "/v1/blocklist/entries", {"data": {"name": "x", "reason": "x", "source": "x"},
-                                               "files": [("samples", ("a.wav", b"x", "audio/wav"))]}),
+            (
+                "post",
+                "/v1/blocklist/entries",
+                {
+                    "data": {"name": "x", "reason": "x", "source": "x"},
+                    "files": [("samples", ("a.wav", b"x", "audio/wav"))],
+                },
+            ),
             ("post", f"/v1/blocklist/entries/{listed}/deactivate", {"json": {"reason": "x"}}),
             ("post", f"/v1/blocklist/entries/{listed}/exceptions", {"data": {"note": "x", "voice_id": "0" * 32}}),
             ("post", f"/v1/blocklist/entries/{listed}/exceptions/revoke", {"json": {"voice_id": "0" * 32}}),
@@ -76,7 +85,10 @@ def test_rejects_client_token_on_admin_routes(gateway, token, listed):
             ("post", "/v1/blocklist/reviews/1/approve", {"json": {"note": "x"}}),
         ]:
             response = getattr(gateway, method)(path, headers=headers, **kwargs)
-            assert response.status_code == 403 and response.json()["error"] == "permission_denied", (path, response.text)
+            assert response.status_code == 403 and response.json()["error"] == "permission_denied", (
+                path,
+                response.text,
+            )
 
 
 def test_listing_is_audited_and_inspectable(gateway, admin, listed):
@@ -92,12 +104,17 @@ def test_listing_is_audited_and_inspectable(gateway, admin, listed):
 def test_rejects_enrollment_of_protected_voice(gateway, token, listed):
     headers = token(**owner("imposter", "Ivan Post"))
     challenge_id, statement = issue(gateway, headers, grantee_name="Imposter Studios")
-    response = enroll(gateway, headers, challenge_id=challenge_id, consent=spoken_wav(statement),
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        gateway,
+        headers,
+        challenge_id=challenge_id,
+        consent=spoken_wav(statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert response.status_code == 403 and response.json()["error"] == "speaker_protected", response.text
     assert "Joe Anchor" not in response.text  # the requester is not told whom the voice matched
     assert denied_reasons(gateway, "imposter") == ["speaker_protected"]
-    denial, = [e for e in audit_events(gateway, action="consent.denied") if e["actor"]["sub"] == "imposter"]
+    (denial,) = [e for e in audit_events(gateway, action="consent.denied") if e["actor"]["sub"] == "imposter"]
     assert denial["subjects"]["protected_entry_id"] == str(listed)
     assert gateway.get("/v1/voices", headers=headers).json()["voices"] == []
 
@@ -111,28 +128,40 @@ def test_exception_lets_exactly_one_voice_through(gateway, token, admin, listed)
     twin = token(**owner("imposter", "Ivan Post"))
     other_id, other_statement = issue(gateway, twin, grantee_name="Imposter Studios", phrase=PHRASES[0])
     reading = spoken_wav(own_statement)
-    granted = gateway.post(f"/v1/blocklist/entries/{listed}/exceptions", headers=admin,
-                           data={"note": "Joe licensed his voice to Licensed Studios", "challenge_id": own_id},
-                           files=[("consent_recording", ("c.wav", reading, "audio/wav"))])
+    granted = gateway.post(
+        f"/v1/blocklist/entries/{listed}/exceptions",
+        headers=admin,
+        data={"note": "Joe licensed his voice to Licensed Studios", "challenge_id": own_id},
+        files=[("consent_recording", ("c.wav", reading, "audio/wav"))],
+    )
     assert granted.status_code == 201, granted.text
     assert granted.json()["voice_id"] == f"challenge:{own_id}"
 
     passed = enroll(gateway, joe, challenge_id=own_id, consent=reading, references=[spoken_wav(REFERENCE_TEXT)])
     assert passed.status_code == 201, passed.text
     voice_id = passed.json()["voice_id"]
-    refused = enroll(gateway, twin, challenge_id=other_id, consent=spoken_wav(other_statement),
-                     references=[spoken_wav(REFERENCE_TEXT)])
+    refused = enroll(
+        gateway,
+        twin,
+        challenge_id=other_id,
+        consent=spoken_wav(other_statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert refused.status_code == 403 and refused.json()["error"] == "speaker_protected", refused.text
     exceptions = gateway.get(f"/v1/blocklist/entries/{listed}", headers=admin).json()["exceptions"]
     assert [(e["voice_id"], e["revoked_at"]) for e in exceptions] == [(voice_id, None)]
 
-    reused = gateway.post(f"/v1/blocklist/entries/{listed}/exceptions", headers=admin,
-                          data={"note": "again", "challenge_id": own_id},
-                          files=[("consent_recording", ("c.wav", reading, "audio/wav"))])
+    reused = gateway.post(
+        f"/v1/blocklist/entries/{listed}/exceptions",
+        headers=admin,
+        data={"note": "again", "challenge_id": own_id},
+        files=[("consent_recording", ("c.wav", reading, "audio/wav"))],
+    )
     assert reused.status_code == 409 and reused.json()["error"] == "challenge_already_used", reused.text
 
-    revoked = gateway.post(f"/v1/blocklist/entries/{listed}/exceptions/revoke", headers=admin,
-                           json={"voice_id": voice_id})
+    revoked = gateway.post(
+        f"/v1/blocklist/entries/{listed}/exceptions/revoke", headers=admin, json={"voice_id": voice_id}
+    )
     assert revoked.status_code == 200, revoked.text
     reasons = [e["reason"] for e in audit_events(gateway) if e["subjects"]["protected_entry_id"] == str(listed)]
     assert "blocklist_exception_granted" in reasons and "blocklist_exception_revoked" in reasons
@@ -142,9 +171,15 @@ def test_review_queue_and_requester_status(gateway, token, admin, listed):
     # A hold as the synthesis pipeline leaves it (the score band is hard to hit on purpose).
     with gateway.app.state.session_factory() as session:
         held = SpeakerReviewRequired("held", entry_id=listed, raw_score=0.7, normalized_score=3.0, stage="synthesis")
-        item = hold_for_review(session, held=held, voice_id="a" * 32, request_ref="req-1",
-                               requester_iss=gateway.app.state.settings.jwt_issuer, requester_sub="studio-app",
-                               tenant="acme")
+        item = hold_for_review(
+            session,
+            held=held,
+            voice_id="a" * 32,
+            request_ref="req-1",
+            requester_iss=gateway.app.state.settings.jwt_issuer,
+            requester_sub="studio-app",
+            tenant="acme",
+        )
         session.commit()
         item_id = item.id
     requester = token("studio-app", "client", tenant="acme")
@@ -163,7 +198,9 @@ def test_review_queue_and_requester_status(gateway, token, admin, listed):
 
 
 def test_deactivation_is_audited(gateway, admin, listed):
-    response = gateway.post(f"/v1/blocklist/entries/{listed}/deactivate", headers=admin, json={"reason": "court order lifted"})
+    response = gateway.post(
+        f"/v1/blocklist/entries/{listed}/deactivate", headers=admin, json={"reason": "court order lifted"}
+    )
     assert response.status_code == 200 and response.json()["active"] is False
     assert gateway.get("/v1/blocklist/entries", headers=admin).json()["entries"] == []
     again = gateway.post(f"/v1/blocklist/entries/{listed}/deactivate", headers=admin, json={"reason": "again"})
@@ -181,8 +218,12 @@ def _opt_out_challenge(gateway, headers, *, phrase) -> tuple[str, str]:
 
 
 def _opt_out(gateway, headers, *, challenge_id: str, recording: bytes):
-    return gateway.post("/v1/blocklist/opt-out", headers=headers, data={"challenge_id": challenge_id},
-                        files=[("recording", ("r.wav", recording, "audio/wav"))])
+    return gateway.post(
+        "/v1/blocklist/opt-out",
+        headers=headers,
+        data={"challenge_id": challenge_id},
+        files=[("recording", ("r.wav", recording, "audio/wav"))],
+    )
 
 
 def test_opt_out_is_verified_then_blocks_the_voice(gateway, token, admin):
@@ -193,8 +234,13 @@ def test_opt_out_is_verified_then_blocks_the_voice(gateway, token, admin):
     assert wrong_kind.status_code == 409 and wrong_kind.json()["error"] == "challenge_wrong_kind", wrong_kind.text
 
     first_id, first_statement = _opt_out_challenge(gateway, joe, phrase=PHRASES[0])
-    misused = enroll(gateway, joe, challenge_id=first_id, consent=spoken_wav(first_statement),
-                     references=[spoken_wav(REFERENCE_TEXT)])
+    misused = enroll(
+        gateway,
+        joe,
+        challenge_id=first_id,
+        consent=spoken_wav(first_statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert misused.status_code == 409 and misused.json()["error"] == "challenge_wrong_kind", misused.text
     _, other_statement = _opt_out_challenge(gateway, joe, phrase=PHRASES[1])
     unverified = _opt_out(gateway, joe, challenge_id=first_id, recording=spoken_wav(other_statement))
@@ -210,32 +256,48 @@ def test_opt_out_is_verified_then_blocks_the_voice(gateway, token, admin):
 
     cloner = token(**owner("cloner", "Carl Lone"))
     enroll_id, enroll_statement = issue(gateway, cloner, grantee_name="Cloner Studios")
-    response = enroll(gateway, cloner, challenge_id=enroll_id, consent=spoken_wav(enroll_statement),
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        gateway,
+        cloner,
+        challenge_id=enroll_id,
+        consent=spoken_wav(enroll_statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert response.status_code == 403 and response.json()["error"] == "speaker_protected", response.text
 
 
 def test_enrollment_close_to_protected_voice_is_held_for_review(tmp_path, loaded_models, speech_dir):
     """A gateway whose deny threshold no score reaches: the listed voice lands in the review
     band, the enrollment is refused and queued, and its requester can follow the item."""
-    held_gateway = running_gateway(tmp_path / "held", models=loaded_models, speech_dir=speech_dir,
-                                   blocklist_deny_threshold=1000.0)
+    held_gateway = running_gateway(
+        tmp_path / "held", models=loaded_models, speech_dir=speech_dir, blocklist_deny_threshold=1000.0
+    )
     gateway = next(held_gateway)
     try:
         token = token_maker(gateway)
         admin = token("root", "admin")
         files = [("samples", (f"s{i}.wav", spoken_wav(text), "audio/wav")) for i, text in enumerate(PROTECTED_SAMPLES)]
-        listed = gateway.post("/v1/blocklist/entries", headers=admin, files=files,
-                              data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"})
+        listed = gateway.post(
+            "/v1/blocklist/entries",
+            headers=admin,
+            files=files,
+            data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"},
+        )
         assert listed.status_code == 201, listed.text
         headers = token(**owner("imposter", "Ivan Post"))
         challenge_id, statement = issue(gateway, headers, grantee_name="Imposter Studios")
-        response = enroll(gateway, headers, challenge_id=challenge_id, consent=spoken_wav(statement),
-                          references=[spoken_wav(REFERENCE_TEXT)])
+        response = enroll(
+            gateway,
+            headers,
+            challenge_id=challenge_id,
+            consent=spoken_wav(statement),
+            references=[spoken_wav(REFERENCE_TEXT)],
+        )
         assert response.status_code == 409 and response.json()["error"] == "speaker_review_required", response.text
         pending = gateway.get("/v1/blocklist/reviews", headers=admin).json()["reviews"]
         assert [(r["voice_id"], r["stage"], r["requester_sub"]) for r in pending] == [
-            (f"challenge:{challenge_id}", "reference", "imposter")]
+            (f"challenge:{challenge_id}", "reference", "imposter")
+        ]
         review_id = pending[0]["review_id"]
         assert f"review item {review_id}" in response.json()["detail"]
         status = gateway.get(f"/v1/blocklist/my-reviews/{review_id}", headers=headers)
@@ -257,25 +319,38 @@ def test_exception_for_voice_enrolled_before_listing(tmp_path, loaded_models, sp
         token = token_maker(gateway)
         admin, joe = token("root", "admin"), token(**owner("joe", "Joe Miller"))
         challenge_id, statement = issue(gateway, joe, grantee_name="Licensed Studios")
-        enrolled = enroll(gateway, joe, challenge_id=challenge_id, consent=spoken_wav(statement),
-                          references=[spoken_wav(REFERENCE_TEXT)])
+        enrolled = enroll(
+            gateway,
+            joe,
+            challenge_id=challenge_id,
+            consent=spoken_wav(statement),
+            references=[spoken_wav(REFERENCE_TEXT)],
+        )
         assert enrolled.status_code == 201, enrolled.text
         voice_id = enrolled.json()["voice_id"]
         files = [("samples", (f"s{i}.wav", spoken_wav(text), "audio/wav")) for i, text in enumerate(PROTECTED_SAMPLES)]
-        entry_id = gateway.post("/v1/blocklist/entries", headers=admin, files=files,
-                                data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"}).json()["entry_id"]
+        entry_id = gateway.post(
+            "/v1/blocklist/entries",
+            headers=admin,
+            files=files,
+            data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"},
+        ).json()["entry_id"]
         components = gateway.app.state.components
         with gateway.app.state.session_factory() as session:
             profile = components.voices.load(session, voice_id=voice_id).speaker_profile
 
         def check(voice: str) -> None:
-            check_references_not_protected(components.blocklist, embedder=components.embedder, voice_id=voice,
-                                           speaker_profile=profile)
+            check_references_not_protected(
+                components.blocklist, embedder=components.embedder, voice_id=voice, speaker_profile=profile
+            )
 
         with pytest.raises(SpeakerProtected):
             check(voice_id)
-        granted = gateway.post(f"/v1/blocklist/entries/{entry_id}/exceptions", headers=admin,
-                               data={"note": "Joe licensed this voice", "voice_id": voice_id})
+        granted = gateway.post(
+            f"/v1/blocklist/entries/{entry_id}/exceptions",
+            headers=admin,
+            data={"note": "Joe licensed this voice", "voice_id": voice_id},
+        )
         assert granted.status_code == 201 and granted.json()["consent_grant_id"] == enrolled.json()["consent_id"]
         check(voice_id)
         with pytest.raises(SpeakerProtected):

@@ -23,8 +23,10 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_token_command_mints_a_token_the_gateway_accepts(tmp_path):
-    result = _run(["token", "--sub", "bob", "--role", "client", "--tenant", "acme", "--name", "Bob"],
-                  {"CLONEGATE_DATA_DIR": str(tmp_path)})
+    result = _run(
+        ["token", "--sub", "bob", "--role", "client", "--tenant", "acme", "--name", "Bob"],
+        {"CLONEGATE_DATA_DIR": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     principal = TokenVerifier(Settings(data_dir=tmp_path)).verify(result.stdout.strip())
     assert (principal.subject, principal.tenant, principal.display_name) == ("bob", "acme", "Bob")
@@ -32,8 +34,9 @@ def test_token_command_mints_a_token_the_gateway_accepts(tmp_path):
 
 
 def test_token_command_refuses_in_prod_mode(tmp_path):
-    result = _run(["token", "--sub", "bob", "--role", "admin"],
-                  {"CLONEGATE_MODE": "prod", "CLONEGATE_DATA_DIR": str(tmp_path)})
+    result = _run(
+        ["token", "--sub", "bob", "--role", "admin"], {"CLONEGATE_MODE": "prod", "CLONEGATE_DATA_DIR": str(tmp_path)}
+    )
     assert result.returncode == 2
     assert "prod" in result.stderr
     assert result.stdout == ""
@@ -54,8 +57,13 @@ def test_serve_answers_healthz_and_readyz(tmp_path, speech_dir):
     assert "6 speaker(s) added" in seeded.stdout
     assert "0 speaker(s) added, 6 in total" in _run(["blocklist", "cohort", "add", *cohort], env).stdout
     port = free_port()
-    server = subprocess.Popen(CLONEGATE + ["serve", "--port", str(port)], env={**os.environ, **env},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        CLONEGATE + ["serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

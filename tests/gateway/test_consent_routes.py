@@ -38,6 +38,7 @@ from tests.gateway.speech import (
 pytestmark = pytest.mark.slow
 torch.set_num_threads(1)
 
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, loaded_models, speech_dir):
     yield from running_gateway(tmp_path_factory.mktemp("consent-routes"), models=loaded_models, speech_dir=speech_dir)
@@ -54,8 +55,9 @@ def enrolled(gateway, token):
     headers = token(**owner("joe", "Joe Miller"))
     challenge_id, statement = issue(gateway, headers)
     consent = spoken_wav(statement)
-    response = enroll(gateway, headers, challenge_id=challenge_id, consent=consent,
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        gateway, headers, challenge_id=challenge_id, consent=consent, references=[spoken_wav(REFERENCE_TEXT)]
+    )
     assert response.status_code == 201, response.text
     return {"headers": headers, "body": response.json(), "consent_wav": consent, "statement": statement}
 
@@ -66,7 +68,9 @@ def test_enrolls_voice_and_records_consent(gateway, token, enrolled):
     assert body["status"] == "active" and body["speaker_similarity"] > 0.8
     assert [c["consent_id"] for c in body["consents"]] == [consent_id]
     granted = [e for e in audit_events(gateway, action="consent.granted") if e["subjects"]["voice_id"] == voice_id]
-    enrolled_events = [e for e in audit_events(gateway, action="voice.enrolled") if e["subjects"]["voice_id"] == voice_id]
+    enrolled_events = [
+        e for e in audit_events(gateway, action="voice.enrolled") if e["subjects"]["voice_id"] == voice_id
+    ]
     assert len(granted) == 1 and len(enrolled_events) == 1
     assert granted[0]["subjects"]["consent_id"] == consent_id and granted[0]["decision"] == "allow"
     assert len(granted[0]["digests"]["reference_sha256"]) == 2  # consent recording + one reference
@@ -88,8 +92,13 @@ def test_rejects_replayed_consent_recording(gateway, enrolled):
     phrase, so only the replay check (d) stands between the attacker and a second voice."""
     challenge_id, statement = issue(gateway, enrolled["headers"], phrase=PHRASES[0])
     assert statement == enrolled["statement"]
-    response = enroll(gateway, enrolled["headers"], challenge_id=challenge_id, consent=enrolled["consent_wav"],
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        gateway,
+        enrolled["headers"],
+        challenge_id=challenge_id,
+        consent=enrolled["consent_wav"],
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert response.status_code == 409 and response.json()["error"] == "consent_recording_replayed", response.text
     assert denied_reasons(gateway, "joe") == ["consent_recording_replayed"]
     assert len(gateway.get("/v1/voices", headers=enrolled["headers"]).json()["voices"]) == 1
@@ -99,8 +108,13 @@ def test_rejects_statement_for_other_challenge(gateway, token):
     headers = token(**owner("mallory", "Mallory Jones"))
     challenge_id, _ = issue(gateway, headers, grantee_name="Other Studios", phrase=PHRASES[0])
     _, other_statement = issue(gateway, headers, grantee_name="Other Studios", phrase=PHRASES[1])
-    response = enroll(gateway, headers, challenge_id=challenge_id, consent=spoken_wav(other_statement),
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        gateway,
+        headers,
+        challenge_id=challenge_id,
+        consent=spoken_wav(other_statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert response.status_code == 422 and response.json()["error"] == "consent_phrase_mismatch", response.text
     assert denied_reasons(gateway, "mallory") == ["consent_phrase_mismatch"]
     assert gateway.get("/v1/voices", headers=headers).json()["voices"] == []
@@ -111,10 +125,17 @@ def test_rejects_retrying_a_challenge_after_a_failed_check(gateway, token):
     headers = token(**owner("trudy", "Trudy Smith"))
     challenge_id, statement = issue(gateway, headers, grantee_name="Retry Studios")
     silence = wav_bytes(np.zeros(16000 * 4, np.float32), 16000)
-    first = enroll(gateway, headers, challenge_id=challenge_id, consent=silence, references=[spoken_wav(REFERENCE_TEXT)])
+    first = enroll(
+        gateway, headers, challenge_id=challenge_id, consent=silence, references=[spoken_wav(REFERENCE_TEXT)]
+    )
     assert first.status_code == 422, first.text
-    second = enroll(gateway, headers, challenge_id=challenge_id, consent=spoken_wav(statement),
-                    references=[spoken_wav(REFERENCE_TEXT)])
+    second = enroll(
+        gateway,
+        headers,
+        challenge_id=challenge_id,
+        consent=spoken_wav(statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert second.status_code == 409 and second.json()["error"] == "challenge_already_used", second.text
     assert denied_reasons(gateway, "trudy")[-1] == "challenge_already_used"
 
@@ -123,8 +144,13 @@ def test_rejects_challenge_of_another_owner(gateway, token):
     alice = token(**owner("alice", "Alice Brown"))
     challenge_id, statement = issue(gateway, alice, grantee_name="Alice Studios")
     thief = token(**owner("eve", "Eve Black"))
-    response = enroll(gateway, thief, challenge_id=challenge_id, consent=spoken_wav(statement),
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        gateway,
+        thief,
+        challenge_id=challenge_id,
+        consent=spoken_wav(statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert response.status_code == 403 and response.json()["error"] == "challenge_not_yours", response.text
     with gateway.app.state.session_factory() as session:
         assert session.get(ConsentChallenge, challenge_id).used_at is None  # still Alice's to use
@@ -145,16 +171,26 @@ def test_rejects_synthetic_consent_recording(gateway, token):
     challenge_id, statement = issue(gateway, headers, grantee_name="Sybil Studios")
     audio, rate = speak(statement)
     marked = gateway.app.state.components.watermark.embed(audio, sample_rate=rate, payload=(7).to_bytes(4, "big"))
-    response = enroll(gateway, headers, challenge_id=challenge_id, consent=wav_bytes(np.clip(marked, -1, 1), rate),
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        gateway,
+        headers,
+        challenge_id=challenge_id,
+        consent=wav_bytes(np.clip(marked, -1, 1), rate),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert response.status_code == 422 and response.json()["error"] == "consent_recording_synthetic", response.text
 
 
 def test_rejects_undecodable_consent_upload(gateway, token):
     headers = token(**owner("ursula", "Ursula Green"))
     challenge_id, _ = issue(gateway, headers, grantee_name="Ursula Studios")
-    response = enroll(gateway, headers, challenge_id=challenge_id, consent=b"RIFF\x00\x00\x00\x00WAVEjunk",
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        gateway,
+        headers,
+        challenge_id=challenge_id,
+        consent=b"RIFF\x00\x00\x00\x00WAVEjunk",
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert response.status_code == 422 and response.json()["error"] == "audio_corrupt", response.text
     assert denied_reasons(gateway, "ursula") == ["audio_corrupt"]
     with gateway.app.state.session_factory() as session:
@@ -180,9 +216,13 @@ def test_rejects_client_reading_other_tenants_voice(gateway, token, enrolled):
 def test_rejects_owner_touching_another_owners_voice(gateway, token, enrolled):
     voice_id, consent_id = enrolled["body"]["voice_id"], enrolled["body"]["consent_id"]
     eve = token(**owner("eve", "Eve Black"))
-    for method, path in [("get", f"/v1/voices/{voice_id}"), ("get", f"/v1/consents/{consent_id}"),
-                         ("post", f"/v1/consents/{consent_id}/revoke"), ("get", f"/v1/voices/{voice_id}/usage"),
-                         ("delete", f"/v1/voices/{voice_id}")]:
+    for method, path in [
+        ("get", f"/v1/voices/{voice_id}"),
+        ("get", f"/v1/consents/{consent_id}"),
+        ("post", f"/v1/consents/{consent_id}/revoke"),
+        ("get", f"/v1/voices/{voice_id}/usage"),
+        ("delete", f"/v1/voices/{voice_id}"),
+    ]:
         response = getattr(gateway, method)(path, headers=eve)
         assert response.status_code == 404, (path, response.text)
     assert gateway.get(f"/v1/voices/{voice_id}", headers=enrolled["headers"]).json()["status"] == "active"
@@ -193,8 +233,12 @@ def test_rejects_samples_of_another_speaker_and_adds_own(gateway, enrolled, spee
     stranger = [("references", ("s.wav", (speech_dir / "en_robert.wav").read_bytes(), "audio/wav"))]
     response = gateway.post(f"/v1/voices/{voice_id}/samples", headers=headers, files=stranger)
     assert response.status_code == 422 and response.json()["error"] == "consent_speaker_mismatch", response.text
-    own = [("references", ("o.wav", spoken_wav("The garden gate creaked as the wind picked up in the evening."),
-                           "audio/wav"))]
+    own = [
+        (
+            "references",
+            ("o.wav", spoken_wav("The garden gate creaked as the wind picked up in the evening."), "audio/wav"),
+        )
+    ]
     response = gateway.post(f"/v1/voices/{voice_id}/samples", headers=headers, files=own)
     assert response.status_code == 200 and response.json()["profile_version"] == 2, response.text
 
@@ -202,8 +246,15 @@ def test_rejects_samples_of_another_speaker_and_adds_own(gateway, enrolled, spee
 def test_identity_assurance_required_when_configured(tmp_path, loaded_models, hs256_token):
     settings = Settings(mode="dev", data_dir=tmp_path / "data", require_owner_identity_assurance=True)
     upgrade(settings.resolved_database_url)
-    body = {"grantee_kind": "tenant", "grantee_id": "acme", "grantee_name": "Acme", "purposes": ["audiobook"],
-            "languages": ["en"], "not_after": (datetime.now(UTC) + timedelta(days=1)).isoformat(), "max_uses": 1}
+    body = {
+        "grantee_kind": "tenant",
+        "grantee_id": "acme",
+        "grantee_name": "Acme",
+        "purposes": ["audiobook"],
+        "languages": ["en"],
+        "not_after": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "max_uses": 1,
+    }
     with TestClient(create_app(settings, models=loaded_models)) as client:
         unverified = bearer(hs256_token(role=["owner"], name="Ann Lee"))
         response = client.post("/v1/consent/challenges", headers=unverified, json=body)
@@ -235,8 +286,13 @@ def test_unready_gateway_does_not_burn_the_challenge(client, hs256_token):
     challenge is consumed, so the owner can use it once the gateway is ready."""
     headers = bearer(hs256_token(role=["owner"], name="Ann Lee"))
     challenge_id, statement = issue(client, headers, grantee_name="Ready Studios")
-    response = enroll(client, headers, challenge_id=challenge_id, consent=spoken_wav(statement),
-                      references=[spoken_wav(REFERENCE_TEXT)])
+    response = enroll(
+        client,
+        headers,
+        challenge_id=challenge_id,
+        consent=spoken_wav(statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
     assert response.status_code == 503, response.text
     assert response.json()["error"] in ("blocklist_misconfigured", "engine_not_ready")
     with client.app.state.session_factory() as session:

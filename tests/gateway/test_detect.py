@@ -17,7 +17,11 @@ from gateway.routes.detect import AnonymousRateLimiter, DetectRateLimited
 from tests.gateway.conftest import bearer
 from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
-    TENANT, client_token, gateway, read_clip, synthesize,
+    TENANT,
+    client_token,
+    gateway,
+    read_clip,
+    synthesize,
 )
 
 
@@ -61,9 +65,13 @@ def test_auditor_sees_the_event_with_an_inclusion_proof_that_verifies(gateway, c
     assert source["event"]["actor"]["tenant"] == TENANT
     proof = source["inclusion_proof"]
     checkpoint = open_checkpoint(proof["checkpoint"], verifier=app.state.audit_key.verifier)
-    verify_inclusion(index=source["leaf_index"], size=checkpoint.size,
-                     leaf=base64.b64decode(proof["leaf_hash"]),
-                     proof=[base64.b64decode(node) for node in proof["proof"]], root=checkpoint.root_hash)
+    verify_inclusion(
+        index=source["leaf_index"],
+        size=checkpoint.size,
+        leaf=base64.b64decode(proof["leaf_hash"]),
+        proof=[base64.b64decode(node) for node in proof["proof"]],
+        root=checkpoint.root_hash,
+    )
 
 
 def test_other_tenant_learns_only_that_audio_is_marked(gateway, client_token, hs256_token):
@@ -71,8 +79,10 @@ def test_other_tenant_learns_only_that_audio_is_marked(gateway, client_token, hs
     released = _released(client, client_token, voice)
     answer = _detect(client, released.content, hs256_token(sub="rival", role=["client"], tenant="rival")).json()
     assert answer["detected"] is True
-    assert answer["source"] == {"status": "withheld",
-                                "detail": "the producing request is shown to auditors and to its tenant"}
+    assert answer["source"] == {
+        "status": "withheld",
+        "detail": "the producing request is shown to auditors and to its tenant",
+    }
 
 
 def test_unmarked_speech_is_not_detected(gateway, client_token, speech_dir):

@@ -51,8 +51,10 @@ class Gateway:
         with sqlite3.connect(self.data_dir / "clonegate.db") as database:
             old = database.execute("SELECT phrase FROM consent_challenges WHERE id = ?", (challenge_id,)).fetchone()[0]
             pinned = statement.replace(old, " ".join(phrase))
-            database.execute("UPDATE consent_challenges SET phrase = ?, statement_text = ? WHERE id = ?",
-                             (" ".join(phrase), pinned, challenge_id))
+            database.execute(
+                "UPDATE consent_challenges SET phrase = ?, statement_text = ? WHERE id = ?",
+                (" ".join(phrase), pinned, challenge_id),
+            )
         return pinned
 
 
@@ -61,8 +63,13 @@ def running(tmp_path_factory, speech_dir):
     gateway = Gateway(tmp_path_factory.mktemp("e2e") / "data")
     gateway.cli("db", "upgrade")
     gateway.cli("blocklist", "cohort", "add", *[str(p) for p in sorted(speech_dir.glob("de_*.wav"))[:6]])
-    server = subprocess.Popen(CLONEGATE + ["serve", "--port", gateway.base.rsplit(":", 1)[1]], env=gateway.env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        CLONEGATE + ["serve", "--port", gateway.base.rsplit(":", 1)[1]],
+        env=gateway.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while True:
@@ -88,22 +95,44 @@ def test_enroll_synthesize_detect_protect_revoke_export_verify(running, tmp_path
     admin = gateway.token("ada", "admin")
 
     # An owner asks for a challenge and reads it.
-    challenge = httpx.post(f"{base}/v1/consent/challenges", headers=owner, json={
-        "grantee_kind": "tenant", "grantee_id": TENANT, "grantee_name": "Acme Audio", "purposes": ["narration"],
-        "languages": ["en"], "not_after": "2030-01-01T00:00:00Z", "max_uses": 10}, timeout=60)
+    challenge = httpx.post(
+        f"{base}/v1/consent/challenges",
+        headers=owner,
+        json={
+            "grantee_kind": "tenant",
+            "grantee_id": TENANT,
+            "grantee_name": "Acme Audio",
+            "purposes": ["narration"],
+            "languages": ["en"],
+            "not_after": "2030-01-01T00:00:00Z",
+            "max_uses": 10,
+        },
+        timeout=60,
+    )
     assert challenge.status_code == 201, challenge.text
     challenge = challenge.json()
     statement = gateway.pin_phrase(challenge["challenge_id"], challenge["statement"], PHRASES[0])
-    enrolled = httpx.post(f"{base}/v1/voices", headers=owner, timeout=300,
-                          data={"challenge_id": challenge["challenge_id"]},
-                          files=[("consent_recording", ("consent.wav", spoken_wav(statement), "audio/wav")),
-                                 ("references", ("reference.wav", spoken_wav(REFERENCE_TEXT), "audio/wav"))])
+    enrolled = httpx.post(
+        f"{base}/v1/voices",
+        headers=owner,
+        timeout=300,
+        data={"challenge_id": challenge["challenge_id"]},
+        files=[
+            ("consent_recording", ("consent.wav", spoken_wav(statement), "audio/wav")),
+            ("references", ("reference.wav", spoken_wav(REFERENCE_TEXT), "audio/wav")),
+        ],
+    )
     assert enrolled.status_code == 201, enrolled.text
     voice_id, consent_id = enrolled.json()["voice_id"], enrolled.json()["consent_id"]
 
     # A client of the granted tenant synthesizes; the audio carries a verifiable mark.
-    request = {"voice_id": voice_id, "text": "Welcome to the harbour museum. The tour starts in five minutes.",
-               "language": "en", "purpose": "narration", "format": "wav"}
+    request = {
+        "voice_id": voice_id,
+        "text": "Welcome to the harbour museum. The tour starts in five minutes.",
+        "language": "en",
+        "purpose": "narration",
+        "format": "wav",
+    }
     released = httpx.post(f"{base}/v1/synthesize", headers=client, json=request, timeout=300)
     assert released.status_code == 200, released.text
     audit_id = int(released.headers["x-clonegate-audit-id"])
@@ -113,24 +142,38 @@ def test_enroll_synthesize_detect_protect_revoke_export_verify(running, tmp_path
     assert keyed.payload_verified and int.from_bytes(keyed.payload, "big") == audit_id
 
     # The detector resolves it to the admitted event of that request.
-    detected = httpx.post(f"{base}/v1/detect", headers=client, timeout=120,
-                          files={"audio": ("suspect.wav", released.content, "audio/wav")}).json()
+    detected = httpx.post(
+        f"{base}/v1/detect",
+        headers=client,
+        timeout=120,
+        files={"audio": ("suspect.wav", released.content, "audio/wav")},
+    ).json()
     assert detected["source"]["status"] == "resolved"
     assert detected["source"]["audit_id"] == audit_id
     assert detected["source"]["event"]["subjects"]["voice_id"] == voice_id
 
     # Once the voice is on the protected-speaker list, nobody synthesizes with it.
-    entry = httpx.post(f"{base}/v1/blocklist/entries", headers=admin, timeout=120,
-                       data={"name": "Olive Owner", "reason": "public figure", "source": "e2e test"},
-                       files=[("samples", ("sample.wav", spoken_wav(REFERENCE_TEXT), "audio/wav"))])
+    entry = httpx.post(
+        f"{base}/v1/blocklist/entries",
+        headers=admin,
+        timeout=120,
+        data={"name": "Olive Owner", "reason": "public figure", "source": "e2e test"},
+        files=[("samples", ("sample.wav", spoken_wav(REFERENCE_TEXT), "audio/wav"))],
+    )
     assert entry.status_code == 201, entry.text
     deadline = time.monotonic() + 10  # the list is polled; a change is seen within 5 s
-    while (refused := httpx.post(f"{base}/v1/synthesize", headers=client, json=request, timeout=300)).status_code == 200:
+    while (
+        refused := httpx.post(f"{base}/v1/synthesize", headers=client, json=request, timeout=300)
+    ).status_code == 200:
         assert time.monotonic() < deadline, "the protected speaker was still cloned"
         time.sleep(1)
     assert refused.status_code == 403 and refused.json()["error"] == "speaker_protected"
-    deactivated = httpx.post(f"{base}/v1/blocklist/entries/{entry.json()['entry_id']}/deactivate", headers=admin,
-                             json={"reason": "test over"}, timeout=60)
+    deactivated = httpx.post(
+        f"{base}/v1/blocklist/entries/{entry.json()['entry_id']}/deactivate",
+        headers=admin,
+        json={"reason": "test over"},
+        timeout=60,
+    )
     assert deactivated.status_code == 200, deactivated.text
 
     # The owner revokes; synthesis stops.

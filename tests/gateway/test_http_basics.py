@@ -86,7 +86,9 @@ def test_every_response_carries_a_request_id(client):
 
 
 def test_caller_request_id_kept_only_when_harmless(client):
-    assert client.get("/healthz", headers={"X-Request-ID": "trace-12345678"}).headers["x-request-id"] == "trace-12345678"
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "trace-12345678"}).headers["x-request-id"] == "trace-12345678"
+    )
     injected = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"]
     assert injected != "bad id\twith spaces"
 

@@ -11,8 +11,8 @@ import mutagen.flac
 import pytest
 import soundfile
 
-from gateway.audio_io import decode_audio
 from engine.interface import EngineAudio
+from gateway.audio_io import decode_audio
 from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
 from gateway.pipeline.marked import MarkedAudio, mark_output
 from gateway.provenance import ManifestSigner, generate_dev_chain

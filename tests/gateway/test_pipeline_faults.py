@@ -22,7 +22,13 @@ from policy.blocklist.repository import bump_version
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
-    OWNER_ISSUER_SUB, FaultEngine, audit_events, client_token, ready_gateway, seed_cohort, synthesize,
+    OWNER_ISSUER_SUB,
+    FaultEngine,
+    audit_events,
+    client_token,
+    ready_gateway,
+    seed_cohort,
+    synthesize,
 )
 from watermark import WatermarkStack
 
@@ -40,8 +46,11 @@ class UnmarkingStack(WatermarkStack):
 def faulty(tmp_path_factory, loaded_models, speech_dir):
     settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("faults"), engine_timeout_seconds=15)
     engine = FaultEngine(loaded_models.engine)
-    with ready_gateway(settings, dataclasses.replace(loaded_models, engine=engine), speech_dir,
-                       reference_clip=2) as (client, app, voice):
+    with ready_gateway(settings, dataclasses.replace(loaded_models, engine=engine), speech_dir, reference_clip=2) as (
+        client,
+        app,
+        voice,
+    ):
         yield client, app, voice, engine
 
 
@@ -68,11 +77,14 @@ def _last_event(app, voice):
     return audit_events(app, voice_id=voice.voice_id)[-1][1]
 
 
-@pytest.mark.parametrize(("fault", "status", "code"), [
-    ("raise", 502, "engine_request_failed"),
-    ("silence", 502, "engine_output_invalid"),
-    ("nan", 502, "engine_output_invalid"),
-])
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        ("raise", 502, "engine_request_failed"),
+        ("silence", 502, "engine_output_invalid"),
+        ("nan", 502, "engine_output_invalid"),
+    ],
+)
 def test_engine_fault_releases_nothing(faulty, client_token, healthy_afterwards, fault, status, code):
     client, app, voice, engine = faulty
     engine.fault = fault
@@ -92,8 +104,9 @@ def test_watermark_that_does_not_verify_releases_nothing(faulty, client_token, h
     client, app, voice, _ = faulty
     components = app.state.components
     broken = UnmarkingStack(list(components.watermark.schemes))
-    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory,
-                                           components=dataclasses.replace(components, watermark=broken))
+    app.state.pipeline = SynthesisPipeline(
+        session_factory=app.state.session_factory, components=dataclasses.replace(components, watermark=broken)
+    )
     _refused(synthesize(client, client_token, voice), 503, "watermark_self_check_failed")
     assert _last_event(app, voice).reason == "watermark_self_check_failed"
 
@@ -103,8 +116,13 @@ def test_consent_revoked_while_the_engine_runs_releases_nothing(faulty, client_t
 
     def owner_revokes() -> None:
         with app.state.session_factory() as session:
-            revoke_consent(session, consent_id=voice.consent_id, owner_iss=app.state.settings.jwt_issuer,
-                           owner_sub=OWNER_ISSUER_SUB, now=datetime.now(UTC))
+            revoke_consent(
+                session,
+                consent_id=voice.consent_id,
+                owner_iss=app.state.settings.jwt_issuer,
+                owner_sub=OWNER_ISSUER_SUB,
+                now=datetime.now(UTC),
+            )
             session.commit()
         engine.during_synthesis = None
 

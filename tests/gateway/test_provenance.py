@@ -27,16 +27,30 @@ from gateway.pipeline.marked import mark_output
 from gateway.pipeline.steps import check_encoded_mark, payload_for
 from gateway.pipeline.synthesis import SynthesisPipeline
 from gateway.provenance import (
-    LABEL_ASSERTION, SIGNABLE_MEDIA_TYPES, SOFT_BINDING_ALG, TRAINED_ALGORITHMIC_MEDIA, ManifestSigner,
-    generate_dev_chain, read_manifest, validation_failures,
+    LABEL_ASSERTION,
+    SIGNABLE_MEDIA_TYPES,
+    SOFT_BINDING_ALG,
+    TRAINED_ALGORITHMIC_MEDIA,
+    ManifestSigner,
+    generate_dev_chain,
+    read_manifest,
+    validation_failures,
 )
 from gateway.settings import Settings, SettingsError, load_settings
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
-    audit_events, client_token, gateway, synthesize,
+    audit_events,
+    client_token,
+    gateway,
+    synthesize,
 )
 
-LABEL = ContentLabel(provider="Example Voice Ltd", system="clonegate", system_version="0.1.0",
-                     created_at=dt.datetime(2026, 11, 22, 12, 30, tzinfo=dt.UTC), content_id="clonegate:42")
+LABEL = ContentLabel(
+    provider="Example Voice Ltd",
+    system="clonegate",
+    system_version="0.1.0",
+    created_at=dt.datetime(2026, 11, 22, 12, 30, tzinfo=dt.UTC),
+    content_id="clonegate:42",
+)
 PAYLOAD = payload_for(42)
 
 
@@ -54,8 +68,9 @@ def signer(chain) -> ManifestSigner:
 def marked(speech_dir, loaded_models):
     """Four seconds of real speech through the real watermark stack (the payload needs 3 s)."""
     samples, rate = soundfile.read(sorted(speech_dir.glob("en_*.wav"))[0], dtype="float32")
-    return mark_output(loaded_models.watermark, EngineAudio(samples=samples[: 4 * rate], sample_rate=rate),
-                       payload=PAYLOAD)
+    return mark_output(
+        loaded_models.watermark, EngineAudio(samples=samples[: 4 * rate], sample_rate=rate), payload=PAYLOAD
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,27 +92,37 @@ def self_signed_leaf() -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-signed signer")])
     now = dt.datetime.now(dt.UTC)
-    leaf = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return leaf.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def c2pa_files(tmp_path, chain_pem: bytes, key_pem: bytes) -> dict[str, object]:
     (tmp_path / "c2pa-chain.pem").write_bytes(chain_pem)
     (tmp_path / "c2pa-signing.key").write_bytes(key_pem)
-    return {"c2pa_certificate_chain_file": tmp_path / "c2pa-chain.pem",
-            "c2pa_signing_key_file": tmp_path / "c2pa-signing.key"}
+    return {
+        "c2pa_certificate_chain_file": tmp_path / "c2pa-chain.pem",
+        "c2pa_signing_key_file": tmp_path / "c2pa-signing.key",
+    }
 
 
 # What the manifest says
+
 
 def test_wav_manifest_says_ai_generated_by_clonegate_and_binds_the_watermark(outputs):
     manifest = active_manifest(outputs["wav"], "audio/wav")
@@ -130,11 +155,12 @@ def test_another_ca_does_not_make_the_signer_trusted(outputs):
 def test_signable_media_types_are_exactly_those_c2pa_can_embed_among_our_outputs():
     supported = set(c2pa.Builder.get_supported_mime_types())
     ours = {spec.media_type for spec in OUTPUT_FORMATS.values()}
-    assert SIGNABLE_MEDIA_TYPES == ours & supported
+    assert ours & supported == SIGNABLE_MEDIA_TYPES
     assert "audio/ogg" not in SIGNABLE_MEDIA_TYPES
 
 
 # Signed outputs stay usable: they decode, carry their native tags and their mark
+
 
 @pytest.mark.parametrize("output_format", ["wav", "flac", "mp3"])
 def test_signed_output_decodes_and_keeps_its_mark(outputs, marked, loaded_models, output_format):
@@ -184,6 +210,7 @@ def test_ogg_output_has_native_tags_and_no_manifest(outputs, marked):
 
 # Edits after signing show
 
+
 def flip_bytes(body: bytes, at: int) -> bytes:
     edited = bytearray(body)
     for offset in range(at, at + 8):
@@ -210,8 +237,9 @@ def test_detects_label_edited_after_signing(outputs):
 
 def test_detects_manifest_moved_to_another_output(outputs, signer, marked):
     """A manifest cut from one signed file and pasted over another's does not validate there."""
-    other = encode_labelled(marked, output_format="wav",
-                            label=dataclasses.replace(LABEL, content_id="clonegate:43"), signer=signer)
+    other = encode_labelled(
+        marked, output_format="wav", label=dataclasses.replace(LABEL, content_id="clonegate:43"), signer=signer
+    )
     manifest_at = outputs["wav"].rfind(b"C2PA")
     other_at = other.rfind(b"C2PA")
     assert manifest_at > 0 and other_at > 0
@@ -221,6 +249,7 @@ def test_detects_manifest_moved_to_another_output(outputs, signer, marked):
 
 # Start-up refuses credentials that would not sign, or would prove nothing
 
+
 def test_refuses_self_signed_leaf_at_start_up(tmp_path):
     chain_pem, key_pem = self_signed_leaf()
     settings = Settings(mode="dev", data_dir=tmp_path, **c2pa_files(tmp_path, chain_pem, key_pem))
@@ -228,8 +257,9 @@ def test_refuses_self_signed_leaf_at_start_up(tmp_path):
         build_manifest_signer(settings)
 
 
-@pytest.mark.parametrize("problem", ["key of another leaf", "leaf without its CA", "CA that did not issue it",
-                                     "not PEM"])
+@pytest.mark.parametrize(
+    "problem", ["key of another leaf", "leaf without its CA", "CA that did not issue it", "not PEM"]
+)
 def test_refuses_unusable_credentials_at_start_up(tmp_path, chain, problem):
     other = generate_dev_chain()
     leaf_pem = chain.chain_pem[: len(chain.chain_pem) - len(chain.ca_pem)]
@@ -254,16 +284,28 @@ def test_configured_chain_signs_and_validates_against_its_ca(tmp_path, chain, ma
 
 def test_prod_refuses_to_start_without_the_c2pa_key_file(tmp_path):
     with pytest.raises(SettingsError, match="CLONEGATE_C2PA_SIGNING_KEY_FILE must name a key file in prod"):
-        load_settings(mode="prod", data_dir=tmp_path, jwt_algorithms=["RS256"], jwt_secret="x" * 40,
-                      jwt_jwks_url="https://idp.example/jwks", jwt_issuer="https://idp.example")
+        load_settings(
+            mode="prod",
+            data_dir=tmp_path,
+            jwt_algorithms=["RS256"],
+            jwt_secret="x" * 40,
+            jwt_jwks_url="https://idp.example/jwks",
+            jwt_issuer="https://idp.example",
+        )
 
 
 def test_prod_refuses_to_start_without_the_certificate_chain(tmp_path, chain):
     files = c2pa_files(tmp_path, chain.chain_pem, chain.key_pem)
-    prod = Settings.model_construct(**{**Settings(data_dir=tmp_path).model_dump(), "mode": "prod",
-                                       "c2pa_signing_key_file": files["c2pa_signing_key_file"]})
-    with pytest.raises(SettingsError, match="CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE must name a certificate "
-                                            "chain file in prod"):
+    prod = Settings.model_construct(
+        **{
+            **Settings(data_dir=tmp_path).model_dump(),
+            "mode": "prod",
+            "c2pa_signing_key_file": files["c2pa_signing_key_file"],
+        }
+    )
+    with pytest.raises(
+        SettingsError, match="CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE must name a certificate chain file in prod"
+    ):
         build_manifest_signer(prod)
 
 
@@ -275,6 +317,7 @@ def test_dev_refuses_a_key_file_without_its_chain(tmp_path, chain):
 
 
 # Through the gateway
+
 
 def test_released_wav_manifest_points_at_the_watermark_and_audit_record(gateway, client_token):
     client, app, voice = gateway
@@ -298,8 +341,9 @@ def test_expired_signing_certificate_fails_closed(gateway, client_token):
     signer = ManifestSigner(certificate_chain_pem=short_lived.chain_pem, private_key_pem=short_lived.key_pem)
     time.sleep(max(0.0, (signer.not_valid_after - dt.datetime.now(dt.UTC)).total_seconds()) + 1.0)
     pipeline = app.state.pipeline
-    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory,
-                                           components=dataclasses.replace(app.state.components, signer=signer))
+    app.state.pipeline = SynthesisPipeline(
+        session_factory=app.state.session_factory, components=dataclasses.replace(app.state.components, signer=signer)
+    )
     try:
         response = synthesize(client, client_token, voice)
     finally:

@@ -28,7 +28,13 @@ from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
 from tests.gateway.conftest import bearer, free_port
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
-    OWNER_ISSUER_SUB, PURPOSE, FaultEngine, audit_events, client_token, ready_gateway, synthesize,
+    OWNER_ISSUER_SUB,
+    PURPOSE,
+    FaultEngine,
+    audit_events,
+    client_token,
+    ready_gateway,
+    synthesize,
 )
 from watermark import WatermarkSelfCheckFailed, WatermarkStack
 
@@ -45,8 +51,11 @@ def streaming(tmp_path_factory, loaded_models, speech_dir):
     """The gateway behind TestClient and, for disconnects, behind a real uvicorn socket."""
     settings = Settings(mode="dev", data_dir=tmp_path_factory.mktemp("streaming"))
     engine = FaultEngine(loaded_models.engine)
-    with ready_gateway(settings, dataclasses.replace(loaded_models, engine=engine), speech_dir,
-                       reference_clip=3) as (client, app, voice):
+    with ready_gateway(settings, dataclasses.replace(loaded_models, engine=engine), speech_dir, reference_clip=3) as (
+        client,
+        app,
+        voice,
+    ):
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
         thread = threading.Thread(target=server.run, daemon=True)
@@ -95,8 +104,12 @@ def test_text_is_cut_into_chunks_of_whole_sentences():
 
 def test_every_streamed_chunk_is_marked_and_released_before_it_is_sent(streaming, client_token):
     client, app, voice, _, _ = streaming
-    with client.stream("POST", "/v1/synthesize?stream=true", content=_stream_body(voice),
-                       headers={**bearer(client_token), "Content-Type": "application/json"}) as response:
+    with client.stream(
+        "POST",
+        "/v1/synthesize?stream=true",
+        content=_stream_body(voice),
+        headers={**bearer(client_token), "Content-Type": "application/json"},
+    ) as response:
         assert response.status_code == 200
         body = b"".join(response.iter_bytes())
     assert response.headers["content-type"] == "audio/wav" and response.headers["x-ai-generated"] == "true"
@@ -125,8 +138,11 @@ def test_every_streamed_chunk_is_marked_and_released_before_it_is_sent(streaming
 def test_rejects_stream_in_a_format_that_needs_the_whole_file(streaming, client_token):
     client, app, voice, _, _ = streaming
     before = len(audit_events(app))
-    response = client.post("/v1/synthesize?stream=true", content=_stream_body(voice, format="mp3"),
-                           headers={**bearer(client_token), "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/synthesize?stream=true",
+        content=_stream_body(voice, format="mp3"),
+        headers={**bearer(client_token), "Content-Type": "application/json"},
+    )
     assert response.status_code == 422 and response.json()["error"] == "stream_format_unsupported"
     assert len(audit_events(app)) == before  # refused before admission: no use counted, nothing logged
 
@@ -134,8 +150,11 @@ def test_rejects_stream_in_a_format_that_needs_the_whole_file(streaming, client_
 def test_stream_refused_at_admission_is_a_plain_error(streaming, hs256_token):
     client, _, voice, _, _ = streaming
     stranger = hs256_token(sub="studio-9", role=["client"], tenant="elsewhere")
-    response = client.post("/v1/synthesize?stream=true", content=_stream_body(voice),
-                           headers={**bearer(stranger), "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/synthesize?stream=true",
+        content=_stream_body(voice),
+        headers={**bearer(stranger), "Content-Type": "application/json"},
+    )
     assert response.status_code == 403 and response.json()["error"] == "consent_missing"
 
 
@@ -147,20 +166,31 @@ def test_consent_revoked_mid_stream_stops_the_stream(streaming, client_token):
         calls.append(1)
         if len(calls) == 2:
             with app.state.session_factory() as session:
-                revoke_consent(session, consent_id=voice.consent_id, owner_iss=app.state.settings.jwt_issuer,
-                               owner_sub=OWNER_ISSUER_SUB, now=datetime.now(UTC))
+                revoke_consent(
+                    session,
+                    consent_id=voice.consent_id,
+                    owner_iss=app.state.settings.jwt_issuer,
+                    owner_sub=OWNER_ISSUER_SUB,
+                    now=datetime.now(UTC),
+                )
                 session.commit()
 
     engine.during_synthesis = owner_revokes_before_the_second_chunk
     try:
-        with httpx.Client(base_url=base, timeout=120) as http:
-            with http.stream("POST", "/v1/synthesize?stream=true", content=_stream_body(voice),
-                             headers={**bearer(client_token), "Content-Type": "application/json"}) as response:
-                assert response.status_code == 200
-                received = b""
-                with pytest.raises(httpx.RemoteProtocolError):  # the body is cut off, never "complete"
-                    for data in response.iter_bytes():
-                        received += data
+        with (
+            httpx.Client(base_url=base, timeout=120) as http,
+            http.stream(
+                "POST",
+                "/v1/synthesize?stream=true",
+                content=_stream_body(voice),
+                headers={**bearer(client_token), "Content-Type": "application/json"},
+            ) as response,
+        ):
+            assert response.status_code == 200
+            received = b""
+            with pytest.raises(httpx.RemoteProtocolError):  # the body is cut off, never "complete"
+                for data in response.iter_bytes():
+                    received += data
         events = [event for _, event in _events_of_request(app, int(response.headers["x-clonegate-audit-id"]))]
         assert [event.action.value for event in events] == ["request.admitted", "request.released", "request.failed"]
         failed = events[-1]
@@ -177,13 +207,19 @@ def test_consent_revoked_mid_stream_stops_the_stream(streaming, client_token):
 def test_client_disconnect_mid_stream_leaves_a_cancelled_event(streaming, client_token):
     client, app, voice, engine, base = streaming
     with httpx.Client(base_url=base, timeout=120) as http:
-        with http.stream("POST", "/v1/synthesize?stream=true", content=_stream_body(voice),
-                         headers={**bearer(client_token), "Content-Type": "application/json"}) as response:
+        with http.stream(
+            "POST",
+            "/v1/synthesize?stream=true",
+            content=_stream_body(voice),
+            headers={**bearer(client_token), "Content-Type": "application/json"},
+        ) as response:
             assert response.status_code == 200
             next(response.iter_raw())  # the first chunk arrived; the client hangs up
         admitted_id = int(response.headers["x-clonegate-audit-id"])
     deadline = time.monotonic() + 60
-    while (events := [event for _, event in _events_of_request(app, admitted_id)])[-1].action.value != "request.cancelled":
+    while (events := [event for _, event in _events_of_request(app, admitted_id)])[
+        -1
+    ].action.value != "request.cancelled":
         assert time.monotonic() < deadline, [event.action.value for event in events]
         time.sleep(0.2)
     cancelled = events[-1]
@@ -201,8 +237,11 @@ def test_client_leaving_before_the_audio_is_ready_leaves_a_cancelled_event(strea
     engine.fault = "hang"  # the engine works until the request is cancelled
     try:
         with httpx.Client(base_url=base, timeout=2) as http, pytest.raises(httpx.ReadTimeout):
-            http.post("/v1/synthesize", content=_stream_body(voice),
-                      headers={**bearer(client_token), "Content-Type": "application/json"})
+            http.post(
+                "/v1/synthesize",
+                content=_stream_body(voice),
+                headers={**bearer(client_token), "Content-Type": "application/json"},
+            )
         deadline = time.monotonic() + 30
         while (last := audit_events(app, voice_id=voice.voice_id)[-1][1]).action.value != "request.cancelled":
             assert time.monotonic() < deadline, last.action.value
@@ -217,8 +256,10 @@ def test_stream_closed_before_its_first_chunk_leaves_a_cancelled_event(streaming
     # The client can leave between the response's headers and the first chunk being asked for.
     _, app, voice, _, _ = streaming
     stream = app.state.pipeline.open_stream(
-        principal=app.state.token_verifier.verify(client_token), cancel=CancelToken(),
-        request=SynthesisRequest(voice_id=voice.voice_id, text=STORY, language="en", purpose=PURPOSE))
+        principal=app.state.token_verifier.verify(client_token),
+        cancel=CancelToken(),
+        request=SynthesisRequest(voice_id=voice.voice_id, text=STORY, language="en", purpose=PURPOSE),
+    )
     stream.close()
     events = [event for _, event in _events_of_request(app, stream.admission.audit_id)]
     assert [event.action.value for event in events] == ["request.admitted", "request.cancelled"]
@@ -243,11 +284,16 @@ class StackFailingSecondChunk(WatermarkStack):
 def test_chunk_whose_mark_fails_goes_out_marked_with_the_next(streaming, client_token):
     client, app, voice, _, _ = streaming
     pipeline, components = app.state.pipeline, app.state.components
-    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=dataclasses.replace(
-        components, watermark=StackFailingSecondChunk(components.watermark)))
+    app.state.pipeline = SynthesisPipeline(
+        session_factory=app.state.session_factory,
+        components=dataclasses.replace(components, watermark=StackFailingSecondChunk(components.watermark)),
+    )
     try:
-        response = client.post("/v1/synthesize?stream=true", content=_stream_body(voice),
-                               headers={**bearer(client_token), "Content-Type": "application/json"})
+        response = client.post(
+            "/v1/synthesize?stream=true",
+            content=_stream_body(voice),
+            headers={**bearer(client_token), "Content-Type": "application/json"},
+        )
     finally:
         app.state.pipeline = pipeline
     assert response.status_code == 200

@@ -23,8 +23,17 @@ from policy.consent.models import Consent, UsageRecord
 from policy.errors import ConsentRevoked
 from tests.gateway.conftest import bearer
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
-    OWNER_ISSUER_SUB, PURPOSE, TENANT, TEXT, audit_events, client_token, consent_uses, gateway, synthesize,
+    OWNER_ISSUER_SUB,
+    PURPOSE,
+    TENANT,
+    TEXT,
+    audit_events,
+    client_token,
+    consent_uses,
+    gateway,
+    synthesize,
 )
+
 
 def test_released_audio_carries_a_mark_that_points_at_its_audit_event(gateway, client_token):
     client, app, voice = gateway
@@ -128,8 +137,13 @@ def test_denied_text_counts_no_use_and_is_audited(gateway, client_token):
 def test_rejects_malformed_requests_before_anything_happens(gateway, client_token):
     client, app, voice = gateway
     count = len(audit_events(app))
-    for overrides in ({"voice_id": "../../etc/passwd"}, {"speed": 9.0}, {"format": "exe"}, {"text": ""},
-                      {"pitch_semitones": float("nan")}):
+    for overrides in (
+        {"voice_id": "../../etc/passwd"},
+        {"speed": 9.0},
+        {"format": "exe"},
+        {"text": ""},
+        {"pitch_semitones": float("nan")},
+    ):
         response = synthesize(client, client_token, voice, **overrides)
         assert response.status_code == 422, overrides
         assert response.json()["error"] == "invalid_request"
@@ -141,20 +155,28 @@ def test_revocation_during_synthesis_releases_nothing(gateway, client_token, hs2
     pipeline = app.state.pipeline
     principal = app.state.token_verifier.verify(client_token)
     request = SynthesisRequest(voice_id=voice.voice_id, text=TEXT, language="en", purpose=PURPOSE)
-    admission = pipeline._admit(principal=principal, request=request, request_id="revocation-test",
-                                times=StepTimes())
+    admission = pipeline._admit(principal=principal, request=request, request_id="revocation-test", times=StepTimes())
     with app.state.session_factory() as session:
-        revoke_consent(session, consent_id=voice.consent_id, owner_iss=principal.issuer,
-                       owner_sub=OWNER_ISSUER_SUB, now=datetime.now(UTC))
+        revoke_consent(
+            session,
+            consent_id=voice.consent_id,
+            owner_iss=principal.issuer,
+            owner_sub=OWNER_ISSUER_SUB,
+            now=datetime.now(UTC),
+        )
         session.commit()
     try:
         with pytest.raises(ConsentRevoked):
-            pipeline._produce(principal=principal, request=request, admission=admission, cancel=CancelToken(),
-                              times=StepTimes())
+            pipeline._produce(
+                principal=principal, request=request, admission=admission, cancel=CancelToken(), times=StepTimes()
+            )
         later = synthesize(client, client_token, voice)
         assert later.status_code == 403 and later.json()["error"] == "consent_revoked"
-        released = [event for _, event in audit_events(app) if event.subjects.request_id == "revocation-test"
-                    and event.action.value == "request.released"]
+        released = [
+            event
+            for _, event in audit_events(app)
+            if event.subjects.request_id == "revocation-test" and event.action.value == "request.released"
+        ]
         assert released == []
     finally:
         with app.state.session_factory() as session:
@@ -197,18 +219,28 @@ def test_voice_close_to_a_protected_speaker_is_held_for_review(gateway, client_t
     client, app, voice = gateway
     components = app.state.components
     with app.state.session_factory() as session:
-        entry = add_protected_speaker(session, embedder=components.embedder, name="Near Namesake",
-                                      reason="test", source="test", actor="test",
-                                      samples=[AudioSample(audio=voice.reference, sample_rate=voice.sample_rate)])
+        entry = add_protected_speaker(
+            session,
+            embedder=components.embedder,
+            name="Near Namesake",
+            reason="test",
+            source="test",
+            actor="test",
+            samples=[AudioSample(audio=voice.reference, sample_rate=voice.sample_rate)],
+        )
         session.commit()
         entry_id = entry.id
     # Real components with a review band that covers every score, so the hold is certain.
-    reviewing = LiveBlocklist(session_factory=app.state.session_factory, embedder_name=components.embedder.name,
-                              dimension=components.embedder.dimension,
-                              thresholds=BlocklistThresholds(deny=1e6, review=-1e6))
+    reviewing = LiveBlocklist(
+        session_factory=app.state.session_factory,
+        embedder_name=components.embedder.name,
+        dimension=components.embedder.dimension,
+        thresholds=BlocklistThresholds(deny=1e6, review=-1e6),
+    )
     pipeline = app.state.pipeline
-    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory,
-                                           components=dataclasses.replace(components, blocklist=reviewing))
+    app.state.pipeline = SynthesisPipeline(
+        session_factory=app.state.session_factory, components=dataclasses.replace(components, blocklist=reviewing)
+    )
     try:
         held = synthesize(client, client_token, voice)
         assert held.status_code == 409 and held.json()["error"] == "speaker_review_required"
@@ -216,8 +248,11 @@ def test_voice_close_to_a_protected_speaker_is_held_for_review(gateway, client_t
         item_id = int(re.search(r"review item (\d+)", held.json()["detail"]).group(1))
         status = client.get(f"/v1/blocklist/my-reviews/{item_id}", headers=bearer(client_token))
         assert status.json()["status"] == "pending"
-        approved = client.post(f"/v1/blocklist/reviews/{item_id}/approve", json={"note": "a different person"},
-                               headers=bearer(hs256_token(role=["admin"])))
+        approved = client.post(
+            f"/v1/blocklist/reviews/{item_id}/approve",
+            json={"note": "a different person"},
+            headers=bearer(hs256_token(role=["admin"])),
+        )
         assert approved.status_code == 200, approved.text
         reviewing.refresh(force=True)
         assert synthesize(client, client_token, voice).status_code == 200

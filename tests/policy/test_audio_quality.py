@@ -47,7 +47,10 @@ def test_real_references_pass_and_speech_is_measured(english):
 def test_silence_between_speech_is_not_counted(english):
     audio, rate = english[0]
     padded = np.concatenate([np.zeros(5 * rate, np.float32), audio, np.zeros(5 * rate, np.float32)])
-    assert abs(measure_quality(padded, sample_rate=rate).speech_s - measure_quality(audio, sample_rate=rate).speech_s) < 0.5
+    assert (
+        abs(measure_quality(padded, sample_rate=rate).speech_s - measure_quality(audio, sample_rate=rate).speech_s)
+        < 0.5
+    )
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,14 @@ def rng_vectors() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _index(cohort: np.ndarray, entries: np.ndarray, **kwargs) -> BlocklistIndex:
-    return BlocklistIndex(entry_ids=np.arange(100, 100 + len(entries)), models=entries,
-                          cohort=Cohort(cohort), thresholds=THRESHOLDS, embedder_name="test", **kwargs)
+    return BlocklistIndex(
+        entry_ids=np.arange(100, 100 + len(entries)),
+        models=entries,
+        cohort=Cohort(cohort),
+        thresholds=THRESHOLDS,
+        embedder_name="test",
+        **kwargs,
+    )
 
 
 def test_int8_prefilter_returns_exactly_the_full_scan_best(rng_vectors) -> None:
@@ -46,7 +52,9 @@ def test_int8_prefilter_returns_exactly_the_full_scan_best(rng_vectors) -> None:
     index = _index(cohort, entries)
     assert index._int8 is not None, "a list this long must use the int8 prefilter"
     rng = np.random.default_rng(1)
-    probes = [entries[i] + rng.standard_normal(DIM).astype(np.float32) * 0.03 for i in rng.integers(0, len(entries), 25)]
+    probes = [
+        entries[i] + rng.standard_normal(DIM).astype(np.float32) * 0.03 for i in rng.integers(0, len(entries), 25)
+    ]
     probes += list(_clustered(np.random.default_rng(2), 25))
     for probe in probes:
         decision = index.check(probe)
@@ -80,8 +88,9 @@ def test_empty_cohort_fails_closed(rng_vectors) -> None:
     with pytest.raises(BlocklistMisconfigured):
         Cohort(np.zeros((0, DIM), dtype=np.float32))
     with pytest.raises(BlocklistMisconfigured):
-        BlocklistIndex(entry_ids=[1], models=rng_vectors[1][:1], cohort=None, thresholds=THRESHOLDS,
-                       embedder_name="test")
+        BlocklistIndex(
+            entry_ids=[1], models=rng_vectors[1][:1], cohort=None, thresholds=THRESHOLDS, embedder_name="test"
+        )
 
 
 @pytest.mark.parametrize("deny, review", [(None, 2.0), (4.0, float("nan")), (2.0, 3.0)])
@@ -116,8 +125,15 @@ def test_normalisation_is_symmetric_and_uses_top_k_cohort() -> None:
     def score(entry: np.ndarray, probe: np.ndarray) -> float:
         entry_mean, entry_sd = cohort.statistics(entry)
         probe_mean, probe_sd = cohort.statistics(probe)
-        return float(as_norm(float(entry @ probe), entry_mean=entry_mean[0], entry_sd=entry_sd[0],
-                             probe_mean=probe_mean[0], probe_sd=probe_sd[0]))
+        return float(
+            as_norm(
+                float(entry @ probe),
+                entry_mean=entry_mean[0],
+                entry_sd=entry_sd[0],
+                probe_mean=probe_mean[0],
+                probe_sd=probe_sd[0],
+            )
+        )
 
     assert score(first, second) == pytest.approx(score(second, first), rel=1e-5)
     top = np.sort(population[:200] @ first)[-10:]

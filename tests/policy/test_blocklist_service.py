@@ -55,8 +55,20 @@ from policy.speaker import ResemblyzerEmbedder
 torch.set_num_threads(1)
 THRESHOLDS = BlocklistThresholds(deny=DEFAULT_DENY_THRESHOLD, review=DEFAULT_REVIEW_THRESHOLD)
 PROTECTED = "en_andrew"
-COHORT = ["en_ashley", "en_brandon", "en_david", "en_ethan", "en_sarah", "en_susan", "de_Anka",
-          "de_Anton", "de_Boris", "de_Bernd_Ungerer", "de_ColOhr", "de_Eki_Teebi"]
+COHORT = [
+    "en_ashley",
+    "en_brandon",
+    "en_david",
+    "en_ethan",
+    "en_sarah",
+    "en_susan",
+    "de_Anka",
+    "de_Anton",
+    "de_Boris",
+    "de_Bernd_Ungerer",
+    "de_ColOhr",
+    "de_Eki_Teebi",
+]
 ADMIN = "https://issuer.example|admin-1"
 
 
@@ -86,19 +98,32 @@ def _halves(clips, name: str) -> tuple[AudioSample, AudioSample]:
 def listed(db_session, embedder, clips, embeddings) -> int:
     """A cohort of 12 speakers and one admin-listed speaker enrolled from the whole clip."""
     for name in COHORT:
-        add_cohort_embedding(db_session, embedder_name=embedder.name, label=name,
-                             embedding=embeddings[name], actor=ADMIN)
+        add_cohort_embedding(
+            db_session, embedder_name=embedder.name, label=name, embedding=embeddings[name], actor=ADMIN
+        )
     first, second = _halves(clips, PROTECTED)
-    entry = add_protected_speaker(db_session, embedder=embedder, name="Andrew Example", reason="public figure",
-                                  source="press recording", samples=[first, second], actor=ADMIN)
+    entry = add_protected_speaker(
+        db_session,
+        embedder=embedder,
+        name="Andrew Example",
+        reason="public figure",
+        source="press recording",
+        samples=[first, second],
+        actor=ADMIN,
+    )
     db_session.commit()
     return entry.id
 
 
 @pytest.fixture
 def live(db_engine, embedder) -> LiveBlocklist:
-    return LiveBlocklist(session_factory=make_session_factory(db_engine), embedder_name=embedder.name,
-                         dimension=embedder.dimension, thresholds=THRESHOLDS, poll_seconds=0.2)
+    return LiveBlocklist(
+        session_factory=make_session_factory(db_engine),
+        embedder_name=embedder.name,
+        dimension=embedder.dimension,
+        thresholds=THRESHOLDS,
+        poll_seconds=0.2,
+    )
 
 
 def _screen(live, embedder, sample: AudioSample, *, voice_id: str, stage: ScreeningStage):
@@ -117,19 +142,30 @@ def test_protected_voice_denied_at_enrollment_and_on_output(listed, live, embedd
     assert allowed.decision.decision.value == "allow"
 
 
-def test_protected_voice_denied_at_synthesis_after_it_was_listed(
-    db_session, live, embedder, clips, embeddings
-) -> None:
+def test_protected_voice_denied_at_synthesis_after_it_was_listed(db_session, live, embedder, clips, embeddings) -> None:
     """A voice enrolled before its speaker was listed is refused at the next synthesis."""
     for name in COHORT:
-        add_cohort_embedding(db_session, embedder_name=embedder.name, label=name,
-                             embedding=embeddings[name], actor=ADMIN)
+        add_cohort_embedding(
+            db_session, embedder_name=embedder.name, label=name, embedding=embeddings[name], actor=ADMIN
+        )
     db_session.commit()
     first, second = _halves(clips, PROTECTED)
-    assert screen(live.refresh(), embeddings=[embedder.embed(second.audio, sample_rate=second.sample_rate)],
-                  embedder_name=embedder.name, voice_id="voice-1", stage=ScreeningStage.REFERENCE)
-    add_protected_speaker(db_session, embedder=embedder, name="Andrew Example", reason="court order",
-                          source="order 12/34", samples=[first, second], actor=ADMIN)
+    assert screen(
+        live.refresh(),
+        embeddings=[embedder.embed(second.audio, sample_rate=second.sample_rate)],
+        embedder_name=embedder.name,
+        voice_id="voice-1",
+        stage=ScreeningStage.REFERENCE,
+    )
+    add_protected_speaker(
+        db_session,
+        embedder=embedder,
+        name="Andrew Example",
+        reason="court order",
+        source="order 12/34",
+        samples=[first, second],
+        actor=ADMIN,
+    )
     db_session.commit()
     with pytest.raises(SpeakerProtected):
         _screen(live, embedder, second, voice_id="voice-1", stage=ScreeningStage.SYNTHESIS)
@@ -149,8 +185,15 @@ def test_bad_sample_audio_rejected_and_nothing_stored(db_session, embedder, clip
     audio, rate = clips[PROTECTED]
     good = AudioSample(audio[: audio.size // 2], rate)
     with pytest.raises(error):
-        add_protected_speaker(db_session, embedder=embedder, name="X", reason="r", source="s",
-                              samples=[good, AudioSample(make_audio(audio), rate)], actor=ADMIN)
+        add_protected_speaker(
+            db_session,
+            embedder=embedder,
+            name="X",
+            reason="r",
+            source="s",
+            samples=[good, AudioSample(make_audio(audio), rate)],
+            actor=ADMIN,
+        )
     assert db_session.scalar(select(func.count()).select_from(ProtectedSpeaker)) == 0
     assert db_session.scalar(select(func.count()).select_from(ProtectedSpeakerSample)) == 0
 
@@ -170,23 +213,38 @@ class _SpokenChallenge:
 def test_opt_out_with_unverified_recording_refused(db_session, embedder, clips) -> None:
     first, second = _halves(clips, PROTECTED)
     with pytest.raises(OptOutRefused):
-        opt_out_own_voice(db_session, embedder=embedder, verifier=_SpokenChallenge(first.audio),
-                          owner_iss="https://issuer.example", owner_sub="owner-7", display_name="Andrew",
-                          audio=second.audio, sample_rate=second.sample_rate)
+        opt_out_own_voice(
+            db_session,
+            embedder=embedder,
+            verifier=_SpokenChallenge(first.audio),
+            owner_iss="https://issuer.example",
+            owner_sub="owner-7",
+            display_name="Andrew",
+            audio=second.audio,
+            sample_rate=second.sample_rate,
+        )
     assert list_protected_speakers(db_session) == []
 
 
 def test_opt_out_puts_the_verified_voice_on_the_list(db_session, live, embedder, clips, embeddings) -> None:
     for name in COHORT:
-        add_cohort_embedding(db_session, embedder_name=embedder.name, label=name,
-                             embedding=embeddings[name], actor=ADMIN)
+        add_cohort_embedding(
+            db_session, embedder_name=embedder.name, label=name, embedding=embeddings[name], actor=ADMIN
+        )
     audio, rate = clips[PROTECTED]
-    entry = opt_out_own_voice(db_session, embedder=embedder, verifier=_SpokenChallenge(audio),
-                              owner_iss="https://issuer.example", owner_sub="owner-7", display_name="Andrew",
-                              audio=audio, sample_rate=rate)
+    entry = opt_out_own_voice(
+        db_session,
+        embedder=embedder,
+        verifier=_SpokenChallenge(audio),
+        owner_iss="https://issuer.example",
+        owner_sub="owner-7",
+        display_name="Andrew",
+        audio=audio,
+        sample_rate=rate,
+    )
     db_session.commit()
     assert entry.kind.value == "opt_out" and entry.owner_sub == "owner-7"
-    excerpt = AudioSample(audio[audio.size // 3:], rate)
+    excerpt = AudioSample(audio[audio.size // 3 :], rate)
     with pytest.raises((SpeakerProtected, SpeakerReviewRequired)):
         _screen(live, embedder, excerpt, voice_id="someone-elses-voice", stage=ScreeningStage.REFERENCE)
 
@@ -195,10 +253,18 @@ def test_exception_lets_exactly_one_voice_through(db_session, listed, live, embe
     _, second = _halves(clips, PROTECTED)
     consent_recording = embedder.embed(second.audio, sample_rate=second.sample_rate)
     cohort = live.refresh().index.cohort
-    grant_exception(db_session, cohort=cohort, deny_threshold=THRESHOLDS.deny, entry_id=listed,
-                    voice_id="voice-approved", consent_grant_id="grant-42",
-                    consent_speaker_embedding=consent_recording, embedder_name=embedder.name,
-                    note="the speaker licensed this voice", actor=ADMIN)
+    grant_exception(
+        db_session,
+        cohort=cohort,
+        deny_threshold=THRESHOLDS.deny,
+        entry_id=listed,
+        voice_id="voice-approved",
+        consent_grant_id="grant-42",
+        consent_speaker_embedding=consent_recording,
+        embedder_name=embedder.name,
+        note="the speaker licensed this voice",
+        actor=ADMIN,
+    )
     db_session.commit()
     passed = _screen(live, embedder, second, voice_id="voice-approved", stage=ScreeningStage.SYNTHESIS)
     assert passed.decision.decision.value == "allow"
@@ -206,34 +272,61 @@ def test_exception_lets_exactly_one_voice_through(db_session, listed, live, embe
         _screen(live, embedder, second, voice_id="voice-other", stage=ScreeningStage.SYNTHESIS)
     details = inspect_protected_speaker(db_session, entry_id=listed)
     assert [(e.voice_id, e.consent_grant_id, e.granted_by) for e in details.exceptions] == [
-        ("voice-approved", "grant-42", ADMIN)]
+        ("voice-approved", "grant-42", ADMIN)
+    ]
 
 
-def test_exception_refused_when_the_consenting_speaker_is_someone_else(db_session, listed, live, embedder, embeddings) -> None:
+def test_exception_refused_when_the_consenting_speaker_is_someone_else(
+    db_session, listed, live, embedder, embeddings
+) -> None:
     with pytest.raises(BlocklistExceptionRefused):
-        grant_exception(db_session, cohort=live.refresh().index.cohort, deny_threshold=THRESHOLDS.deny,
-                        entry_id=listed, voice_id="voice-x", consent_grant_id="grant-1",
-                        consent_speaker_embedding=embeddings["en_patricia"], embedder_name=embedder.name,
-                        note="claims to be Andrew", actor=ADMIN)
+        grant_exception(
+            db_session,
+            cohort=live.refresh().index.cohort,
+            deny_threshold=THRESHOLDS.deny,
+            entry_id=listed,
+            voice_id="voice-x",
+            consent_grant_id="grant-1",
+            consent_speaker_embedding=embeddings["en_patricia"],
+            embedder_name=embedder.name,
+            note="claims to be Andrew",
+            actor=ADMIN,
+        )
 
 
 def test_review_holds_audio_until_an_admin_approves(db_session, listed, db_engine, embedder, clips) -> None:
     # Thresholds with a deny level no score reaches, so every match lands in the review band.
-    review_only = LiveBlocklist(session_factory=make_session_factory(db_engine), embedder_name=embedder.name,
-                                dimension=embedder.dimension,
-                                thresholds=BlocklistThresholds(deny=1e6, review=THRESHOLDS.review), poll_seconds=0.2)
+    review_only = LiveBlocklist(
+        session_factory=make_session_factory(db_engine),
+        embedder_name=embedder.name,
+        dimension=embedder.dimension,
+        thresholds=BlocklistThresholds(deny=1e6, review=THRESHOLDS.review),
+        poll_seconds=0.2,
+    )
     _, second = _halves(clips, PROTECTED)
     with pytest.raises(SpeakerReviewRequired) as held:
         _screen(review_only, embedder, second, voice_id="voice-1", stage=ScreeningStage.OUTPUT)
-    item = hold_for_review(db_session, held=held.value, voice_id="voice-1", request_ref="req-1",
-                           requester_iss="https://issuer.example", requester_sub="user-5", tenant="t1")
+    item = hold_for_review(
+        db_session,
+        held=held.value,
+        voice_id="voice-1",
+        request_ref="req-1",
+        requester_iss="https://issuer.example",
+        requester_sub="user-5",
+        tenant="t1",
+    )
     db_session.commit()
     assert held.value.review_item_id == item.id
-    assert review_status_for_requester(db_session, item_id=item.id, requester_iss="https://issuer.example",
-                                       requester_sub="user-5") is ReviewStatus.PENDING
+    assert (
+        review_status_for_requester(
+            db_session, item_id=item.id, requester_iss="https://issuer.example", requester_sub="user-5"
+        )
+        is ReviewStatus.PENDING
+    )
     with pytest.raises(ReviewItemNotFound):
-        review_status_for_requester(db_session, item_id=item.id, requester_iss="https://issuer.example",
-                                    requester_sub="user-6")
+        review_status_for_requester(
+            db_session, item_id=item.id, requester_iss="https://issuer.example", requester_sub="user-6"
+        )
     # Still held on a retry while pending.
     with pytest.raises(SpeakerReviewRequired):
         _screen(review_only, embedder, second, voice_id="voice-1", stage=ScreeningStage.OUTPUT)
@@ -249,8 +342,15 @@ def test_review_holds_audio_until_an_admin_approves(db_session, listed, db_engin
 def test_approved_review_never_overrides_a_deny(db_session, listed, live, embedder, clips) -> None:
     _, second = _halves(clips, PROTECTED)
     held = SpeakerReviewRequired("held", entry_id=listed, raw_score=0.8, normalized_score=3.0, stage="reference")
-    item = hold_for_review(db_session, held=held, voice_id="voice-1", request_ref="req-2",
-                           requester_iss="i", requester_sub="s", tenant=None)
+    item = hold_for_review(
+        db_session,
+        held=held,
+        voice_id="voice-1",
+        request_ref="req-2",
+        requester_iss="i",
+        requester_sub="s",
+        tenant=None,
+    )
     decide_review(db_session, item_id=item.id, approve=True, actor=ADMIN, note="ok")
     db_session.commit()
     with pytest.raises(SpeakerProtected):
@@ -280,8 +380,12 @@ def test_missing_cohort_fails_closed(db_session, live, embedder, clips) -> None:
 
 
 def test_entries_from_another_speaker_model_fail_closed(db_session, listed, db_engine, embedder) -> None:
-    other = LiveBlocklist(session_factory=make_session_factory(db_engine), embedder_name="other-model-123",
-                          dimension=embedder.dimension, thresholds=THRESHOLDS)
+    other = LiveBlocklist(
+        session_factory=make_session_factory(db_engine),
+        embedder_name="other-model-123",
+        dimension=embedder.dimension,
+        thresholds=THRESHOLDS,
+    )
     with pytest.raises(BlocklistMisconfigured):
         other.snapshot()
 
@@ -299,43 +403,67 @@ engine.dispose()
 
 
 def test_change_made_by_another_process_is_seen_within_5_seconds(listed, db_engine, embedder) -> None:
-    live = LiveBlocklist(session_factory=make_session_factory(db_engine), embedder_name=embedder.name,
-                         dimension=embedder.dimension, thresholds=THRESHOLDS)  # default poll interval
+    live = LiveBlocklist(
+        session_factory=make_session_factory(db_engine),
+        embedder_name=embedder.name,
+        dimension=embedder.dimension,
+        thresholds=THRESHOLDS,
+    )  # default poll interval
     assert listed in live.snapshot().index.entry_ids
     url = db_engine.url.render_as_string(hide_password=False)
-    subprocess.run([sys.executable, "-c", _DEACTIVATE_IN_ANOTHER_PROCESS, url, str(listed)],
-                   check=True, cwd=Path(__file__).resolve().parents[2], timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", _DEACTIVATE_IN_ANOTHER_PROCESS, url, str(listed)],
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
     committed = time.monotonic()
     while listed in live.snapshot().index.entry_ids:
         assert time.monotonic() - committed < 5.0, "another process's change not seen within 5 s"
         time.sleep(0.05)
 
 
-def test_protected_person_enrols_own_voice_through_a_challenge_exception(db_session, listed, live, embedder, clips) -> None:
+def test_protected_person_enrols_own_voice_through_a_challenge_exception(
+    db_session, listed, live, embedder, clips
+) -> None:
     """The consent hook honours an exception granted for the consent challenge, and enrolment
     moves it to the new voice; nobody else's enrolment gets through."""
     from policy.blocklist import reference_check, transfer_exceptions
 
     _, second = _halves(clips, PROTECTED)
-    grant_exception(db_session, cohort=live.refresh().index.cohort, deny_threshold=THRESHOLDS.deny,
-                    entry_id=listed, voice_id="challenge:abc", consent_grant_id="challenge:abc",
-                    consent_speaker_embedding=embedder.embed(second.audio, sample_rate=second.sample_rate),
-                    embedder_name=embedder.name, note="Andrew clones his own voice", actor=ADMIN)
+    grant_exception(
+        db_session,
+        cohort=live.refresh().index.cohort,
+        deny_threshold=THRESHOLDS.deny,
+        entry_id=listed,
+        voice_id="challenge:abc",
+        consent_grant_id="challenge:abc",
+        consent_speaker_embedding=embedder.embed(second.audio, sample_rate=second.sample_rate),
+        embedder_name=embedder.name,
+        note="Andrew clones his own voice",
+        actor=ADMIN,
+    )
     db_session.commit()
     reference_check(snapshot=live.refresh, embedder=embedder, voice_id="challenge:abc")([second])
     with pytest.raises(SpeakerProtected):
         reference_check(snapshot=live.refresh, embedder=embedder, voice_id="challenge:other")([second])
     assert transfer_exceptions(db_session, from_voice_id="challenge:abc", to_voice_id="voice-9", actor=ADMIN) == 1
     db_session.commit()
-    reference_check(snapshot=live.refresh, embedder=embedder, voice_id="voice-9",
-                    stage=ScreeningStage.SYNTHESIS)([second])
+    reference_check(snapshot=live.refresh, embedder=embedder, voice_id="voice-9", stage=ScreeningStage.SYNTHESIS)(
+        [second]
+    )
     with pytest.raises(SpeakerProtected):
         reference_check(snapshot=live.refresh, embedder=embedder, voice_id="challenge:abc")([second])
 
 
 def test_background_refresh_picks_up_a_deactivation(db_session, listed, db_engine, embedder) -> None:
-    live = LiveBlocklist(session_factory=make_session_factory(db_engine), embedder_name=embedder.name,
-                         dimension=embedder.dimension, thresholds=THRESHOLDS, poll_seconds=0.5)
+    live = LiveBlocklist(
+        session_factory=make_session_factory(db_engine),
+        embedder_name=embedder.name,
+        dimension=embedder.dimension,
+        thresholds=THRESHOLDS,
+        poll_seconds=0.5,
+    )
     assert listed in live.snapshot().index.entry_ids
     live.start_background_refresh()
     try:

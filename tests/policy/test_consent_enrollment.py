@@ -30,8 +30,8 @@ from policy.consent import (
     load_samples,
 )
 from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
-from policy.consent.storage import purge_erased_remnants
 from policy.consent.statement_text import DEFAULT_TEMPLATES, render_statement
+from policy.consent.storage import purge_erased_remnants
 from policy.errors import (
     AudioTooLong,
     ChallengeAlreadyUsed,
@@ -123,13 +123,27 @@ PHRASE_TWO = ("galaxy", "avocado", "shovel", "spider")
 
 
 def _challenge(session, *, phrase=PHRASE_ONE, **overrides):
-    args = dict(owner=OWNER, grantee_kind="tenant", grantee_id="acme", grantee_name="Acme Studios",
-                purposes=["audiobook"], languages=["en"], not_before=NOW - timedelta(days=1),
-                not_after=NOW + timedelta(days=30), max_uses=5, now=NOW)
+    args = dict(
+        owner=OWNER,
+        grantee_kind="tenant",
+        grantee_id="acme",
+        grantee_name="Acme Studios",
+        purposes=["audiobook"],
+        languages=["en"],
+        not_before=NOW - timedelta(days=1),
+        not_after=NOW + timedelta(days=30),
+        max_uses=5,
+        now=NOW,
+    )
     args.update(overrides)
     challenge, drawn = create_challenge(session, **args)
-    statement = render_statement(template=DEFAULT_TEMPLATES["en"], owner_name=challenge.owner_name,
-                                 grantee_name=challenge.grantee_name, purposes=challenge.purposes, phrase=phrase)
+    statement = render_statement(
+        template=DEFAULT_TEMPLATES["en"],
+        owner_name=challenge.owner_name,
+        grantee_name=challenge.grantee_name,
+        purposes=challenge.purposes,
+        phrase=phrase,
+    )
     challenge.phrase, challenge.statement_text = " ".join(phrase), statement.text
     session.flush()
     return challenge, statement
@@ -145,9 +159,19 @@ def _join(*recordings: Recording) -> Recording:
 
 
 def _enroll(session, challenge, consent, references, embedder, **overrides):
-    args = dict(challenge_id=challenge.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub, consent_recording=consent,
-                references=references, embedder=embedder, recognizer=default_recognizer(),
-                detect_watermark=_no_watermark, check_protected=_not_protected, key_encryption_key=KEK, now=NOW)
+    args = dict(
+        challenge_id=challenge.id,
+        owner_iss=OWNER.iss,
+        owner_sub=OWNER.sub,
+        consent_recording=consent,
+        references=references,
+        embedder=embedder,
+        recognizer=default_recognizer(),
+        detect_watermark=_no_watermark,
+        check_protected=_not_protected,
+        key_encryption_key=KEK,
+        now=NOW,
+    )
     args.update(overrides)
     return enroll_voice(session, **args)
 
@@ -162,10 +186,18 @@ def test_enrolls_genuine_voice_then_rejects_replayed_consent_recording(session, 
     assert (voice.owner_iss, voice.owner_sub, voice.status) == (OWNER.iss, OWNER.sub, "active")
     kinds = session.scalars(select(VoiceSample.kind).where(VoiceSample.voice_id == voice.id)).all()
     assert sorted(kinds) == ["consent", "profile", "reference"]
-    (profile, _), = load_samples(session, voice_id=voice.id, kind="profile", key_encryption_key=KEK)
+    ((profile, _),) = load_samples(session, voice_id=voice.id, kind="profile", key_encryption_key=KEK)
     assert profile.shape == (256,) and abs(np.linalg.norm(profile) - 1) < 1e-4
-    grant = authorize_use(session, voice_id=voice.id, principal_iss="i", principal_sub="c", tenant="acme",
-                          purpose="audiobook", language="en", now=NOW)
+    grant = authorize_use(
+        session,
+        voice_id=voice.id,
+        principal_iss="i",
+        principal_sub="c",
+        tenant="acme",
+        purpose="audiobook",
+        language="en",
+        now=NOW,
+    )
     assert grant.consent_id == result.consent_id
 
     with pytest.raises(ChallengeAlreadyUsed):
@@ -189,8 +221,11 @@ def test_rejects_statement_for_other_challenge(session, piper, references, embed
 
 def test_rejects_wrong_statement(session, piper, references, embedder):
     challenge, statement = _challenge(session)
-    wrong = piper("Hello, this is Joe. I talked to my sister yesterday about the weather and the garden. "
-                  + " ".join(statement.phrase) + ".")
+    wrong = piper(
+        "Hello, this is Joe. I talked to my sister yesterday about the weather and the garden. "
+        + " ".join(statement.phrase)
+        + "."
+    )
     with pytest.raises(StatementNotSpoken):
         _enroll(session, challenge, wrong, references, embedder)
 
@@ -205,10 +240,18 @@ def test_rejects_silent_consent_recording(session, references, embedder):
 def test_rejects_overlong_and_narrowband_consent_recordings(session, references, embedder):
     challenge, _ = _challenge(session)
     with pytest.raises(AudioTooLong):
-        _enroll(session, challenge, Recording(audio=np.zeros(16000 * 61, np.float32), sample_rate=16000), references, embedder)
+        _enroll(
+            session,
+            challenge,
+            Recording(audio=np.zeros(16000 * 61, np.float32), sample_rate=16000),
+            references,
+            embedder,
+        )
     challenge, _ = _challenge(session)
     with pytest.raises(SampleRateTooLow):
-        _enroll(session, challenge, Recording(audio=np.zeros(8000 * 5, np.float32), sample_rate=8000), references, embedder)
+        _enroll(
+            session, challenge, Recording(audio=np.zeros(8000 * 5, np.float32), sample_rate=8000), references, embedder
+        )
 
 
 def test_rejects_references_of_another_speaker(session, piper, embedder, speech_dir):
@@ -256,15 +299,29 @@ def test_rejects_references_with_too_little_speech(session, piper, embedder):
 def test_adds_samples_rejects_other_speaker_and_erases(session, database_file, piper, references, embedder, speech_dir):
     challenge, statement = _challenge(session)
     result = _enroll(session, challenge, piper(statement.text), references, embedder)
-    profile = add_reference_samples(session, voice_id=result.voice_id, owner_iss=OWNER.iss, owner_sub=OWNER.sub,
-                                    references=[piper("The garden gate creaked as the wind picked up.")],
-                                    embedder=embedder, check_protected=_not_protected, key_encryption_key=KEK)
+    profile = add_reference_samples(
+        session,
+        voice_id=result.voice_id,
+        owner_iss=OWNER.iss,
+        owner_sub=OWNER.sub,
+        references=[piper("The garden gate creaked as the wind picked up.")],
+        embedder=embedder,
+        check_protected=_not_protected,
+        key_encryption_key=KEK,
+    )
     assert profile.shape == (256,) and session.get(Voice, result.voice_id).profile_version == 2
     stranger = [Recording(*sf.read(sorted(speech_dir.glob("en_*.wav"))[0], dtype="float32"))]
     with pytest.raises(ConsentSpeakerMismatch):
-        add_reference_samples(session, voice_id=result.voice_id, owner_iss=OWNER.iss, owner_sub=OWNER.sub,
-                              references=stranger, embedder=embedder, check_protected=_not_protected,
-                              key_encryption_key=KEK)
+        add_reference_samples(
+            session,
+            voice_id=result.voice_id,
+            owner_iss=OWNER.iss,
+            owner_sub=OWNER.sub,
+            references=stranger,
+            embedder=embedder,
+            check_protected=_not_protected,
+            key_encryption_key=KEK,
+        )
 
     secrets_before = [bytes(c) for c in session.scalars(select(VoiceSample.ciphertext))]
     secrets_before += [bytes(k) for k in session.scalars(select(VoiceKey.wrapped_key))]

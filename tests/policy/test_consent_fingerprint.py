@@ -40,10 +40,14 @@ def test_rejects_replayed_consent_recording_after_gain_noise_and_resampling(clip
 def test_rejects_replayed_consent_recording_after_mp3(clips, tmp_path):
     audio, rate = clips[1]
     sf.write(tmp_path / "a.wav", audio, rate)
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", tmp_path / "a.wav", "-b:a", "32k", tmp_path / "a.mp3"], check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", tmp_path / "a.wav", "-b:a", "32k", tmp_path / "a.mp3"], check=True
+    )
     subprocess.run(["ffmpeg", "-loglevel", "error", "-i", tmp_path / "a.mp3", tmp_path / "b.wav"], check=True)
     decoded, decoded_rate = sf.read(tmp_path / "b.wav", dtype="float32")
-    score = match_score(compute_fingerprint(decoded, sample_rate=decoded_rate), compute_fingerprint(audio, sample_rate=rate))
+    score = match_score(
+        compute_fingerprint(decoded, sample_rate=decoded_rate), compute_fingerprint(audio, sample_rate=rate)
+    )
     assert score >= DEFAULT_REPLAY_THRESHOLD
 
 

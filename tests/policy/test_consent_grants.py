@@ -69,23 +69,52 @@ def _voice_with_consent(session: Session, *, max_uses: int = 3, grantee_kind: st
     """A voice and consent as enroll_voice stores them (enrollment itself is tested with real speech)."""
     challenge, _ = _challenge(session, max_uses=max_uses, grantee_kind=grantee_kind, grantee_id=grantee_id)
     consume_challenge(session, challenge_id=challenge.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub, now=NOW)
-    voice = Voice(id=secrets.token_hex(16), owner_iss=OWNER.iss, owner_sub=OWNER.sub, owner_name=OWNER.display_name,
-                  status="active", embedder_name="test", profile_version=1, created_at=NOW)
+    voice = Voice(
+        id=secrets.token_hex(16),
+        owner_iss=OWNER.iss,
+        owner_sub=OWNER.sub,
+        owner_name=OWNER.display_name,
+        status="active",
+        embedder_name="test",
+        profile_version=1,
+        created_at=NOW,
+    )
     session.add(voice)
     session.flush()
-    consent = Consent(id=secrets.token_hex(16), voice_id=voice.id, challenge_id=challenge.id, owner_iss=OWNER.iss,
-                      owner_sub=OWNER.sub, grantee_kind=challenge.grantee_kind, grantee_id=challenge.grantee_id,
-                      purposes=challenge.purposes, languages=challenge.languages, not_before=challenge.not_before,
-                      not_after=challenge.not_after, max_uses=max_uses, uses=0, statement_sha256="0" * 64,
-                      recording_sha256="1" * 64, created_at=NOW)
+    consent = Consent(
+        id=secrets.token_hex(16),
+        voice_id=voice.id,
+        challenge_id=challenge.id,
+        owner_iss=OWNER.iss,
+        owner_sub=OWNER.sub,
+        grantee_kind=challenge.grantee_kind,
+        grantee_id=challenge.grantee_id,
+        purposes=challenge.purposes,
+        languages=challenge.languages,
+        not_before=challenge.not_before,
+        not_after=challenge.not_after,
+        max_uses=max_uses,
+        uses=0,
+        statement_sha256="0" * 64,
+        recording_sha256="1" * 64,
+        created_at=NOW,
+    )
     session.add(consent)
     session.flush()
     return voice, consent
 
 
 def _use(session, voice, *, sub="client-1", tenant="acme", purpose="audiobook", language="en", now=NOW):
-    return authorize_use(session, voice_id=voice.id, principal_iss="https://idp.example", principal_sub=sub,
-                         tenant=tenant, purpose=purpose, language=language, now=now)
+    return authorize_use(
+        session,
+        voice_id=voice.id,
+        principal_iss="https://idp.example",
+        principal_sub=sub,
+        tenant=tenant,
+        purpose=purpose,
+        language=language,
+        now=now,
+    )
 
 
 def test_challenge_statement_names_owner_grantee_purpose_and_phrase(db_session):
@@ -105,8 +134,13 @@ def test_rejects_reused_challenge(db_session):
 def test_rejects_expired_challenge(db_session):
     challenge, _ = _challenge(db_session)
     with pytest.raises(ChallengeExpired):
-        consume_challenge(db_session, challenge_id=challenge.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub,
-                          now=NOW + timedelta(minutes=10))
+        consume_challenge(
+            db_session,
+            challenge_id=challenge.id,
+            owner_iss=OWNER.iss,
+            owner_sub=OWNER.sub,
+            now=NOW + timedelta(minutes=10),
+        )
 
 
 def test_rejects_challenge_used_by_another_identity(db_session):
@@ -115,10 +149,17 @@ def test_rejects_challenge_used_by_another_identity(db_session):
         consume_challenge(db_session, challenge_id=challenge.id, owner_iss=OWNER.iss, owner_sub="mallory", now=NOW)
 
 
-@pytest.mark.parametrize("overrides", [
-    {"purposes": []}, {"languages": []}, {"max_uses": 0}, {"max_uses": True}, {"grantee_kind": "world"},
-    {"not_after": NOW - timedelta(days=2)},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"purposes": []},
+        {"languages": []},
+        {"max_uses": 0},
+        {"max_uses": True},
+        {"grantee_kind": "world"},
+        {"not_after": NOW - timedelta(days=2)},
+    ],
+)
 def test_rejects_invalid_challenge_request(overrides):
     # Validation happens before anything touches the database: an unbound session suffices.
     with pytest.raises(ConsentRequestInvalid):
@@ -191,8 +232,16 @@ def test_revocation_during_inflight_synthesis_blocks_release(db_engine):
         setup.commit()
         voice_id, consent_id = voice.id, consent.id
     with Session(db_engine) as pipeline:
-        grant = authorize_use(pipeline, voice_id=voice_id, principal_iss="i", principal_sub="client-1", tenant="acme",
-                              purpose="audiobook", language="en", now=NOW)
+        grant = authorize_use(
+            pipeline,
+            voice_id=voice_id,
+            principal_iss="i",
+            principal_sub="client-1",
+            tenant="acme",
+            purpose="audiobook",
+            language="en",
+            now=NOW,
+        )
         pipeline.commit()
         recheck(pipeline, grant=grant, now=NOW)  # still live before the revocation
         with Session(db_engine) as owner:
@@ -219,8 +268,16 @@ def test_concurrent_uses_never_exceed_max_uses(db_engine):
         with Session(db_engine) as session:
             barrier.wait()
             try:
-                authorize_use(session, voice_id=voice_id, principal_iss="i", principal_sub="c", tenant="acme",
-                              purpose="audiobook", language="en", now=NOW)
+                authorize_use(
+                    session,
+                    voice_id=voice_id,
+                    principal_iss="i",
+                    principal_sub="c",
+                    tenant="acme",
+                    purpose="audiobook",
+                    language="en",
+                    now=NOW,
+                )
                 session.commit()
                 result = "granted"
             except ConsentUsesExhausted:
@@ -240,8 +297,17 @@ def test_concurrent_uses_never_exceed_max_uses(db_engine):
 
 
 def _own_use(session, voice, *, sub=OWNER.sub, as_owner=True, purpose="personal", language="de"):
-    return authorize_use(session, voice_id=voice.id, principal_iss=OWNER.iss, principal_sub=sub, tenant=None,
-                         purpose=purpose, language=language, now=NOW, as_owner=as_owner)
+    return authorize_use(
+        session,
+        voice_id=voice.id,
+        principal_iss=OWNER.iss,
+        principal_sub=sub,
+        tenant=None,
+        purpose=purpose,
+        language=language,
+        now=NOW,
+        as_owner=as_owner,
+    )
 
 
 def test_owner_uses_own_voice_without_a_grant_and_counts_no_grantee_use(db_session):
@@ -252,8 +318,16 @@ def test_owner_uses_own_voice_without_a_grant_and_counts_no_grantee_use(db_sessi
     db_session.refresh(consent)
     assert consent.uses == 0  # the grantee's single use is untouched
     recheck(db_session, grant=grant, now=NOW)
-    record_usage(db_session, grant=grant, principal_iss=OWNER.iss, principal_sub=OWNER.sub, tenant=None,
-                 text_sha256="b" * 64, audit_index=7, now=NOW)
+    record_usage(
+        db_session,
+        grant=grant,
+        principal_iss=OWNER.iss,
+        principal_sub=OWNER.sub,
+        tenant=None,
+        text_sha256="b" * 64,
+        audit_index=7,
+        now=NOW,
+    )
     rows = usage_of_voice(db_session, voice_id=voice.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub)
     assert [(r.consent_id, r.principal_sub, r.audit_index) for r in rows] == [(None, OWNER.sub, 7)]
 
@@ -290,10 +364,20 @@ def test_erasure_during_owner_synthesis_blocks_release(db_session):
 def test_usage_ledger_shows_owner_each_use_and_hides_it_from_others(db_session):
     voice, _ = _voice_with_consent(db_session)
     grant = _use(db_session, voice)
-    record_usage(db_session, grant=grant, principal_iss="https://idp.example", principal_sub="client-1", tenant="acme",
-                 text_sha256="a" * 64, audit_index=41, now=NOW)
+    record_usage(
+        db_session,
+        grant=grant,
+        principal_iss="https://idp.example",
+        principal_sub="client-1",
+        tenant="acme",
+        text_sha256="a" * 64,
+        audit_index=41,
+        now=NOW,
+    )
     rows = usage_of_voice(db_session, voice_id=voice.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub)
-    assert [(r.principal_sub, r.purpose, r.text_sha256, r.audit_index) for r in rows] == [("client-1", "audiobook", "a" * 64, 41)]
+    assert [(r.principal_sub, r.purpose, r.text_sha256, r.audit_index) for r in rows] == [
+        ("client-1", "audiobook", "a" * 64, 41)
+    ]
     with pytest.raises(NotVoiceOwner):
         usage_of_voice(db_session, voice_id=voice.id, owner_iss=OWNER.iss, owner_sub="mallory")
 
@@ -302,9 +386,11 @@ def test_erasure_destroys_key_and_samples_and_revokes(db_session):
     voice, consent = _voice_with_consent(db_session)
     create_voice_key(db_session, voice_id=voice.id, key_encryption_key=KEK)
     audio = np.random.default_rng(1).uniform(-0.5, 0.5, 16000).astype(np.float32)
-    row = store_sample(db_session, voice_id=voice.id, kind="reference", data=audio, sample_rate=16000, key_encryption_key=KEK)
+    row = store_sample(
+        db_session, voice_id=voice.id, kind="reference", data=audio, sample_rate=16000, key_encryption_key=KEK
+    )
     assert audio.tobytes() not in row.ciphertext
-    (stored, rate), = load_samples(db_session, voice_id=voice.id, kind="reference", key_encryption_key=KEK)
+    ((stored, rate),) = load_samples(db_session, voice_id=voice.id, kind="reference", key_encryption_key=KEK)
     assert rate == 16000 and np.array_equal(stored, audio)
 
     erase_voice_data(db_session, voice_id=voice.id, now=NOW)
@@ -328,8 +414,14 @@ def test_rejects_sample_moved_to_another_voice(db_session):
     second, _ = _voice_with_consent(db_session)
     for voice in (first, second):
         create_voice_key(db_session, voice_id=voice.id, key_encryption_key=KEK)
-    row = store_sample(db_session, voice_id=first.id, kind="reference", data=np.zeros(160, np.float32),
-                       sample_rate=16000, key_encryption_key=KEK)
+    row = store_sample(
+        db_session,
+        voice_id=first.id,
+        kind="reference",
+        data=np.zeros(160, np.float32),
+        sample_rate=16000,
+        key_encryption_key=KEK,
+    )
     row.voice_id = second.id
     db_session.flush()
     from cryptography.exceptions import InvalidTag

@@ -70,26 +70,36 @@ def test_rejects_unverifiable_template(template):
 
 
 def test_statement_words_and_phrase_position():
-    statement = render_statement(template=DEFAULT_TEMPLATES["en"], owner_name="Ana-Maria O'Neil",
-                                 grantee_name="Acme Studios", purposes=["audiobook", "voice_over"],
-                                 phrase=("volcano", "umbrella", "telescope", "chocolate"))
+    statement = render_statement(
+        template=DEFAULT_TEMPLATES["en"],
+        owner_name="Ana-Maria O'Neil",
+        grantee_name="Acme Studios",
+        purposes=["audiobook", "voice_over"],
+        phrase=("volcano", "umbrella", "telescope", "chocolate"),
+    )
     assert statement.text.endswith("volcano umbrella telescope chocolate.")
     assert "audiobook and voice over" in statement.text
-    assert statement.words[statement.phrase_start:] == statement.phrase
+    assert statement.words[statement.phrase_start :] == statement.phrase
     assert statement.anchor_words == ("my", "confirmation", "words", "are")
 
 
 def test_rejects_statement_without_owner_or_purpose():
     with pytest.raises(ConsentRequestInvalid):
-        render_statement(template=DEFAULT_TEMPLATES["en"], owner_name=" ", grantee_name="Acme", purposes=["ads"],
-                         phrase=random_phrase())
+        render_statement(
+            template=DEFAULT_TEMPLATES["en"],
+            owner_name=" ",
+            grantee_name="Acme",
+            purposes=["ads"],
+            phrase=random_phrase(),
+        )
     with pytest.raises(ConsentRequestInvalid):
-        render_statement(template=DEFAULT_TEMPLATES["en"], owner_name="Joe", grantee_name="Acme", purposes=[],
-                         phrase=random_phrase())
+        render_statement(
+            template=DEFAULT_TEMPLATES["en"], owner_name="Joe", grantee_name="Acme", purposes=[], phrase=random_phrase()
+        )
 
 
 def test_alignment_counts_only_words_in_order():
-    expected = "i agree that acme may use my voice".split()
-    assert len(align_words(expected, "i agree that acme may use my boys".split())) == 7
-    assert len(align_words(expected, "voice my use may acme that agree i".split())) <= 1
+    expected = ["i", "agree", "that", "acme", "may", "use", "my", "voice"]
+    assert len(align_words(expected, ["i", "agree", "that", "acme", "may", "use", "my", "boys"])) == 7
+    assert len(align_words(expected, ["voice", "my", "use", "may", "acme", "that", "agree", "i"])) <= 1
     assert align_words(expected, []) == []

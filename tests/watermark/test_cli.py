@@ -52,8 +52,9 @@ def test_detects_after_mp3_and_ogg(key_file, speech_wav, tmp_path, capsys):
     assert main(["watermark", "embed", str(speech_wav), str(marked), "--payload", "00000001"]) == 0
     for suffix, codec in ((".mp3", ["-b:a", "64k"]), (".ogg", ["-c:a", "libvorbis"])):
         coded = tmp_path / f"coded{suffix}"
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(marked), *codec, str(coded)],
-                       check=True)
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(marked), *codec, str(coded)], check=True
+        )
         code, result = _detect_json(coded, capsys)
         assert code == 0 and result["schemes"][0]["payload"] == "00000001", suffix
 

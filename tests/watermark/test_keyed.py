@@ -107,7 +107,7 @@ def test_splice_into_unmarked_speech_is_localized(marked, long_german_speech, ke
     spliced = np.concatenate([before, y, after])
     found = keyed.detect(spliced, sample_rate=sr)
     assert found.detected
-    inside = [s.score for s in found.segments if 3.5 <= s.start_s and s.end_s <= 3 + y.size / sr - 0.5]
+    inside = [s.score for s in found.segments if s.start_s >= 3.5 and s.end_s <= 3 + y.size / sr - 0.5]
     outside = [s.score for s in found.segments if s.end_s <= 2.5 or s.start_s >= 3 + y.size / sr + 0.5]
     assert np.median(inside) > 2.5
     assert max(abs(v) for v in outside) < 3.5
@@ -121,7 +121,9 @@ def test_payload_reads_from_pieces_marked_one_by_one_and_joined(speech_dir, keye
     for seed in range(16):
         rng = np.random.default_rng(seed)
         payload = rng.bytes(4)
-        pieces = [keyed.embed(clips[c][: int(rng.uniform(4.0, 6.0) * 24_000)], sample_rate=24_000, payload=payload)
-                  for c in rng.choice(len(clips), 3, replace=False)]
+        pieces = [
+            keyed.embed(clips[c][: int(rng.uniform(4.0, 6.0) * 24_000)], sample_rate=24_000, payload=payload)
+            for c in rng.choice(len(clips), 3, replace=False)
+        ]
         found = keyed.detect(np.concatenate(pieces), sample_rate=24_000, segments=False)
         assert found.payload_verified and found.payload == payload, f"seed {seed}"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from watermark import WatermarkModelError
-from watermark import perth_layer
+from watermark import WatermarkModelError, perth_layer
 from watermark.perth_layer import PerthScheme
 
 
@@ -36,7 +35,9 @@ def test_band_above_perth_rate_is_untouched(perth, english_speech):
     from watermark.audio import resample
 
     x, sr = english_speech[1]
-    wide = resample(x, from_rate=sr, to_rate=48_000) + 1e-3 * np.sin(2 * np.pi * 20_000 * np.arange(int(x.size * 2)) / 48_000)
+    wide = resample(x, from_rate=sr, to_rate=48_000) + 1e-3 * np.sin(
+        2 * np.pi * 20_000 * np.arange(int(x.size * 2)) / 48_000
+    )
     y = perth.embed(wide, sample_rate=48_000)
     spectrum = np.abs(np.fft.rfft(y - wide))
     freqs = np.fft.rfftfreq(wide.size, 1 / 48_000)

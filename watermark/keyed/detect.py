@@ -138,7 +138,10 @@ def segment_sums(alignment: Alignment, layout: Layout, *, resolution_s: float) -
     energy = (blocks**2 * sync).sum(axis=1)
     frame_index = alignment.phase + ft.FRAMES_PER_BLOCK * np.arange(blocks.shape[0])
     block_span = ft.HOP * (ft.FRAMES_PER_BLOCK - 1) + ft.N_FFT
-    centre_s = alignment.chunk_start_s + (frame_index * ft.HOP * alignment.hypothesis.time_scale + block_span / 2) / ft.SAMPLE_RATE
+    centre_s = (
+        alignment.chunk_start_s
+        + (frame_index * ft.HOP * alignment.hypothesis.time_scale + block_span / 2) / ft.SAMPLE_RATE
+    )
     slots = np.floor(centre_s / resolution_s).astype(np.int64)
     sums: dict[int, tuple[float, float]] = {}
     for slot in np.unique(slots):

@@ -42,7 +42,7 @@ class Layout:
 
 def build_layout(key: bytes) -> Layout:
     n_cells = FRAME_BLOCKS * N_PAIRS
-    if PAYLOAD_CELLS >= n_cells:
+    if n_cells <= PAYLOAD_CELLS:
         raise ValueError("the frame has no room left for sync cells")
     order = keyed_permutation(key, "layout", n_cells)
     role = np.full(n_cells, SYNC, dtype=np.int64)

@@ -73,13 +73,19 @@ class KeyedScheme:
         marked = samples + mark
         if np.max(np.abs(samples)) <= 1.0:
             marked = np.clip(marked, -1.0, 1.0)
-        return marked.astype(np.asarray(audio).dtype if np.asarray(audio).dtype in (np.float32, np.float64) else np.float64)
+        return marked.astype(
+            np.asarray(audio).dtype if np.asarray(audio).dtype in (np.float32, np.float64) else np.float64
+        )
 
     def detect(self, audio: np.ndarray, *, sample_rate: int, segments: bool = True) -> Detection:
         return self.detect_with_bits(audio, sample_rate=sample_rate, segments=segments)[0]
 
     def detect_with_bits(
-        self, audio: np.ndarray, *, sample_rate: int, segments: bool = True,
+        self,
+        audio: np.ndarray,
+        *,
+        sample_rate: int,
+        segments: bool = True,
     ) -> tuple[Detection, np.ndarray | None]:
         """Detection plus the decoded (still encrypted) message bits of the best alignment, for benchmarks."""
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
@@ -89,8 +95,12 @@ class KeyedScheme:
 
         def search(grid: list[dt.Hypothesis]) -> list[dt.Alignment]:
             return [
-                dt.best_alignment(signal16[s : s + int(CHUNK_S * SAMPLE_RATE)], layout=self._layout,
-                                  grid=grid, chunk_start_s=s / SAMPLE_RATE)
+                dt.best_alignment(
+                    signal16[s : s + int(CHUNK_S * SAMPLE_RATE)],
+                    layout=self._layout,
+                    grid=grid,
+                    chunk_start_s=s / SAMPLE_RATE,
+                )
                 for s in starts
             ]
 
@@ -109,8 +119,12 @@ class KeyedScheme:
             # two frame grids into most 8 s windows. Shorter windows, under the time scale the
             # presence search found, each see one grid.
             short = [
-                dt.best_alignment(signal16[s : s + int(SHORT_CHUNK_S * SAMPLE_RATE)], layout=self._layout,
-                                  grid=[best.hypothesis], chunk_start_s=s / SAMPLE_RATE)
+                dt.best_alignment(
+                    signal16[s : s + int(SHORT_CHUNK_S * SAMPLE_RATE)],
+                    layout=self._layout,
+                    grid=[best.hypothesis],
+                    chunk_start_s=s / SAMPLE_RATE,
+                )
                 for s in _chunk_starts(signal16.size, length_s=SHORT_CHUNK_S, hop_s=SHORT_CHUNK_HOP_S)
             ]
             payload, short_bits, more = self._read_payload(short)
