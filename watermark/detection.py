@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,9 @@ class Detection:
     payload: bytes | None = None
     payload_verified: bool = False
     segments: tuple[Segment, ...] = field(default_factory=tuple)
+    warp: dict[str, float | str] | None = None  # keyed: the warp undone by the best alignment
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "name": self.scheme,
             "detected": self.detected,
@@ -42,4 +44,5 @@ class Detection:
             "payload": self.payload.hex() if self.payload is not None else None,
             "payload_verified": self.payload_verified,
             "segments": [[round(s.start_s, 3), round(s.end_s, 3), round(s.score, 3)] for s in self.segments],
+            **({"warp": self.warp} if self.warp is not None else {}),
         }

@@ -114,7 +114,11 @@ class PerthScheme:
         found_segments = []
         for slot in range(int(np.ceil(duration / SEGMENT_S - 1e-9))):
             t0 = slot * SEGMENT_S
-            covering = [sc for s, sc in zip(starts, window_scores) if s / self._rate <= t0 < s / self._rate + WINDOW_S]
+            covering = [
+                sc
+                for s, sc in zip(starts, window_scores, strict=True)
+                if s / self._rate <= t0 < s / self._rate + WINDOW_S
+            ]
             found_segments.append(
                 Segment(t0, min(t0 + SEGMENT_S, duration), float(max(covering) if covering else window_scores[-1]))
             )

@@ -44,13 +44,13 @@ def checkpoints(tmp_path_factory):
 
 
 def _files(folder, **overrides) -> AudioSealFiles:
-    values = dict(
-        generator_path=folder / "generator.pth",
-        generator_sha256=_sha(folder / "generator.pth"),
-        detector_path=folder / "detector.pth",
-        detector_sha256=_sha(folder / "detector.pth"),
-        architecture=SMALL,
-    )
+    values = {
+        "generator_path": folder / "generator.pth",
+        "generator_sha256": _sha(folder / "generator.pth"),
+        "detector_path": folder / "detector.pth",
+        "detector_sha256": _sha(folder / "detector.pth"),
+        "architecture": SMALL,
+    }
     values.update(overrides)
     return AudioSealFiles(**values)
 
@@ -107,5 +107,5 @@ def test_rejects_checkpoint_of_another_architecture(checkpoints):
 
 def test_missing_checkpoint_stops_stack_start_up(tmp_path):
     files = AudioSealFiles(tmp_path / "none.pth", "a" * 64, tmp_path / "none2.pth", "b" * 64)
-    with pytest.raises(WatermarkModelError, match="audioseal.*failed to load"):
+    with pytest.raises(WatermarkModelError, match=r"audioseal.*failed to load"):
         build_stack(WatermarkConfig(schemes=("keyed", "audioseal"), dev_mode=True, audioseal=files))

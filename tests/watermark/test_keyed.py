@@ -20,7 +20,7 @@ def marked(english_speech, keyed):
 
 
 def test_round_trip_keeps_length_rate_and_reads_payload(english_speech, marked, keyed):
-    for (x, sr), (y, _) in zip(english_speech, marked):
+    for (x, sr), (y, _) in zip(english_speech, marked, strict=True):
         assert y.shape == x.shape
         found = keyed.detect(y, sample_rate=sr)
         assert found.detected and found.payload_verified
@@ -36,7 +36,7 @@ def test_embedding_is_deterministic(english_speech, keyed):
 
 
 def test_mark_is_quiet(english_speech, marked):
-    for (x, _), (y, _) in zip(english_speech, marked):
+    for (x, _), (y, _) in zip(english_speech, marked, strict=True):
         snr_db = 10 * np.log10(np.sum(x**2) / np.sum((y - x) ** 2))
         assert snr_db > 12  # a gain pattern masked by the speech itself, not additive noise: PESQ is the real measure
 
@@ -111,7 +111,9 @@ def test_splice_into_unmarked_speech_is_localized(marked, long_german_speech, ke
     outside = [s.score for s in found.segments if s.end_s <= 2.5 or s.start_s >= 3 + y.size / sr + 0.5]
     assert np.median(inside) > 2.5
     assert max(abs(v) for v in outside) < 3.5
-    assert all(b.start_s - a.start_s == pytest.approx(0.5) for a, b in zip(found.segments, found.segments[1:]))
+    assert all(
+        b.start_s - a.start_s == pytest.approx(0.5) for a, b in zip(found.segments, found.segments[1:], strict=False)
+    )
 
 
 def test_payload_reads_from_pieces_marked_one_by_one_and_joined(speech_dir, keyed):

@@ -1,4 +1,4 @@
-"""Keyed detection: presence statistic, its null distribution, payload read-out and segments.
+"""Keyed detection: presence statistic, its null distribution, alignment search, payload read-out, segments.
 
 Null model. For a fixed unmarked input, the keyed cell signs are independent fair coins
 (they come from HMAC of a secret key). The statistic for one alignment is
@@ -8,8 +8,8 @@ Null model. For a fixed unmarked input, the keyed cell signs are independent fai
 over sync cells c, where y_c is the folded, clipped cell feature (any function of the audio) and
 s_c the keyed sign. Given the audio this is a normalised Rademacher sum, so P(z >= t) is the
 Gaussian tail Q(t) (and at most exp(-t^2/2) by Hoeffding). The detector maximises over
-alignments (time-scale hypotheses x block phases x frame offsets) and chunks; a union bound
-over that count gives the reported false-positive probability.
+alignments (warp hypotheses x block phases x frame offsets) and chunks; a union bound over that
+count gives the reported false-positive probability.
 """
 
 from __future__ import annotations
@@ -20,92 +20,148 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from . import features as ft
+from .features import Floats, Ints
+from .hypotheses import Hypothesis
 from .layout import FRAME_BLOCKS, SYNC, Layout
 
 CLIP_DB = 2.0  # the embedding margin: a cell adds at most this much, so loud onsets cannot dominate
+BLOCK_SPAN = ft.HOP * (ft.FRAMES_PER_BLOCK - 1) + ft.N_FFT  # samples one unscaled block covers
 
 
 @dataclass(frozen=True)
-class Hypothesis:
-    time_scale: float  # attacked duration / original duration
-    freq_scale: float  # frequency shift to undo (a speed change moves pitch too)
-
-
-def hypothesis_grid(*, max_tempo: float = 0.12, max_speed: float = 0.07, step: float = 0.01) -> list[Hypothesis]:
-    """Identity first, then tempo changes (pitch kept) and speed changes (pitch moves with time)."""
-    grid = [Hypothesis(1.0, 1.0)]
-    n = int(round(max_tempo / step))
-    for i in range(1, n + 1):
-        for sign in (1, -1):
-            a = 1.0 + sign * i * step
-            grid.append(Hypothesis(a, 1.0))
-            if i * step <= max_speed + 1e-9:
-                grid.append(Hypothesis(a, 1.0 / a))
-    return grid
-
-
-@dataclass
 class Alignment:
+    """One chunk's best alignment: its statistic and the blocks it read, in input order."""
+
     z: float
     hypothesis: Hypothesis
     phase: int
     offset: int
-    features: np.ndarray  # clipped cell features (frames, pairs) of this chunk under the hypothesis
+    blocks: Floats  # (blocks, pairs) clipped cell features of this chunk at this phase
+    block_numbers: Ints  # each block's number on the hypothesis's block grid (fold position before offset)
+    centres_s: Floats  # centre of each block in input seconds
     chunk_start_s: float
 
+    @property
+    def positions(self) -> Ints:
+        """Each block's position in the keyed frame."""
+        return np.asarray((self.block_numbers + self.offset) % FRAME_BLOCKS, dtype=np.int64)
 
-def cell_features(signal16: np.ndarray, hypothesis: Hypothesis) -> np.ndarray:
-    """Clipped, median-centred pair differences for every frame start (rows) of one hypothesis."""
-    starts = ft.frame_starts(signal16.size, hypothesis.time_scale)
-    if starts.size < ft.FRAMES_PER_BLOCK:
-        return np.zeros((0, ft.N_PAIRS))
-    power = np.abs(ft.spectrum(signal16, starts)) ** 2
-    levels = ft.block_levels_db(power, hypothesis.freq_scale)
-    diff, valid = ft.pair_differences(levels)
-    centred = np.zeros_like(diff)
-    for k in range(ft.N_PAIRS):
-        if valid[:, k].any():
-            centred[:, k] = diff[:, k] - np.median(diff[valid[:, k], k])
+
+NO_ALIGNMENT_BLOCKS = np.zeros((0, ft.N_PAIRS))
+
+
+@dataclass(frozen=True)
+class HypothesisFeatures:
+    """Clipped cell features of a whole analysed span under one hypothesis."""
+
+    hypothesis: Hypothesis
+    cells: Floats  # (rows, pairs): row j is the block of frames j .. j+3
+    starts: Floats  # start of frame j in span samples (attacked time)
+
+    def block_centres(self) -> Floats:
+        if self.cells.shape[0] == 0:
+            return np.zeros(0)
+        last = self.starts[ft.FRAMES_PER_BLOCK - 1 : ft.FRAMES_PER_BLOCK - 1 + self.cells.shape[0]]
+        return np.asarray((self.starts[: self.cells.shape[0]] + last + ft.N_FFT) / 2.0, dtype=np.float64)
+
+
+def loud_level_db(analysis: ft.Analysis) -> float:
+    """The span's loud band level (99th percentile, unscaled): the reference for the validity floor."""
+    rows, _ = analysis.frame_rows(1.0)
+    levels = ft.block_levels_db(analysis.band_power(rows, 1.0))
+    return float(np.percentile(levels, 99)) if levels.size else 0.0
+
+
+def hypothesis_features(analysis: ft.Analysis, hypothesis: Hypothesis, *, peak_db: float) -> HypothesisFeatures:
+    """Clipped, median-centred pair differences of every block under one hypothesis, weighted by loudness."""
+    rows, starts = analysis.frame_rows(hypothesis.time_scale)
+    levels = ft.block_levels_db(analysis.band_power(rows, hypothesis.freq_scale))
+    if levels.shape[0] == 0:
+        return HypothesisFeatures(hypothesis, np.zeros((0, ft.N_PAIRS)), starts)
+    diff, valid = ft.pair_differences(levels, peak_db=peak_db)
+    centred = diff - ft.masked_median(diff, valid)
     weight = valid * ft.cell_weights(levels)
-    return np.clip(centred, -CLIP_DB, CLIP_DB) * weight
+    return HypothesisFeatures(hypothesis, np.clip(centred, -CLIP_DB, CLIP_DB) * weight, starts)
 
 
-def fold(blocks: np.ndarray) -> np.ndarray:
-    folded = np.zeros((FRAME_BLOCKS, ft.N_PAIRS))
-    np.add.at(folded, np.arange(blocks.shape[0]) % FRAME_BLOCKS, blocks)
-    return folded
+@dataclass(frozen=True)
+class Chunk:
+    start: int  # span samples, attacked time
+    stop: int
+    start_s: float  # input seconds
 
 
-def offset_scores(folded: np.ndarray, layout: Layout) -> np.ndarray:
-    """z for every frame offset c, by circular correlation along the block axis."""
-    sync = layout.sync_mask
-    fy = np.fft.rfft(folded, axis=0)
-    corr = np.fft.irfft(np.conj(fy) * np.fft.rfft(layout.signs * sync, axis=0), n=FRAME_BLOCKS, axis=0).sum(axis=1)
-    energy = np.fft.irfft(
-        np.conj(np.fft.rfft(folded**2, axis=0)) * np.fft.rfft(sync, axis=0), n=FRAME_BLOCKS, axis=0
-    ).sum(axis=1)
-    return np.where(energy > 1e-9, corr / np.sqrt(np.maximum(energy, 1e-9)), 0.0)
+def _chunk_blocks(feats: HypothesisFeatures, chunk: Chunk, phase: int) -> tuple[Floats, Ints, Floats]:
+    """The blocks of one phase that lie inside the chunk: features, block numbers, centres (span samples)."""
+    n = feats.cells.shape[0]
+    if n == 0:
+        return NO_ALIGNMENT_BLOCKS, np.zeros(0, dtype=np.int64), np.zeros(0)
+    first = feats.starts[:n]
+    last_end = feats.starts[ft.FRAMES_PER_BLOCK - 1 : ft.FRAMES_PER_BLOCK - 1 + n] + ft.N_FFT
+    j0 = int(np.searchsorted(first, chunk.start - 1e-6))
+    j1 = int(np.searchsorted(last_end, chunk.stop + 1e-6))
+    j = j0 + (phase - j0) % ft.FRAMES_PER_BLOCK
+    rows = np.arange(j, j1, ft.FRAMES_PER_BLOCK)
+    centres = (first[rows] + last_end[rows]) / 2.0
+    return feats.cells[rows], (rows - phase) // ft.FRAMES_PER_BLOCK, centres
 
 
-def best_alignment(chunk16: np.ndarray, *, layout: Layout, grid: list[Hypothesis], chunk_start_s: float) -> Alignment:
-    best: Alignment | None = None
-    for hypothesis in grid:
-        feats = cell_features(chunk16, hypothesis)
-        for phase in range(ft.FRAMES_PER_BLOCK):
-            blocks = feats[phase :: ft.FRAMES_PER_BLOCK]
-            if blocks.shape[0] == 0:
-                continue
-            scores = offset_scores(fold(blocks), layout)
-            offset = int(np.argmax(scores))
-            if best is None or scores[offset] > best.z:
-                best = Alignment(float(scores[offset]), hypothesis, phase, offset, feats, chunk_start_s)
-    if best is None:
-        return Alignment(0.0, grid[0], 0, 0, np.zeros((0, ft.N_PAIRS)), chunk_start_s)
-    return best
+def fold(blocks: Floats, block_numbers: Ints) -> Floats:
+    """Sum of the blocks at each position of the frame (before the offset); block numbers are consecutive."""
+    if blocks.shape[0] == 0:
+        return np.zeros((FRAME_BLOCKS, ft.N_PAIRS))
+    lead = int(block_numbers[0]) % FRAME_BLOCKS
+    total = lead + blocks.shape[0]
+    padded = np.zeros((-(-total // FRAME_BLOCKS) * FRAME_BLOCKS, blocks.shape[1]))
+    padded[lead:total] = blocks
+    return np.asarray(padded.reshape(-1, FRAME_BLOCKS, blocks.shape[1]).sum(axis=0), dtype=np.float64)
 
 
-def tests_per_chunk(grid: list[Hypothesis]) -> int:
-    return len(grid) * ft.FRAMES_PER_BLOCK * FRAME_BLOCKS
+class OffsetScorer:
+    """z for every frame offset of many folded chunks at once, by circular correlation along blocks."""
+
+    def __init__(self, layout: Layout) -> None:
+        sync = layout.sync_mask
+        self._pattern = np.conj(np.fft.rfft(layout.signs * sync, axis=0))
+        self._mask = np.conj(np.fft.rfft(sync, axis=0))
+
+    def scores(self, folded: Floats) -> Floats:
+        """``folded`` is (n, FRAME_BLOCKS, pairs); returns (n, FRAME_BLOCKS)."""
+        spectra = np.fft.rfft(np.stack([folded, folded**2]), axis=2)
+        # corr[c] = sum_b sum_k folded[b, k] * pattern[(b + c) % F, k]; energy likewise with the sync mask
+        products = np.stack([(spectra[0] * self._pattern).sum(axis=2), (spectra[1] * self._mask).sum(axis=2)])
+        corr, energy = np.fft.irfft(np.conj(products), n=FRAME_BLOCKS, axis=2)
+        return np.asarray(np.where(energy > 1e-9, corr / np.sqrt(np.maximum(energy, 1e-9)), 0.0), dtype=np.float64)
+
+
+def best_alignments(
+    feats: HypothesisFeatures, chunks: list[Chunk], *, scorer: OffsetScorer, span_start_s: float
+) -> list[Alignment]:
+    """The best phase and offset of each chunk under one hypothesis."""
+    pieces = [[_chunk_blocks(feats, chunk, phase) for phase in range(ft.FRAMES_PER_BLOCK)] for chunk in chunks]
+    folded = np.stack([fold(blocks, numbers) for per_chunk in pieces for blocks, numbers, _ in per_chunk])
+    scores = scorer.scores(folded).reshape(len(chunks), ft.FRAMES_PER_BLOCK, FRAME_BLOCKS)
+    found = []
+    for index, chunk in enumerate(chunks):
+        phase, offset = np.unravel_index(int(np.argmax(scores[index])), scores[index].shape)
+        blocks, numbers, centres = pieces[index][int(phase)]
+        found.append(
+            Alignment(
+                z=float(scores[index, phase, offset]) if blocks.shape[0] else 0.0,
+                hypothesis=feats.hypothesis,
+                phase=int(phase),
+                offset=int(offset),
+                blocks=blocks,
+                block_numbers=numbers,
+                centres_s=span_start_s + centres / ft.SAMPLE_RATE,
+                chunk_start_s=chunk.start_s,
+            )
+        )
+    return found
+
+
+def tests_per_chunk(n_hypotheses: int) -> int:
+    return n_hypotheses * ft.FRAMES_PER_BLOCK * FRAME_BLOCKS
 
 
 def false_positive_bound(z: float, n_tests: int) -> float:
@@ -114,35 +170,26 @@ def false_positive_bound(z: float, n_tests: int) -> float:
     return float(min(1.0, np.exp(log_p)))
 
 
-def payload_soft_bits(alignment: Alignment, layout: Layout, n_coded: int) -> np.ndarray:
+def payload_soft_bits(alignment: Alignment, layout: Layout, n_coded: int) -> Floats:
     """Soft value per coded bit (positive favours 0), summed over every payload cell seen."""
-    blocks = alignment.features[alignment.phase :: ft.FRAMES_PER_BLOCK]
-    folded = fold(blocks)
-    positions = (np.arange(FRAME_BLOCKS) + alignment.offset) % FRAME_BLOCKS
-    role = layout.role[positions]
-    signs = layout.signs[positions]
+    folded = fold(alignment.blocks, alignment.block_numbers)
+    positions = (np.arange(FRAME_BLOCKS) - alignment.offset) % FRAME_BLOCKS  # fold slot b sits at b + offset
+    folded = folded[positions]  # now indexed by frame position
+    payload = layout.role != SYNC
     soft = np.zeros(n_coded)
-    payload = role != SYNC
-    np.add.at(soft, role[payload], (folded * signs)[payload])
+    np.add.at(soft, layout.role[payload], (folded * layout.signs)[payload])
     return soft
 
 
 def segment_sums(alignment: Alignment, layout: Layout, *, resolution_s: float) -> dict[int, tuple[float, float]]:
     """Per slot of ``resolution_s`` in input time: (sum of signed sync evidence, sum of its squares)."""
-    blocks = alignment.features[alignment.phase :: ft.FRAMES_PER_BLOCK]
-    if blocks.shape[0] == 0:
+    if alignment.blocks.shape[0] == 0:
         return {}
-    positions = (np.arange(blocks.shape[0]) + alignment.offset) % FRAME_BLOCKS
+    positions = alignment.positions
     sync = layout.role[positions] == SYNC
-    contrib = (blocks * layout.signs[positions] * sync).sum(axis=1)
-    energy = (blocks**2 * sync).sum(axis=1)
-    frame_index = alignment.phase + ft.FRAMES_PER_BLOCK * np.arange(blocks.shape[0])
-    block_span = ft.HOP * (ft.FRAMES_PER_BLOCK - 1) + ft.N_FFT
-    centre_s = (
-        alignment.chunk_start_s
-        + (frame_index * ft.HOP * alignment.hypothesis.time_scale + block_span / 2) / ft.SAMPLE_RATE
-    )
-    slots = np.floor(centre_s / resolution_s).astype(np.int64)
+    contrib = (alignment.blocks * layout.signs[positions] * sync).sum(axis=1)
+    energy = (alignment.blocks**2 * sync).sum(axis=1)
+    slots = np.floor(alignment.centres_s / resolution_s).astype(np.int64)
     sums: dict[int, tuple[float, float]] = {}
     for slot in np.unique(slots):
         inside = slots == slot

@@ -56,14 +56,14 @@ def embed_16k(
     iterations: int,
 ) -> np.ndarray:
     """The mark as a signal at 16 kHz, to be added to ``host`` (also 16 kHz)."""
-    starts = ft.frame_starts(host.size, 1.0)
+    starts = ft.frame_starts(host.size)
     n_frames = starts.size
     n_blocks = n_frames // ft.FRAMES_PER_BLOCK
     if n_blocks < 1:
         raise ValueError("audio too short for one block")
     frames = np.lib.stride_tricks.sliding_window_view(host, ft.N_FFT)[:: ft.HOP][:n_frames]
     stft = np.fft.rfft(frames * ft.WINDOW, axis=1).astype(np.complex64)  # single precision is plenty for a mark
-    host_levels = ft.block_levels_db(np.abs(stft) ** 2)[:: ft.FRAMES_PER_BLOCK][:n_blocks]
+    host_levels = ft.block_levels_db(ft.band_power(np.abs(stft) ** 2))[:: ft.FRAMES_PER_BLOCK][:n_blocks]
     host_diff, valid = ft.pair_differences(host_levels)
     # the detector centres each pair on its median; centre the host the same way
     centre = np.array([np.median(host_diff[valid[:, k], k]) if valid[:, k].any() else 0.0 for k in range(ft.N_PAIRS)])
@@ -77,7 +77,9 @@ def embed_16k(
     diff = host_diff
     for iteration in range(int(iterations)):
         if iteration:  # re-measure: neighbouring blocks and bands leak into each other through the window
-            levels = ft.block_levels_db(np.abs(ft.spectrum(host + synthesise(pair_gain_db), starts)) ** 2)
+            levels = ft.block_levels_db(
+                ft.band_power(np.abs(ft.spectrum(host + synthesise(pair_gain_db), starts)) ** 2)
+            )
             levels = levels[:: ft.FRAMES_PER_BLOCK][:n_blocks]
             diff = levels[:, 1::2] - levels[:, 0::2]
         shortfall = np.maximum(margin_db - targets * (diff - centre), 0.0)

@@ -65,7 +65,7 @@ def seal_payload(key: bytes, payload: bytes) -> np.ndarray:
     identifier = bytes(payload)
     stream = keyed_bytes(key, "payload-stream", PAYLOAD_BYTES + TAG_BYTES)
     message = identifier + _tag(key, identifier)
-    sealed = bytes(m ^ s for m, s in zip(message, stream))
+    sealed = bytes(m ^ s for m, s in zip(message, stream, strict=True))
     return np.unpackbits(np.frombuffer(sealed, dtype=np.uint8)).astype(np.int64)
 
 
@@ -73,6 +73,6 @@ def open_payload(key: bytes, bits: np.ndarray) -> bytes | None:
     """Decrypt and authenticate decoded bits; the identifier, or None when the tag does not verify."""
     sealed = np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()
     stream = keyed_bytes(key, "payload-stream", PAYLOAD_BYTES + TAG_BYTES)
-    message = bytes(m ^ s for m, s in zip(sealed, stream))
+    message = bytes(m ^ s for m, s in zip(sealed, stream, strict=True))
     identifier, tag = message[:PAYLOAD_BYTES], message[PAYLOAD_BYTES:]
     return identifier if hmac.compare_digest(tag, _tag(key, identifier)) else None

@@ -11,11 +11,11 @@ from . import code
 from . import detect as dt
 from .embed import embed_16k
 from .features import SAMPLE_RATE
+from .hypotheses import Hypothesis, search_grid
 from .keys import MESSAGE_BITS, PAYLOAD_BYTES, check_key, open_payload, seal_payload
 from .layout import CODED_BITS, build_layout
+from .search import Searcher, chunk_bounds
 
-CHUNK_S = 8.0  # longer chunks would let a small time-scale error drift by more than a block
-CHUNK_HOP_S = 4.0
 SEGMENT_S = 0.5
 PAYLOAD_ATTEMPTS = 3  # each attempt could verify a random payload with probability 2**-32
 # Two payload frames (2.05 s each) fit in a window this long; it can lie inside one of several
@@ -43,7 +43,7 @@ class KeyedScheme:
         max_change_db: float = 10.0,
         iterations: int = 3,
         max_false_positive: float = 1e-4,
-        grid: list[dt.Hypothesis] | None = None,
+        grid: list[Hypothesis] | None = None,
     ) -> None:
         self._key = check_key(key)
         self._layout = build_layout(self._key)
@@ -51,7 +51,7 @@ class KeyedScheme:
         self.max_change_db = max_change_db
         self.iterations = iterations
         self.max_false_positive = max_false_positive
-        self.grid = grid if grid is not None else dt.hypothesis_grid()
+        self.grid = grid if grid is not None else search_grid()
 
     def embed(self, audio: np.ndarray, *, sample_rate: int, payload: bytes) -> np.ndarray:
         samples, rate = mono_for_embedding(audio, sample_rate=sample_rate)
@@ -90,43 +90,26 @@ class KeyedScheme:
         """Detection plus the decoded (still encrypted) message bits of the best alignment, for benchmarks."""
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
         signal16 = resample(samples, from_rate=rate, to_rate=SAMPLE_RATE)
-        starts = _chunk_starts(signal16.size)
-        n_tests = dt.tests_per_chunk(self.grid) * len(starts)  # the full search, even when it stops early
+        bounds = chunk_bounds(signal16.size)
+        searcher = Searcher(signal16, layout=self._layout, bounds=bounds)
+        n_tests = dt.tests_per_chunk(len(self.grid)) * len(bounds)  # the full search, even when it stops early
 
-        def search(grid: list[dt.Hypothesis]) -> list[dt.Alignment]:
-            return [
-                dt.best_alignment(
-                    signal16[s : s + int(CHUNK_S * SAMPLE_RATE)],
-                    layout=self._layout,
-                    grid=grid,
-                    chunk_start_s=s / SAMPLE_RATE,
-                )
-                for s in starts
-            ]
-
-        # Untouched time scale first: most inputs are not time-scaled, and a maximum over a
-        # subset of the alignments can only be smaller, so the bound for the full search holds.
-        alignments = search(self.grid[:1])
+        # Unwarped first: most inputs are not warped, and a maximum over a subset of the
+        # alignments can only be smaller, so the bound for the full search holds.
+        alignments = searcher.run(self.grid[:1])
         if dt.false_positive_bound(max(a.z for a in alignments), n_tests) > self.max_false_positive:
-            wider = search(self.grid[1:])
-            alignments = [a if a.z >= b.z else b for a, b in zip(alignments, wider)]
+            alignments = searcher.run(self.grid[1:])
         best = max(alignments, key=lambda a: a.z)
         fpp = dt.false_positive_bound(best.z, n_tests)
 
         payload, best_bits, attempts = self._read_payload(alignments)
         if payload is None and fpp <= self.max_false_positive:
             # Pieces marked one by one and then joined (a streamed output's chunks, a splice) put
-            # two frame grids into most 8 s windows. Shorter windows, under the time scale the
+            # two frame grids into most 8 s windows. Shorter windows, under the warp the
             # presence search found, each see one grid.
-            short = [
-                dt.best_alignment(
-                    signal16[s : s + int(SHORT_CHUNK_S * SAMPLE_RATE)],
-                    layout=self._layout,
-                    grid=[best.hypothesis],
-                    chunk_start_s=s / SAMPLE_RATE,
-                )
-                for s in _chunk_starts(signal16.size, length_s=SHORT_CHUNK_S, hop_s=SHORT_CHUNK_HOP_S)
-            ]
+            short = searcher.windows(
+                best.hypothesis, chunk_bounds(signal16.size, length_s=SHORT_CHUNK_S, hop_s=SHORT_CHUNK_HOP_S)
+            )
             payload, short_bits, more = self._read_payload(short)
             attempts += more
             if payload is not None or best_bits is None:
@@ -142,6 +125,7 @@ class KeyedScheme:
             payload=payload,
             payload_verified=payload is not None,
             segments=_merge_segments(alignments, self._layout, samples.size / rate) if segments else (),
+            warp=best.hypothesis.describe,
         )
         return detection, best_bits
 
@@ -165,17 +149,6 @@ class KeyedScheme:
     def sealed_bits(self, payload: bytes) -> np.ndarray:
         """The encrypted, tagged message bits that ``embed`` writes for ``payload`` (for bit-accuracy figures)."""
         return seal_payload(self._key, payload)
-
-
-def _chunk_starts(n_samples: int, *, length_s: float = CHUNK_S, hop_s: float = CHUNK_HOP_S) -> list[int]:
-    length = int(length_s * SAMPLE_RATE)
-    hop = int(hop_s * SAMPLE_RATE)
-    if n_samples <= length:
-        return [0]
-    starts = list(range(0, n_samples - length + 1, hop))
-    if starts[-1] + length < n_samples:
-        starts.append(n_samples - length)
-    return starts
 
 
 def _merge_segments(alignments: list[dt.Alignment], layout, duration_s: float) -> tuple[Segment, ...]:
