@@ -24,7 +24,7 @@ from watermark.keyed.search import chunk_bounds
 from .conftest import TEST_KEY
 
 PAYLOAD = bytes.fromhex("5a17c0de")
-DATA = Path(__file__).parent / "data"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def sox(samples: np.ndarray, rate: int, effect: list[str], folder: Path) -> np.ndarray:
@@ -127,9 +127,9 @@ def test_scaled_bands_read_resampled_audio_like_the_original(english_speech):
 
 
 def test_reads_marks_made_by_the_first_released_embedder(speech_dir, keyed):
-    """``data/keyed_v1_mark.npz`` holds the mark that the embedder released before warp search
+    """``fixtures/keyed_v1_mark.npz`` holds the mark that the embedder released before warp search
     (commit 4bb56c1) added to 5 s of en_elizabeth with the test key and payload c0ffee01."""
-    stored = np.load(DATA / "keyed_v1_mark.npz")
+    stored = np.load(FIXTURES / "keyed_v1_mark.npz")
     x, sr = sf.read(speech_dir / f"{stored['clip']}.wav", dtype="float64")
     x = x[: int(stored["seconds"]) * sr]
     mark = resample(stored["mark16"].astype(np.float64), from_rate=ft.SAMPLE_RATE, to_rate=sr)
