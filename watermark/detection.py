@@ -22,8 +22,12 @@ class Detection:
     ``false_positive_probability`` is the probability that unmarked audio scores at least
     ``score`` under this scheme's detector (for the keyed scheme a computed bound from the
     statistic's null distribution; None for a neural layer without one). The keyed scheme sets
-    ``payload`` only when it authenticated (``payload_verified``); a public layer may report its
-    raw message with ``payload_verified`` false, which proves nothing about who made the audio.
+    ``payload`` only when it authenticated the decoded message (``payload_verified``,
+    ``payload_source`` "decoded") or when the audio matched one of the released outputs it was
+    given as candidates within its false-positive threshold (``payload_source`` "attributed");
+    ``false_attribution_probability`` bounds the chance that the payload names the wrong request.
+    A public layer may report its raw message with ``payload_verified`` false, which proves
+    nothing about who made the audio.
     """
 
     scheme: str
@@ -34,6 +38,8 @@ class Detection:
     payload_verified: bool = False
     segments: tuple[Segment, ...] = field(default_factory=tuple)
     warp: dict[str, float | str] | None = None  # keyed: the warp undone by the best alignment
+    payload_source: str | None = None  # keyed: "decoded" (tag verified) or "attributed" (matched a candidate)
+    false_attribution_probability: float | None = None  # keyed: bound that the payload names the wrong request
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -45,4 +51,12 @@ class Detection:
             "payload_verified": self.payload_verified,
             "segments": [[round(s.start_s, 3), round(s.end_s, 3), round(s.score, 3)] for s in self.segments],
             **({"warp": self.warp} if self.warp is not None else {}),
+            **(
+                {
+                    "payload_source": self.payload_source,
+                    "false_attribution_probability": self.false_attribution_probability,
+                }
+                if self.payload_source is not None
+                else {}
+            ),
         }

@@ -77,12 +77,17 @@ def test_warped_unmarked_speech_is_not_detected(english_speech, keyed, tmp_path)
             assert found.false_positive_probability > 1e-3
 
 
-def test_bound_counts_every_hypothesis_of_the_grid(english_speech, keyed):
-    """The reported probability is the union bound over the whole grid, also when the search stops early."""
-    x, sr = english_speech[0]
+@pytest.mark.parametrize("seconds", [5.0, 30.0])
+def test_bound_counts_every_hypothesis_of_the_grid(long_german_speech, keyed, seconds):
+    """The reported probability is the union bound over the whole grid, also when the search stops
+    early; an input of several chunks counts the whole input once more for each unscaled hypothesis."""
+    x, sr = long_german_speech
+    x = x[: int(seconds * sr)]
     found = keyed.detect(x, sample_rate=sr, segments=False)
+    grid = search_grid()
     n_chunks = len(chunk_bounds(resample(x, from_rate=sr, to_rate=ft.SAMPLE_RATE).size))
-    n_tests = len(search_grid()) * ft.FRAMES_PER_BLOCK * 64 * n_chunks
+    unscaled = sum(h.time_scale == 1.0 for h in grid) if n_chunks > 1 else 0
+    n_tests = (len(grid) * n_chunks + unscaled) * ft.FRAMES_PER_BLOCK * 64
     assert found.false_positive_probability == pytest.approx(dt.false_positive_bound(found.score, n_tests))
 
 

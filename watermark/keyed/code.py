@@ -48,6 +48,21 @@ def encode(bits: np.ndarray) -> np.ndarray:
     return out
 
 
+def encode_many(bits: np.ndarray) -> np.ndarray:
+    """``encode`` of every row of (N, n_bits) 0/1 bits at once; returns (N, coded_length) 0/1."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    n, n_bits = bits.shape
+    steps = n_bits + CONSTRAINT - 1
+    padded = np.zeros((n, steps + CONSTRAINT - 1), dtype=np.uint8)  # CONSTRAINT-1 zero bits before the first
+    padded[:, CONSTRAINT - 1 : CONSTRAINT - 1 + n_bits] = bits
+    out = np.zeros((n, steps, 2), dtype=np.uint8)
+    for j, poly in enumerate(_POLYS):
+        for delay in range(CONSTRAINT):  # register bit CONSTRAINT-1-delay holds the input from `delay` steps ago
+            if (poly >> (CONSTRAINT - 1 - delay)) & 1:
+                out[:, :, j] ^= padded[:, CONSTRAINT - 1 - delay : CONSTRAINT - 1 - delay + steps]
+    return out.reshape(n, 2 * steps)
+
+
 def decode(soft: np.ndarray, n_bits: int) -> np.ndarray:
     """Soft Viterbi: ``soft[i] > 0`` favours coded bit 0, ``< 0`` favours 1, magnitude is confidence."""
     soft = np.asarray(soft, dtype=np.float64).reshape(-1, 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import log_ndtr
 
 from . import features as ft
@@ -25,7 +26,6 @@ from .hypotheses import Hypothesis
 from .layout import FRAME_BLOCKS, SYNC, Layout
 
 CLIP_DB = 2.0  # the embedding margin: a cell adds at most this much, so loud onsets cannot dominate
-BLOCK_SPAN = ft.HOP * (ft.FRAMES_PER_BLOCK - 1) + ft.N_FFT  # samples one unscaled block covers
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,17 @@ NO_ALIGNMENT_BLOCKS = np.zeros((0, ft.N_PAIRS))
 
 @dataclass(frozen=True)
 class HypothesisFeatures:
-    """Clipped cell features of a whole analysed span under one hypothesis."""
+    """Pair differences of a whole analysed span under one hypothesis, before centring.
+
+    Each chunk centres every pair on its own median: the embedder centred on the median of the
+    output it marked, and pieces marked one by one and then joined each have their own.
+    """
 
     hypothesis: Hypothesis
-    cells: Floats  # (rows, pairs): row j is the block of frames j .. j+3
+    diff: Floats  # (rows, pairs): row j is the block of frames j .. j+3
+    valid: npt.NDArray[np.bool_]
+    weight: Floats  # loudness weight of each cell (0 where not valid)
     starts: Floats  # start of frame j in span samples (attacked time)
-
-    def block_centres(self) -> Floats:
-        if self.cells.shape[0] == 0:
-            return np.zeros(0)
-        last = self.starts[ft.FRAMES_PER_BLOCK - 1 : ft.FRAMES_PER_BLOCK - 1 + self.cells.shape[0]]
-        return np.asarray((self.starts[: self.cells.shape[0]] + last + ft.N_FFT) / 2.0, dtype=np.float64)
 
 
 def loud_level_db(analysis: ft.Analysis) -> float:
@@ -73,15 +73,14 @@ def loud_level_db(analysis: ft.Analysis) -> float:
 
 
 def hypothesis_features(analysis: ft.Analysis, hypothesis: Hypothesis, *, peak_db: float) -> HypothesisFeatures:
-    """Clipped, median-centred pair differences of every block under one hypothesis, weighted by loudness."""
+    """Pair differences of every block under one hypothesis, with their validity and loudness weights."""
     rows, starts = analysis.frame_rows(hypothesis.time_scale)
     levels = ft.block_levels_db(analysis.band_power(rows, hypothesis.freq_scale))
     if levels.shape[0] == 0:
-        return HypothesisFeatures(hypothesis, np.zeros((0, ft.N_PAIRS)), starts)
+        empty = np.zeros((0, ft.N_PAIRS))
+        return HypothesisFeatures(hypothesis, empty, empty.astype(bool), empty, starts)
     diff, valid = ft.pair_differences(levels, peak_db=peak_db)
-    centred = diff - ft.masked_median(diff, valid)
-    weight = valid * ft.cell_weights(levels)
-    return HypothesisFeatures(hypothesis, np.clip(centred, -CLIP_DB, CLIP_DB) * weight, starts)
+    return HypothesisFeatures(hypothesis, diff, valid, valid * ft.cell_weights(levels), starts)
 
 
 @dataclass(frozen=True)
@@ -91,19 +90,29 @@ class Chunk:
     start_s: float  # input seconds
 
 
-def _chunk_blocks(feats: HypothesisFeatures, chunk: Chunk, phase: int) -> tuple[Floats, Ints, Floats]:
-    """The blocks of one phase that lie inside the chunk: features, block numbers, centres (span samples)."""
-    n = feats.cells.shape[0]
+def chunk_cells(feats: HypothesisFeatures, chunk: Chunk) -> tuple[Floats, int]:
+    """Clipped, chunk-centred, weighted cells of the blocks inside the chunk, and the first one's row."""
+    n = feats.diff.shape[0]
     if n == 0:
-        return NO_ALIGNMENT_BLOCKS, np.zeros(0, dtype=np.int64), np.zeros(0)
+        return NO_ALIGNMENT_BLOCKS, 0
     first = feats.starts[:n]
     last_end = feats.starts[ft.FRAMES_PER_BLOCK - 1 : ft.FRAMES_PER_BLOCK - 1 + n] + ft.N_FFT
     j0 = int(np.searchsorted(first, chunk.start - 1e-6))
     j1 = int(np.searchsorted(last_end, chunk.stop + 1e-6))
-    j = j0 + (phase - j0) % ft.FRAMES_PER_BLOCK
-    rows = np.arange(j, j1, ft.FRAMES_PER_BLOCK)
-    centres = (first[rows] + last_end[rows]) / 2.0
-    return feats.cells[rows], (rows - phase) // ft.FRAMES_PER_BLOCK, centres
+    if j1 <= j0:
+        return NO_ALIGNMENT_BLOCKS, j0
+    diff, valid = feats.diff[j0:j1], feats.valid[j0:j1]
+    centred = diff - ft.masked_median(diff, valid)
+    return np.clip(centred, -CLIP_DB, CLIP_DB) * feats.weight[j0:j1], j0
+
+
+def _phase_blocks(feats: HypothesisFeatures, cells: Floats, j0: int, phase: int) -> tuple[Floats, Ints, Floats]:
+    """The blocks of one phase among a chunk's cells: features, block numbers, centres (span samples)."""
+    j = (phase - j0) % ft.FRAMES_PER_BLOCK
+    local = np.arange(j, cells.shape[0], ft.FRAMES_PER_BLOCK)
+    rows = j0 + local
+    centres = (feats.starts[rows] + feats.starts[rows + ft.FRAMES_PER_BLOCK - 1] + ft.N_FFT) / 2.0
+    return cells[local], (rows - phase) // ft.FRAMES_PER_BLOCK, centres
 
 
 def fold(blocks: Floats, block_numbers: Ints) -> Floats:
@@ -138,7 +147,10 @@ def best_alignments(
     feats: HypothesisFeatures, chunks: list[Chunk], *, scorer: OffsetScorer, span_start_s: float
 ) -> list[Alignment]:
     """The best phase and offset of each chunk under one hypothesis."""
-    pieces = [[_chunk_blocks(feats, chunk, phase) for phase in range(ft.FRAMES_PER_BLOCK)] for chunk in chunks]
+    pieces = []
+    for chunk in chunks:
+        cells, j0 = chunk_cells(feats, chunk)
+        pieces.append([_phase_blocks(feats, cells, j0, phase) for phase in range(ft.FRAMES_PER_BLOCK)])
     folded = np.stack([fold(blocks, numbers) for per_chunk in pieces for blocks, numbers, _ in per_chunk])
     scores = scorer.scores(folded).reshape(len(chunks), ft.FRAMES_PER_BLOCK, FRAME_BLOCKS)
     found = []

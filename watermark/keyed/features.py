@@ -151,7 +151,9 @@ def cell_weights(levels_db: Floats) -> Floats:
     if levels_db.shape[0] == 0:
         return np.zeros((0, N_PAIRS))
     # Rows overlap by three frames: every fourth row covers the input as well and costs a quarter.
-    floor = np.percentile(levels_db[::FRAMES_PER_BLOCK], NOISE_PERCENTILE, axis=0)
+    sample = levels_db[::FRAMES_PER_BLOCK]
+    rank = int(NOISE_PERCENTILE / 100.0 * (sample.shape[0] - 1))
+    floor = np.partition(sample, rank, axis=0)[rank]
     above = levels_db - floor
     margin = np.minimum(above[:, 1::2], above[:, 0::2])
     return np.asarray(np.clip((margin - WEIGHT_START_DB) / WEIGHT_SPAN_DB, 0.0, 1.0), dtype=np.float64)
@@ -160,11 +162,11 @@ def cell_weights(levels_db: Floats) -> Floats:
 def masked_median(values: Floats, valid: npt.NDArray[np.bool_]) -> Floats:
     """Median of each column over its valid rows (0 for a column without any)."""
     count = valid.sum(axis=0)
-    ordered = np.sort(np.where(valid, values, np.inf), axis=0)
-    low = np.maximum((count - 1) // 2, 0)
-    high = np.maximum(count // 2, 0)
+    # sorting along contiguous rows of the transpose is several times faster than along columns
+    ordered = np.sort(np.where(valid, values, np.inf).T, axis=1)
     columns = np.arange(values.shape[1])
-    median = 0.5 * (ordered[low, columns] + ordered[high, columns])
+    low, high = np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)
+    median = 0.5 * (ordered[columns, low] + ordered[columns, high])
     return np.where(count > 0, median, 0.0)
 
 

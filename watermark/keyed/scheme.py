@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 from ..audio import mono_for_detection, mono_for_embedding, resample
 from ..detection import Detection, Segment
 from ..errors import WatermarkEmbedFailed
 from . import code
 from . import detect as dt
+from .attribution import Attribution, CandidateSet, attribute
 from .embed import embed_16k
-from .features import SAMPLE_RATE
+from .features import SAMPLE_RATE, Floats
 from .hypotheses import Hypothesis, search_grid
-from .keys import MESSAGE_BITS, PAYLOAD_BYTES, check_key, open_payload, seal_payload
-from .layout import CODED_BITS, build_layout
+from .keys import MESSAGE_BITS, PAYLOAD_BYTES, SEALINGS, check_key, open_payload, seal_many, seal_payload
+from .layout import CODED_BITS, Layout, build_layout
 from .search import Searcher, chunk_bounds
 
 SEGMENT_S = 0.5
-PAYLOAD_ATTEMPTS = 3  # each attempt could verify a random payload with probability 2**-32
+PAYLOAD_ATTEMPTS = 3  # decoded messages per detection; each opening verifies a random one with probability 2**-32
 # Two payload frames (2.05 s each) fit in a window this long; it can lie inside one of several
 # pieces marked separately and joined.
 SHORT_CHUNK_S = 4.5
 SHORT_CHUNK_HOP_S = 1.5
+
+Candidates = Callable[[], CandidateSet | Sequence[bytes]]
 
 
 class KeyedScheme:
@@ -29,7 +35,7 @@ class KeyedScheme:
 
     ``margin_db`` and ``max_change_db`` trade robustness for quality (see docs/watermark.md);
     ``max_false_positive`` is the computed false-positive probability at or below which the mark
-    counts as detected.
+    counts as detected (and a candidate counts as attributed).
     """
 
     name = "keyed"
@@ -53,7 +59,7 @@ class KeyedScheme:
         self.max_false_positive = max_false_positive
         self.grid = grid if grid is not None else search_grid()
 
-    def embed(self, audio: np.ndarray, *, sample_rate: int, payload: bytes) -> np.ndarray:
+    def embed(self, audio: npt.NDArray[np.floating], *, sample_rate: int, payload: bytes) -> Floats:
         samples, rate = mono_for_embedding(audio, sample_rate=sample_rate)
         coded = code.encode(seal_payload(self._key, payload))
         host16 = resample(samples, from_rate=rate, to_rate=SAMPLE_RATE)
@@ -73,26 +79,35 @@ class KeyedScheme:
         marked = samples + mark
         if np.max(np.abs(samples)) <= 1.0:
             marked = np.clip(marked, -1.0, 1.0)
-        return marked.astype(
-            np.asarray(audio).dtype if np.asarray(audio).dtype in (np.float32, np.float64) else np.float64
-        )
+        dtype = np.asarray(audio).dtype
+        return np.asarray(marked, dtype=dtype if dtype in (np.float32, np.float64) else np.float64)
 
-    def detect(self, audio: np.ndarray, *, sample_rate: int, segments: bool = True) -> Detection:
-        return self.detect_with_bits(audio, sample_rate=sample_rate, segments=segments)[0]
-
-    def detect_with_bits(
+    def detect(
         self,
-        audio: np.ndarray,
+        audio: npt.NDArray[np.floating],
         *,
         sample_rate: int,
         segments: bool = True,
-    ) -> tuple[Detection, np.ndarray | None]:
+        candidates: Candidates | None = None,
+    ) -> Detection:
+        """Presence, warp, payload and segments; ``candidates`` (called only when no payload
+        decodes) lists the identifiers of released outputs a short clip may be attributed to."""
+        return self.detect_with_bits(audio, sample_rate=sample_rate, segments=segments, candidates=candidates)[0]
+
+    def detect_with_bits(
+        self,
+        audio: npt.NDArray[np.floating],
+        *,
+        sample_rate: int,
+        segments: bool = True,
+        candidates: Candidates | None = None,
+    ) -> tuple[Detection, npt.NDArray[np.int8] | None]:
         """Detection plus the decoded (still encrypted) message bits of the best alignment, for benchmarks."""
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
         signal16 = resample(samples, from_rate=rate, to_rate=SAMPLE_RATE)
         bounds = chunk_bounds(signal16.size)
         searcher = Searcher(signal16, layout=self._layout, bounds=bounds)
-        n_tests = dt.tests_per_chunk(len(self.grid)) * len(bounds)  # the full search, even when it stops early
+        n_tests = searcher.n_tests(self.grid)  # the full search, even when it stops early
 
         # Unwarped first: most inputs are not warped, and a maximum over a subset of the
         # alignments can only be smaller, so the bound for the full search holds.
@@ -114,22 +129,49 @@ class KeyedScheme:
             attempts += more
             if payload is not None or best_bits is None:
                 best_bits = short_bits
+        source: str | None = None
+        misattribution: float | None = None
         if payload is not None:
             # an authenticated payload is itself evidence: a random one verifies with probability 2**-32
-            fpp = min(fpp, attempts * 2.0**-32)
+            misattribution = attempts * len(SEALINGS) * 2.0**-32
+            fpp = min(fpp, misattribution)
+            source = "decoded"
+        elif candidates is not None:
+            found = self.attribute(alignments, candidates())
+            if found.best is not None and found.false_attribution_probability <= self.max_false_positive:
+                # the bound also holds for unmarked audio, so it is evidence of the mark as well
+                payload, source = found.best, "attributed"
+                misattribution = found.false_attribution_probability
+                fpp = min(fpp, misattribution)
         detection = Detection(
             scheme=self.name,
             detected=fpp <= self.max_false_positive,
             score=best.z,
             false_positive_probability=fpp,
             payload=payload,
-            payload_verified=payload is not None,
+            payload_verified=source == "decoded",
             segments=_merge_segments(alignments, self._layout, samples.size / rate) if segments else (),
             warp=best.hypothesis.describe,
+            payload_source=source,
+            false_attribution_probability=misattribution,
         )
         return detection, best_bits
 
-    def _read_payload(self, alignments: list[dt.Alignment]) -> tuple[bytes | None, np.ndarray | None, int]:
+    def attribute(self, alignments: list[dt.Alignment], candidates: CandidateSet | Sequence[bytes]) -> Attribution:
+        """The candidate the strongest alignments match best, with its false-attribution bound."""
+        strongest = sorted(alignments, key=lambda a: -a.z)[:PAYLOAD_ATTEMPTS]
+        listed = candidates if isinstance(candidates, CandidateSet) else self.candidate_set(candidates)
+        return attribute(strongest, layout=self._layout, candidates=listed, n_bits=MESSAGE_BITS)
+
+    def candidate_set(self, identifiers: Sequence[bytes]) -> CandidateSet:
+        """Released outputs' identifiers with the coded bits the current sealing wrote for each."""
+        listed = tuple(bytes(i) for i in identifiers)
+        if not listed:
+            return CandidateSet((), np.zeros((0, (CODED_BITS + 7) // 8), dtype=np.uint8))
+        coded = code.encode_many(seal_many(self._key, list(listed)))
+        return CandidateSet(listed, np.packbits(coded, axis=1))
+
+    def _read_payload(self, alignments: list[dt.Alignment]) -> tuple[bytes | None, npt.NDArray[np.int8] | None, int]:
         """(verified payload or None, decoded bits of the best attempt, attempts made) from the
         strongest ``PAYLOAD_ATTEMPTS`` alignments."""
         best_bits = None
@@ -146,12 +188,12 @@ class KeyedScheme:
                 return payload, bits, attempts
         return None, best_bits, attempts
 
-    def sealed_bits(self, payload: bytes) -> np.ndarray:
+    def sealed_bits(self, payload: bytes) -> npt.NDArray[np.int64]:
         """The encrypted, tagged message bits that ``embed`` writes for ``payload`` (for bit-accuracy figures)."""
         return seal_payload(self._key, payload)
 
 
-def _merge_segments(alignments: list[dt.Alignment], layout, duration_s: float) -> tuple[Segment, ...]:
+def _merge_segments(alignments: list[dt.Alignment], layout: Layout, duration_s: float) -> tuple[Segment, ...]:
     """Local z-score per SEGMENT_S slot, under the best-aligned chunk covering that slot."""
     best: dict[int, tuple[float, float, float]] = {}
     for alignment in alignments:

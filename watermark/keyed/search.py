@@ -40,6 +40,14 @@ class Span:
     stop: int
     chunks: list[dt.Chunk]
 
+    @property
+    def whole(self) -> dt.Chunk | None:
+        """The span as one more chunk, when it holds several: without a time-scale error to drift
+        (unscaled and pitch hypotheses), a longer fold collects more evidence."""
+        if len(self.chunks) < 2:
+            return None
+        return dt.Chunk(0, self.stop - self.start, self.start / ft.SAMPLE_RATE)
+
 
 def spans_for(n_samples: int, bounds: list[tuple[int, int]]) -> list[Span]:
     """Group chunks into analysis spans of at most SPAN_S (or one chunk, if a chunk is longer)."""
@@ -57,7 +65,10 @@ def spans_for(n_samples: int, bounds: list[tuple[int, int]]) -> list[Span]:
 
 
 class Searcher:
-    """Runs hypotheses over the chunks of one input, keeping each chunk's best alignment."""
+    """Runs hypotheses over the chunks of one input, keeping each chunk's best alignment.
+
+    Alignments come back per span: its chunks, then the whole span when it counts as a chunk.
+    """
 
     def __init__(self, signal16: Floats, *, layout: Layout, bounds: list[tuple[int, int]]) -> None:
         self._signal = signal16
@@ -77,26 +88,42 @@ class Searcher:
                     self._cache[index] = cached
             yield span, cached[0], cached[1]
 
+    def n_tests(self, grid: list[Hypothesis]) -> int:
+        """Alignments the full search over ``grid`` tries: the union bound's count."""
+        per_chunk = dt.tests_per_chunk(1)
+        unscaled = sum(1 for h in grid if h.time_scale == 1.0)
+        return sum(
+            per_chunk * (len(grid) * len(span.chunks) + (unscaled if span.whole is not None else 0))
+            for span in self._spans
+        )
+
     def run(self, hypotheses: list[Hypothesis]) -> list[dt.Alignment]:
         """Search ``hypotheses`` and merge into the best alignment of each chunk so far."""
-        found: list[dt.Alignment] = []
+        if not hypotheses:
+            if self.best is None:
+                raise ValueError("no hypothesis to search")
+            return self.best
+        found: list[dt.Alignment | None] = []
         for span, analysis, peak in self._analyses():
-            best_here: list[dt.Alignment] | None = None
+            whole = span.whole
+            best_here: list[dt.Alignment | None] = [None] * (len(span.chunks) + (whole is not None))
             for hypothesis in hypotheses:
                 feats = dt.hypothesis_features(analysis, hypothesis, peak_db=peak)
+                chunks = [*span.chunks, whole] if whole is not None and hypothesis.time_scale == 1.0 else span.chunks
                 aligned = dt.best_alignments(
-                    feats, span.chunks, scorer=self._scorer, span_start_s=span.start / ft.SAMPLE_RATE
+                    feats, chunks, scorer=self._scorer, span_start_s=span.start / ft.SAMPLE_RATE
                 )
-                best_here = (
-                    aligned
-                    if best_here is None
-                    else [a if a.z >= b.z else b for a, b in zip(aligned, best_here, strict=True)]
-                )
-            found += best_here or []
+                for index, alignment in enumerate(aligned):
+                    current = best_here[index]
+                    if current is None or alignment.z > current.z:
+                        best_here[index] = alignment
+            found += best_here
         if self.best is not None:
-            found = [a if a.z >= b.z else b for a, b in zip(found, self.best, strict=True)]
-        self.best = found
-        return found
+            found = [b if a is None or b.z >= a.z else a for a, b in zip(found, self.best, strict=True)]
+        if any(a is None for a in found):
+            raise ValueError("the first search must include an unscaled hypothesis")
+        self.best = [a for a in found if a is not None]
+        return self.best
 
     def windows(self, hypothesis: Hypothesis, bounds: list[tuple[int, int]]) -> list[dt.Alignment]:
         """The best alignment of each of other windows (``bounds``) under one hypothesis; a window
