@@ -41,7 +41,7 @@ def watermark_config(settings: Settings) -> WatermarkConfig:
                 f"CLONEGATE_WATERMARK_KEY_FILE: cannot read {settings.watermark_key_file}: {exc}"
             ) from exc
     audioseal = None
-    if "audioseal" in settings.watermark_schemes:
+    if "audioseal" in settings.watermark_schemes or "audioseal" in settings.watermark_detect_only:
         missing = [
             name
             for name in (
@@ -66,6 +66,7 @@ def watermark_config(settings: Settings) -> WatermarkConfig:
         dev_mode=settings.is_dev,
         audioseal=audioseal,
         max_false_positive=settings.watermark_max_false_positive,
+        detect_only=tuple(settings.watermark_detect_only),
     )
 
 

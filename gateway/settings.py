@@ -75,10 +75,12 @@ class Settings(BaseSettings):
     engine_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     engine_prepare_timeout_seconds: float = Field(default=90.0, gt=0, le=3600)
     engine_max_text_chars: int = Field(default=2000, ge=1, le=20000)
-    # Watermark: layers embedded in this order on every output and all checked on detection.
-    # The keyed layer's secret key file (raw bytes, at least 16; dev mode falls back to a public
-    # built-in key, prod requires the file). AudioSeal checkpoints are local files pinned by sha256.
-    watermark_schemes: list[Literal["keyed", "perth", "audioseal"]] = ["keyed", "perth"]
+    # Watermark: layers embedded in this order on every output and all checked on detection
+    # (default keyed alone: docs/watermark.md), and layers only looked for on detection, never
+    # embedded. The keyed layer's secret key file (raw bytes, at least 16; dev mode falls back to a
+    # public built-in key, prod requires the file). AudioSeal checkpoints are local files pinned by sha256.
+    watermark_schemes: list[Literal["keyed", "perth", "audioseal"]] = ["keyed"]
+    watermark_detect_only: list[Literal["perth", "audioseal"]] = ["perth"]
     watermark_key_file: Path | None = None
     watermark_max_false_positive: float = Field(default=1e-4, gt=0, le=1e-2)
     watermark_audioseal_generator: Path | None = None

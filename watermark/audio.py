@@ -73,4 +73,4 @@ def resample(audio: np.ndarray, *, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return np.asarray(audio, dtype=np.float64)
     ratio = Fraction(to_rate, from_rate)
-    return resample_poly(audio, ratio.numerator, ratio.denominator)
+    return np.asarray(resample_poly(audio, ratio.numerator, ratio.denominator), dtype=np.float64)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .audio import mono_for_detection, mono_for_embedding, resample
 from .detection import Detection, Segment
@@ -50,7 +51,7 @@ def read_verified(path: Path, expected_sha256: str) -> bytes:
     return data
 
 
-def state_dict_from_bytes(data: bytes, path: Path) -> dict:
+def state_dict_from_bytes(data: bytes, path: Path) -> dict[str, Any]:
     """Tensors from a safetensors file or a torch checkpoint that loads with ``weights_only=True``."""
     import torch
 
@@ -59,7 +60,8 @@ def state_dict_from_bytes(data: bytes, path: Path) -> dict:
             from safetensors.torch import load as load_safetensors
         except ImportError as exc:
             raise WatermarkModelError("a .safetensors checkpoint needs the safetensors package") from exc
-        return load_safetensors(data)
+        tensors: dict[str, Any] = load_safetensors(data)
+        return tensors
     try:
         checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError... for unsafe or corrupt files
@@ -75,7 +77,7 @@ def state_dict_from_bytes(data: bytes, path: Path) -> dict:
     return checkpoint
 
 
-def _model_config(card: str, config_type, architecture: dict[str, Any]):
+def _model_config(card: str, config_type: Any, architecture: dict[str, Any]) -> Any:
     from audioseal.loader import AudioSeal, load_local_model_config
     from omegaconf import OmegaConf
 
@@ -83,17 +85,19 @@ def _model_config(card: str, config_type, architecture: dict[str, Any]):
     if card_config is None:
         raise WatermarkConfigError(f"audioseal has no bundled model card {card}")
     config = OmegaConf.to_container(card_config)
-    config.pop("checkpoint", None)  # a network address: never used
-    config["seanet"].update(architecture)
-    return AudioSeal.parse_config(config, config_type=config_type, nbits=NBITS)
+    if not isinstance(config, dict):
+        raise WatermarkConfigError(f"audioseal model card {card} is not a mapping")
+    settings = {str(name): value for name, value in config.items() if name != "checkpoint"}  # an address: never used
+    settings["seanet"].update(architecture)
+    return AudioSeal.parse_config(settings, config_type=config_type, nbits=NBITS)
 
 
-def load_models(files: AudioSealFiles):
+def load_models(files: AudioSealFiles) -> tuple[Any, Any]:
     """Generator and detector from verified local files; any failure raises WatermarkModelError."""
     from audioseal.builder import AudioSealDetectorConfig, AudioSealWMConfig, create_detector, create_generator
     from audioseal.loader import convert_state_dict_for_scriptable_model, load_state_dict
 
-    models = []
+    models: list[Any] = []
     for card, config_type, create, path, sha in (
         ("audioseal_wm_16bits", AudioSealWMConfig, create_generator, files.generator_path, files.generator_sha256),
         (
@@ -124,17 +128,20 @@ class AudioSealScheme:
 
         if not 0 <= files.message < 2**NBITS:
             raise WatermarkConfigError(f"AudioSeal message must fit in {NBITS} bits")
+        eager: Any
         try:  # AudioSeal's SEANet asks torch.compile for its blocks: minutes of C++ build on a CPU host
-            from audioseal.libs.moshi.utils.compile import no_compile
+            from audioseal.libs.moshi.utils.compile import no_compile as eager
         except ImportError:  # older audioseal without the moshi backbone compiles nothing
-            from contextlib import nullcontext as no_compile
-        self._eager = no_compile
+            from contextlib import nullcontext as eager
+        self._eager = eager
         self._torch = torch
         self._generator, self._detector = load_models(files)
         self._message = torch.tensor([[(files.message >> (NBITS - 1 - i)) & 1 for i in range(NBITS)]])
         self.threshold = threshold
 
-    def embed(self, audio: np.ndarray, *, sample_rate: int, payload: bytes | None = None) -> np.ndarray:
+    def embed(
+        self, audio: npt.NDArray[np.floating], *, sample_rate: int, payload: bytes | None = None
+    ) -> npt.NDArray[np.float64]:
         samples, rate = mono_for_embedding(audio, sample_rate=sample_rate)
         host = resample(samples, from_rate=rate, to_rate=AUDIOSEAL_RATE).astype(np.float32)
         with self._torch.no_grad(), self._eager():
@@ -148,9 +155,9 @@ class AudioSealScheme:
         delta = resample(mark, from_rate=AUDIOSEAL_RATE, to_rate=rate)
         delta = np.pad(delta, (0, max(0, samples.size - delta.size)))[: samples.size]
         out = samples + delta
-        return np.clip(out, -1.0, 1.0) if np.max(np.abs(samples)) <= 1.0 else out
+        return np.asarray(np.clip(out, -1.0, 1.0) if np.max(np.abs(samples)) <= 1.0 else out, dtype=np.float64)
 
-    def detect(self, audio: np.ndarray, *, sample_rate: int, segments: bool = True) -> Detection:
+    def detect(self, audio: npt.NDArray[np.floating], *, sample_rate: int, segments: bool = True) -> Detection:
         samples, rate = mono_for_detection(audio, sample_rate=sample_rate)
         signal = resample(samples, from_rate=rate, to_rate=AUDIOSEAL_RATE).astype(np.float32)
         with self._torch.no_grad(), self._eager():

@@ -40,6 +40,8 @@ class Detection:
     warp: dict[str, float | str] | None = None  # keyed: the warp undone by the best alignment
     payload_source: str | None = None  # keyed: "decoded" (tag verified) or "attributed" (matched a candidate)
     false_attribution_probability: float | None = None  # keyed: bound that the payload names the wrong request
+    # a layer without a computed bound: the false-positive rate the benchmark measured, per kind of audio
+    empirical_false_positive_rate: dict[str, float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,11 @@ class Detection:
                     "false_attribution_probability": self.false_attribution_probability,
                 }
                 if self.payload_source is not None
+                else {}
+            ),
+            **(
+                {"empirical_false_positive_rate": self.empirical_false_positive_rate}
+                if self.empirical_false_positive_rate is not None
                 else {}
             ),
         }

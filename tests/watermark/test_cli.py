@@ -18,6 +18,7 @@ def key_file(tmp_path, monkeypatch):
     path.write_bytes(bytes(range(32)))
     monkeypatch.setenv("CLONEGATE_WATERMARK_KEY_FILE", str(path))
     monkeypatch.setenv("CLONEGATE_WATERMARK_SCHEMES", '["keyed"]')
+    monkeypatch.setenv("CLONEGATE_WATERMARK_DETECT_ONLY", "[]")
     monkeypatch.setenv("CLONEGATE_DATA_DIR", str(tmp_path / "data"))
     return path
 
@@ -90,11 +91,12 @@ def test_bad_payload_and_unreadable_input_are_errors(key_file, speech_wav, tmp_p
     assert main(["watermark", "detect", str(garbage)]) == 2
 
 
-def test_default_stack_marks_keyed_and_perth(key_file, speech_wav, tmp_path, capsys, monkeypatch):
+def test_default_stack_marks_keyed_and_looks_for_perth(key_file, speech_wav, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("CLONEGATE_WATERMARK_SCHEMES")
+    monkeypatch.delenv("CLONEGATE_WATERMARK_DETECT_ONLY")
     out = tmp_path / "marked.wav"
     assert main(["watermark", "embed", str(speech_wav), str(out), "--payload", "cafef00d"]) == 0
     code, result = _detect_json(out, capsys)
-    assert code == 0
-    assert [(s["name"], s["detected"]) for s in result["schemes"]] == [("keyed", True), ("perth", True)]
+    assert code == 0 and result["detected"] and result["verdict_basis"] == ["keyed"]
+    assert [(s["name"], s["detected"]) for s in result["schemes"]] == [("keyed", True), ("perth", False)]
     assert np.isfinite(sf.read(out)[0]).all()

@@ -80,3 +80,46 @@ def test_rejects_unknown_scheme_and_empty_stack():
         build_stack(WatermarkConfig(schemes=(), key=TEST_KEY))
     with pytest.raises(WatermarkConfigError, match="twice"):
         build_stack(WatermarkConfig(schemes=("keyed", "keyed"), key=TEST_KEY))
+
+
+def amplitude_modulated_chords(count: int, *, seed: int = 0, rate: int = 16_000) -> list[np.ndarray]:
+    """Four-note chords, 4 s, tremolo 2-8 Hz: unmarked tonal audio PerTh's detector calls marked."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(4 * rate) / rate
+    chords = []
+    for _ in range(count):
+        notes = 220 * 2 ** (rng.integers(0, 24, 4) / 12)
+        tremolo = 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(2, 8) * t)
+        chords.append(0.05 * tremolo * sum(np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi)) for f in notes))
+    return chords
+
+
+def test_default_stack_embeds_the_keyed_mark_alone():
+    assert WatermarkConfig().schemes == ("keyed",)
+    assert build_stack(WatermarkConfig(dev_mode=True)).names == ("keyed",)
+
+
+def test_verdict_rests_only_on_layers_with_a_computed_bound():
+    """PerTh calls some unmarked chords marked; the stack's verdict must not follow it."""
+    stack = build_stack(WatermarkConfig(schemes=("keyed",), key=TEST_KEY, detect_only=("perth",)))
+    answers = [stack.detect(chord, sample_rate=16_000, segments=False) for chord in amplitude_modulated_chords(20)]
+    assert any(a.scheme("perth").detected for a in answers)  # the case this guards against does occur
+    for answer in answers:
+        assert not answer.detected
+        assert answer.basis == ("keyed",)
+        assert answer.as_json()["verdict_basis"] == ["keyed"]
+        assert not answer.scheme("keyed").detected
+
+
+def test_detect_only_layer_is_reported_but_never_embedded(english_speech):
+    stack = build_stack(WatermarkConfig(schemes=("keyed",), key=TEST_KEY, detect_only=("perth",)))
+    x, sr = english_speech[0]
+    found = stack.detect(stack.embed(x, sample_rate=sr, payload=PAYLOAD), sample_rate=sr, segments=False)
+    assert found.detected and found.scheme("keyed").payload == PAYLOAD
+    assert not found.scheme("perth").detected  # no PerTh layer was written
+    assert [d["name"] for d in found.as_json()["schemes"]] == ["keyed", "perth"]
+
+
+def test_keyed_layer_cannot_be_detect_only():
+    with pytest.raises(WatermarkConfigError, match="never detect-only"):
+        build_stack(WatermarkConfig(schemes=("perth",), key=TEST_KEY, detect_only=("keyed",)))

@@ -200,7 +200,7 @@ class Analysis:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         last_start = (self.n_dense - 1) * DENSE_HOP
         hop = HOP * time_scale
-        starts = np.arange(int(np.floor(last_start / hop + 1e-9)) + 1) * hop
+        starts = np.asarray(np.arange(int(np.floor(last_start / hop + 1e-9)) + 1) * hop, dtype=np.float64)
         rows = np.minimum(np.round(starts / DENSE_HOP).astype(np.int64), self.n_dense - 1)
         return rows, starts
 
@@ -211,8 +211,8 @@ class Analysis:
                 lo, hi = band_bins()
                 self._unscaled = self._csum[:, hi] - self._csum[:, lo]
             return np.asarray(self._unscaled[rows], dtype=np.float64)
-        lo, hi = scaled_edges(freq_scale)
-        return self._interpolate(rows, hi) - self._interpolate(rows, lo)
+        lower, upper = scaled_edges(freq_scale)
+        return self._interpolate(rows, upper) - self._interpolate(rows, lower)
 
     def _interpolate(self, rows: Ints, x: Floats) -> Floats:
         """Cumulative power at fractional bin coordinates: linear between integer bins."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from . import code
 from .features import N_PAIRS
@@ -25,19 +26,19 @@ SYNC = -1
 
 @dataclass(frozen=True)
 class Layout:
-    signs: np.ndarray  # (FRAME_BLOCKS, N_PAIRS) of +-1
-    role: np.ndarray  # (FRAME_BLOCKS, N_PAIRS): SYNC or the index of the coded bit
+    signs: npt.NDArray[np.float64]  # (FRAME_BLOCKS, N_PAIRS) of +-1
+    role: npt.NDArray[np.int64]  # (FRAME_BLOCKS, N_PAIRS): SYNC or the index of the coded bit
 
     @property
-    def sync_mask(self) -> np.ndarray:
-        return (self.role == SYNC).astype(np.float64)
+    def sync_mask(self) -> npt.NDArray[np.float64]:
+        return np.asarray(self.role == SYNC, dtype=np.float64)
 
-    def targets(self, coded_bits: np.ndarray) -> np.ndarray:
+    def targets(self, coded_bits: npt.NDArray[np.integer]) -> npt.NDArray[np.float64]:
         """Desired sign of each cell for a message: sync cells keep their sign, payload cells flip on a 1."""
         flip = np.ones_like(self.signs)
         payload = self.role != SYNC
         flip[payload] = 1.0 - 2.0 * np.asarray(coded_bits)[self.role[payload]]
-        return self.signs * flip
+        return np.asarray(self.signs * flip, dtype=np.float64)
 
 
 def build_layout(key: bytes) -> Layout:
