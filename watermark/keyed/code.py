@@ -100,3 +100,48 @@ def decode(soft: np.ndarray, n_bits: int) -> np.ndarray:
         bits[t] = back_bit[t, state]
         state = back_state[t, state]
     return bits[:n_bits]
+
+
+def decode_list(soft: np.ndarray, n_bits: int, size: int) -> list[np.ndarray]:
+    """Parallel list Viterbi: the ``size`` most likely messages, best first.
+
+    Each state keeps its ``size`` best paths; the authentication tag then tells which, if any,
+    is the message (a CRC-aided list decoder). ``decode_list(soft, n, 1)[0]`` equals ``decode``.
+    """
+    soft = np.asarray(soft, dtype=np.float64).reshape(-1, 2)
+    steps = n_bits + CONSTRAINT - 1
+    if soft.shape[0] != steps:
+        raise ValueError(f"expected {2 * steps} soft values, got {soft.size}")
+    signs = 1.0 - 2.0 * _OUT.astype(np.float64)
+    metric = np.full((_STATES, size), -np.inf)
+    metric[0, 0] = 0.0
+    # the predecessors of each next state: (state, bit) pairs, two per next state
+    preds = [[(s, b) for s in range(_STATES) for b in (0, 1) if _NEXT[s, b] == n] for n in range(_STATES)]
+    pred_state = np.array([[p[0] for p in ps] for ps in preds])  # (next, 2)
+    pred_bit = np.array([[p[1] for p in ps] for ps in preds])
+    back = np.empty((steps, _STATES, size, 3), dtype=np.int64)  # (previous state, previous rank, bit)
+    for t in range(steps):
+        branch = signs[:, :, 0] * soft[t, 0] + signs[:, :, 1] * soft[t, 1]  # (state, bit)
+        # candidates for each next state: 2 predecessors x size ranks
+        cand = metric[pred_state] + branch[pred_state, pred_bit][:, :, None]  # (next, 2, size)
+        if t >= n_bits:
+            cand = np.where((pred_bit == 1)[:, :, None], -np.inf, cand)
+        flat = cand.reshape(_STATES, -1)
+        order = np.argsort(-flat, axis=1, kind="stable")[:, :size]
+        metric = np.take_along_axis(flat, order, axis=1)
+        which = order // size
+        back[t, :, :, 0] = np.take_along_axis(pred_state, which, axis=1)
+        back[t, :, :, 1] = order % size
+        back[t, :, :, 2] = np.take_along_axis(pred_bit, which, axis=1)
+    messages = []
+    for r in range(size):
+        if not np.isfinite(metric[0, r]):
+            break
+        state, path = 0, r
+        bits = np.empty(steps, dtype=np.int8)
+        for t in range(steps - 1, -1, -1):
+            prev_state, prev_path, bit = back[t, state, path]
+            bits[t] = bit
+            state, path = int(prev_state), int(prev_path)
+        messages.append(bits[:n_bits])
+    return messages

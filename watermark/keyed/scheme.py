@@ -21,7 +21,8 @@ from .layout import CODED_BITS, Layout, build_layout
 from .search import Searcher, chunk_bounds
 
 SEGMENT_S = 0.5
-PAYLOAD_ATTEMPTS = 3  # decoded messages per detection; each opening verifies a random one with probability 2**-32
+PAYLOAD_ATTEMPTS = 3  # alignments decoded per detection; each opening verifies a random message with probability 2**-32
+LIST_SIZE = 16  # messages per alignment the list decoder offers when the best one does not verify
 # Two payload frames (2.05 s each) fit in a window this long; it can lie inside one of several
 # pieces marked separately and joined.
 SHORT_CHUNK_S = 4.5
@@ -129,6 +130,11 @@ class KeyedScheme:
             attempts += more
             if payload is not None or best_bits is None:
                 best_bits = short_bits
+        if payload is None and fpp <= self.max_false_positive:
+            # The mark is there but the most likely message did not verify: the tag picks the
+            # message out of the most likely few (a list decoder checked by its CRC).
+            payload, _, more = self._read_payload(alignments, list_size=LIST_SIZE)
+            attempts += more
         source: str | None = None
         misattribution: float | None = None
         if payload is not None:
@@ -171,21 +177,27 @@ class KeyedScheme:
         coded = code.encode_many(seal_many(self._key, list(listed)))
         return CandidateSet(listed, np.packbits(coded, axis=1))
 
-    def _read_payload(self, alignments: list[dt.Alignment]) -> tuple[bytes | None, npt.NDArray[np.int8] | None, int]:
-        """(verified payload or None, decoded bits of the best attempt, attempts made) from the
-        strongest ``PAYLOAD_ATTEMPTS`` alignments."""
+    def _read_payload(
+        self, alignments: list[dt.Alignment], *, list_size: int = 1
+    ) -> tuple[bytes | None, npt.NDArray[np.int8] | None, int]:
+        """(verified payload or None, decoded bits of the best attempt, messages tried) from the
+        strongest ``PAYLOAD_ATTEMPTS`` alignments; ``list_size`` > 1 tries that many of the most
+        likely messages of each (each one counts in the forgery bound)."""
         best_bits = None
         attempts = 0
         for alignment in sorted(alignments, key=lambda a: -a.z)[:PAYLOAD_ATTEMPTS]:
             soft = dt.payload_soft_bits(alignment, self._layout, CODED_BITS)
             if not np.any(soft):
                 continue
-            attempts += 1
-            bits = code.decode(soft, MESSAGE_BITS)
-            best_bits = bits if best_bits is None else best_bits
-            payload = open_payload(self._key, bits)
-            if payload is not None:
-                return payload, bits, attempts
+            messages = (
+                [code.decode(soft, MESSAGE_BITS)] if list_size == 1 else code.decode_list(soft, MESSAGE_BITS, list_size)
+            )
+            best_bits = messages[0] if best_bits is None else best_bits
+            for bits in messages:
+                attempts += 1
+                payload = open_payload(self._key, bits)
+                if payload is not None:
+                    return payload, bits, attempts
         return None, best_bits, attempts
 
     def sealed_bits(self, payload: bytes) -> npt.NDArray[np.int64]:
