@@ -1,40 +1,40 @@
-"""Gateway-side glue for consent and the protected-speaker list: uploads, the hooks the policy
-domain takes (watermark detector, protected-speaker check, spoken-challenge verifier), engine
-profile preparation and audit events that must be committed even when the request fails.
+"""Spoken challenges and the hooks the consent domain takes: what enrollment, the opt-out and a
+protected person's exception share.
+
+A challenge is consumed in a transaction of its own before its reading is checked; a reading is
+verified against the challenge's statement (under the route's templates) with the speech
+recognizer and must carry none of this gateway's watermarks. Engine voice profiles are prepared
+on the bounded executor from checked references.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
-from fastapi import Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.events import Action, AuditEvent, Decision, Digests, Subjects
 from engine.errors import EngineNotReady
 from engine.interface import ReferenceClip, VoiceProfile
-from gateway.audio_io import DecodedAudio, decode_audio
 from gateway.auth import Principal
+from gateway.components import Components
 from gateway.engines import similarity_from_embedder
-from gateway.errors import ChallengeWrongKind, PayloadTooLarge
-from gateway.pipeline.steps import actor_of
+from gateway.errors import ChallengeWrongKind
 from policy.consent.asr import SpeechRecognizer, default_recognizer
-from policy.consent.challenges import consume_challenge, statement_of
+from policy.consent.challenges import OwnerIdentity, consume_challenge, statement_of
 from policy.consent.enrollment import Recording, check_not_synthetic
 from policy.consent.models import ConsentChallenge
 from policy.consent.statement_check import verify_statement
-from policy.errors import ChallengeNotFound, StatementTemplateInvalid
+from policy.consent.statement_text import Statement
+from policy.errors import (
+    ChallengeNotFound,
+    ConsentRequestInvalid,
+    IdentityAssuranceRequired,
+    StatementTemplateInvalid,
+)
 from watermark import WatermarkStack
-
-# Recordings a person reads aloud: a statement takes seconds, references at most minutes.
-CONSENT_MAX_SECONDS = 60.0
-REFERENCE_MAX_SECONDS = 120.0
-MAX_REFERENCES = 8
-# Audit digests hold at most 16 reference hashes (audit/events.py).
-MAX_AUDITED_DIGESTS = 16
 
 # Opt-out challenges use their own statement, so a consent challenge (or its recording) can
 # never be used to opt out and an opt-out challenge can never enroll a voice: statement_of()
@@ -47,34 +47,24 @@ OPT_OUT_GRANTEE = "anyone"
 OPT_OUT_PURPOSE = "cloning"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+def require_assurance(principal: Principal, *, required: bool) -> None:
+    """Consenting and opting out need an identity-verified token where the deployment says so."""
+    if required and not principal.identity_verified:
+        raise IdentityAssuranceRequired("this deployment requires an identity-verified token to consent or opt out")
+
+
+def owner_identity(principal: Principal) -> OwnerIdentity:
+    """The owner as a statement names them: the token must carry a display name."""
+    if not principal.display_name:
+        raise ConsentRequestInvalid("the token carries no display name: the statement names the owner")
+    return OwnerIdentity(iss=principal.issuer, sub=principal.subject, display_name=principal.display_name)
 
 
 def recognizer() -> SpeechRecognizer:
     return default_recognizer()
 
 
-async def read_upload(upload: UploadFile, *, max_seconds: float) -> DecodedAudio:
-    """Decode one uploaded file; the body-size middleware already bounds the bytes."""
-    data = await upload.read()
-    return decode_audio(data, max_seconds=max_seconds)
-
-
-def check_reference_count(uploads: Sequence[UploadFile]) -> None:
-    if len(uploads) > MAX_REFERENCES:
-        raise PayloadTooLarge(f"at most {MAX_REFERENCES} reference recordings per request", code="too_many_references")
-
-
-def as_recording(decoded: DecodedAudio) -> Recording:
-    return Recording(audio=decoded.samples, sample_rate=decoded.sample_rate)
-
-
-def reference_digests(decoded: Sequence[DecodedAudio]) -> tuple[str, ...]:
-    return tuple(item.sha256 for item in decoded[:MAX_AUDITED_DIGESTS])
-
-
-def watermark_detector(stack: WatermarkStack):
+def watermark_detector(stack: WatermarkStack) -> Callable[[np.ndarray, int], str | None]:
     """The consent domain's ``detect_watermark`` hook: the name of the first scheme of this
     gateway's stack found in the audio (our own outputs, PerTh-marking engines), or None."""
 
@@ -88,7 +78,7 @@ def watermark_detector(stack: WatermarkStack):
     return detect
 
 
-def statement_for(challenge: ConsentChallenge, *, templates: dict[str, str] | None):
+def statement_for(challenge: ConsentChallenge, *, templates: dict[str, str] | None) -> Statement:
     """The challenge's statement under this route's templates, or ``ChallengeWrongKind``."""
     try:
         return statement_of(challenge, templates=templates)
@@ -162,43 +152,15 @@ def verify_reading(
     )
 
 
-def require_ready_checks(request: Request) -> None:
+def require_ready_checks(components: Components) -> None:
     """Raise (503) before a challenge is consumed if the engine or the list cannot run: a
     gateway that is still starting must not burn the owner's challenge."""
-    if not request.app.state.engine_executor.ready:
+    if not components.executor.ready:
         raise EngineNotReady("the engine is still loading; try again shortly")
-    request.app.state.components.blocklist.snapshot()  # BlocklistMisconfigured when unusable
+    components.blocklist.snapshot()  # BlocklistMisconfigured when unusable
 
 
-def prepare_engine_profile(request: Request, *, references: Sequence[Recording]) -> VoiceProfile:
+def prepare_engine_profile(components: Components, *, references: Sequence[Recording]) -> VoiceProfile:
     """The engine's voice profile from the checked references (runs on the bounded executor)."""
-    components = request.app.state.components
     clips = [ReferenceClip(audio=np.asarray(r.audio, dtype=np.float32), sample_rate=r.sample_rate) for r in references]
-    return request.app.state.engine_executor.prepare_voice(
-        references=clips, similarity=similarity_from_embedder(components.embedder)
-    )
-
-
-def denial_event(
-    *,
-    principal: Principal,
-    action: Action,
-    reason: str,
-    voice_id: str | None = None,
-    consent_id: str | None = None,
-    protected_entry_id: str | None = None,
-    references: tuple[str, ...] = (),
-) -> AuditEvent:
-    return AuditEvent(
-        action=action,
-        decision=Decision.DENY,
-        actor=actor_of(principal),
-        reason=reason,
-        subjects=Subjects(voice_id=voice_id, consent_id=consent_id, protected_entry_id=protected_entry_id),
-        digests=Digests(reference_sha256=references),
-    )
-
-
-def reason_code(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    return code if isinstance(code, str) and code else "internal_error"
+    return components.executor.prepare_voice(references=clips, similarity=similarity_from_embedder(components.embedder))

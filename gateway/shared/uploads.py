@@ -25,7 +25,7 @@ def read_upload(upload: UploadFile, *, max_seconds: float) -> DecodedAudio:
     return decode_audio(upload.file.read(), max_seconds=max_seconds)
 
 
-def check_reference_count(uploads: Sequence[UploadFile]) -> None:
+def check_reference_count(uploads: Sequence[object]) -> None:
     if len(uploads) > MAX_REFERENCES:
         raise PayloadTooLarge(f"at most {MAX_REFERENCES} reference recordings per request", code="too_many_references")
 

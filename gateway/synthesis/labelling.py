@@ -4,7 +4,7 @@ Every output says, in the container's native tags, that it is AI-generated, who 
 which system and version made it, when, and its content id (the audit record it points at):
 WAV LIST/INFO chunks and FLAC/Ogg Vorbis comments through libsndfile's string fields, plus
 custom Vorbis comments and ID3 frames (MP3) through mutagen. Where c2pa can embed one (WAV,
-FLAC, MP3: `gateway.provenance.SIGNABLE_MEDIA_TYPES`), the tagged file then gets a signed C2PA
+FLAC, MP3: `gateway.synthesis.provenance.SIGNABLE_MEDIA_TYPES`), the tagged file then gets a signed C2PA
 manifest that repeats the label and binds the watermark; Ogg Opus keeps its native tags only.
 """
 
@@ -24,10 +24,10 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
-from gateway.pipeline.marked import MarkedAudio
+from gateway.synthesis.marked import MarkedAudio
 
 if TYPE_CHECKING:  # provenance imports ContentLabel from here
-    from gateway.provenance import ManifestSigner
+    from gateway.synthesis.provenance import ManifestSigner
 
 OPUS_SAMPLE_RATE = 48_000  # Opus encodes only at 8/12/16/24/48 kHz
 

@@ -7,13 +7,14 @@ same identifier the mark in the audio carries, so a reader can go from the manif
 and the audit record, and from a stripped file's mark back to its record.
 
 c2pa can embed a manifest only in some containers; `SIGNABLE_MEDIA_TYPES` lists those among our
-outputs. The others keep their native tags only (gateway/labelling.py decides, explicitly).
+outputs. The others keep their native tags only (gateway/synthesis/labelling.py decides, explicitly).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 from dataclasses import dataclass
 
 import c2pa
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.errors import ProvenanceSigningFailed
-from gateway.labelling import ContentLabel
+from gateway.synthesis.labelling import ContentLabel
 
 # c2pa-python 0.38 embeds manifests in WAV (a `C2PA` RIFF chunk), MP3 (an ID3v2 GEOB frame) and
 # FLAC (the same, in an ID3v2 tag before `fLaC`). It has no Ogg handler: Ogg Opus outputs carry
@@ -185,7 +186,7 @@ def _check_credentials(chain_pem: bytes, key_pem: bytes) -> tuple[list[x509.Cert
         )
     if len(certificates) < 2:
         raise SigningCredentialInvalid("the chain has only the leaf; append the issuing CA certificate")
-    for child, issuer in zip(certificates, certificates[1:]):
+    for child, issuer in itertools.pairwise(certificates):
         if not _issued_by(child, issuer):
             raise SigningCredentialInvalid(
                 f"{child.subject.rfc4514_string()} is not issued by the next "

@@ -1,71 +1,43 @@
-"""The one path from a synthesis request to released audio.
+"""The synthesis service: the one path from a synthesis request to released audio.
 
-Admission (consent, references, text) and the `admitted` audit event commit in one
-transaction before the engine runs; release (consent re-check, usage ledger, `released` event)
-commits in another after the output was marked and screened. Any failure in between records a
-`request.failed` event and releases nothing; a refusal at admission records `request.denied`;
-a client that went away leaves `request.cancelled`. A streamed request (``open_stream``,
-gateway/pipeline/streaming.py) goes through the same steps once per chunk.
+Admission (consent, references, text) and the `admitted` audit event commit in one transaction
+before the engine runs. Then each piece of audio (the whole text, or one chunk of a stream) goes
+through `release_piece`: engine → watermark with its self-check → protected-speaker check of the
+output → encoding (and, when lossy, the mark verified in the encoded bytes) → consent re-check,
+usage ledger and `released` event committed. Any failure after admission records
+`request.failed` and releases nothing; a refusal at admission records `request.denied`; a client
+that went away leaves `request.cancelled`.
+
+Routes call `synthesize` (whole) or `open_stream` (chunk by chunk, gateway/synthesis/streaming.py)
+with an `OutputEncoding` (gateway/synthesis/encoding.py); `file_encoding` and `stream_encoding`
+give the labelled formats of `POST /v1/synthesize`.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit.events import Action, EngineInfo
-from engine.executor import BoundedExecutor
-from engine.interface import CancelToken, EngineAudio, VoiceProfile
+from engine.interface import CancelToken, EngineAudio, concatenate_chunks
 from gateway import __version__
-from gateway.audit_hooks import commit_write_ahead, record_refusal
 from gateway.auth import Principal
-from gateway.errors import DatabaseUnavailable, StreamFormatUnsupported
-from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
-from gateway.pipeline import steps
-from gateway.pipeline.marked import MarkedAudio
-from gateway.pipeline.steps import SynthesisRequest
-from gateway.pipeline.streaming import CLIENT_DISCONNECTED, STREAM_FORMAT, SynthesisStream
-from gateway.provenance import ManifestSigner
-from gateway.voices import VoiceVault
-from policy.blocklist.live import LiveBlocklist
-from policy.blocklist.review import hold_for_review
-from policy.consent.grants import Grant, record_usage
-from policy.errors import SpeakerReviewRequired
-from policy.speaker import SpeakerEmbedder
-from policy.text_rules import TextRules
-from watermark import WatermarkStack
-
-log = logging.getLogger("clonegate.pipeline")
-
-
-@dataclass(frozen=True)
-class PipelineComponents:
-    executor: BoundedExecutor
-    watermark: WatermarkStack
-    embedder: SpeakerEmbedder
-    blocklist: LiveBlocklist
-    text_rules: TextRules
-    voices: VoiceVault
-    provider: str
-    signer: ManifestSigner  # signs each output's C2PA manifest (gateway/provenance.py)
-
-
-@dataclass(frozen=True)
-class Admission:
-    request_id: str
-    grant: Grant
-    text: str
-    audit_id: int  # the admitted event's audit identifier: the watermark payload
-    engine: EngineInfo
-    voice_profile: VoiceProfile
+from gateway.components import Components
+from gateway.shared.clock import utcnow
+from gateway.shared.transactions import commit_write_ahead, database_errors
+from gateway.synthesis import steps
+from gateway.synthesis.encoding import LabelledFile, OutputEncoding, PieceEncoder, WavStream, labelled_file, wav_stream
+from gateway.synthesis.labelling import ContentLabel
+from gateway.synthesis.refusals import RefusalRecorder
+from gateway.synthesis.steps import Admission, HeldBack, ReleasedPiece, SynthesisRequest
+from gateway.synthesis.streaming import SynthesisStream
+from policy.consent.grants import record_usage
+from watermark import WatermarkSelfCheckFailed
 
 
 @dataclass(frozen=True)
@@ -81,19 +53,6 @@ class Released:
     step_seconds: dict[str, float]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@contextmanager
-def database_errors() -> Iterator[None]:
-    """A database failure inside a pipeline step is a specific 503, not an internal error."""
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        raise DatabaseUnavailable(f"the database failed: {type(exc).__name__}") from exc
-
-
 class StepTimes(dict[str, float]):
     """Seconds spent in each pipeline step, for the Server-Timing header and the benchmark."""
 
@@ -106,91 +65,76 @@ class StepTimes(dict[str, float]):
             self[name] = self.get(name, 0.0) + time.perf_counter() - started
 
 
-def content_id_of(audit_id: int) -> str:
-    return f"clonegate:{audit_id}"
-
-
-class SynthesisPipeline:
+class SynthesisService:
     def __init__(
         self,
         *,
-        session_factory: sessionmaker[Session],
-        components: PipelineComponents,
-        clock: Callable[[], datetime] = _utcnow,
+        sessions: sessionmaker[Session],
+        components: Components,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._sessions = session_factory
+        self._sessions = sessions
         self._parts = components
         self._clock = clock
+        self.refusals = RefusalRecorder(sessions)
 
-    def run(self, *, principal: Principal, request: SynthesisRequest, cancel: CancelToken | None = None) -> Released:
-        if request.output_format not in OUTPUT_FORMATS:
-            raise ValueError(f"unknown output format {request.output_format!r}")
-        cancel = cancel or CancelToken()
-        request_id = uuid.uuid4().hex
-        times = StepTimes()
-        admission = self._admit(principal=principal, request=request, request_id=request_id, times=times)
-        try:
-            return self._produce(principal=principal, request=request, admission=admission, cancel=cancel, times=times)
-        except BaseException as exc:
-            self.record_failure(principal=principal, request=request, admission=admission, error=exc, cancel=cancel)
-            raise
+    # --- what routes call ------------------------------------------------------------------
 
-    def open_stream(self, *, principal: Principal, request: SynthesisRequest, cancel: CancelToken) -> SynthesisStream:
-        """Admit the request now (a refusal raises here, before any response starts); the
-        returned stream synthesizes, marks, screens and releases chunk by chunk as it is read."""
-        if request.output_format != STREAM_FORMAT:
-            raise StreamFormatUnsupported(
-                f"streamed output is {STREAM_FORMAT}; {request.output_format} needs the whole file"
-            )
-        request_id = uuid.uuid4().hex
-        admission = self._admit(principal=principal, request=request, request_id=request_id, times=StepTimes())
-        return SynthesisStream(
-            pipeline=self,
-            principal=principal,
-            request=request,
-            admission=admission,
-            cancel=cancel,
-            label=self.label_for(admission),
-        )
+    def file_encoding(self, output_format: str) -> LabelledFile:
+        """A whole labelled file in one of `OUTPUT_FORMATS`, signed where the container allows."""
+        return labelled_file(output_format, signer=self._parts.signer)
 
-    def label_for(self, admission: Admission) -> ContentLabel:
-        return ContentLabel(
-            provider=self._parts.provider,
-            system="clonegate",
-            system_version=__version__,
-            created_at=self._clock(),
-            content_id=content_id_of(admission.audit_id),
-        )
+    def stream_encoding(self, output_format: str) -> WavStream:
+        """The streamed form of `output_format` (WAV only), or `StreamFormatUnsupported`."""
+        return wav_stream(output_format)
 
-    def record_failure(
+    def synthesize(
         self,
         *,
         principal: Principal,
         request: SynthesisRequest,
-        admission: Admission,
-        error: BaseException,
-        cancel: CancelToken,
-        released_sha256: str | None = None,
-    ) -> None:
-        """After admission: `request.cancelled` when the client went away, else `request.failed`.
-        ``released_sha256`` is what a stream had already sent."""
-        client_left = cancel.cancelled and cancel.reason == CLIENT_DISCONNECTED
-        self._hold_if_review(principal=principal, request=request, request_id=admission.request_id, error=error)
-        self._record_refusal(
+        encoding: OutputEncoding,
+        cancel: CancelToken | None = None,
+    ) -> Released:
+        """Admit, then release the whole text as one piece."""
+        cancel = cancel or CancelToken()
+        times = StepTimes()
+        admission = self.admit(principal=principal, request=request, times=times)
+        try:
+            return self.release_whole(
+                principal=principal, request=request, admission=admission, encoding=encoding, cancel=cancel, times=times
+            )
+        except BaseException as exc:
+            self.refusals.after_admission(
+                principal=principal, request=request, admission=admission, error=exc, cancel=cancel
+            )
+            raise
+
+    def open_stream(
+        self, *, principal: Principal, request: SynthesisRequest, encoding: OutputEncoding, cancel: CancelToken
+    ) -> SynthesisStream:
+        """Admit the request now (a refusal raises here, before any response starts); the
+        returned stream releases chunk by chunk as it is read."""
+        admission = self.admit(principal=principal, request=request, times=StepTimes())
+        return SynthesisStream(
+            service=self,
             principal=principal,
             request=request,
-            request_id=admission.request_id,
-            action=Action.REQUEST_CANCELLED if client_left else Action.REQUEST_FAILED,
-            error=error,
-            consent_id=admission.grant.consent_id,
-            released_sha256=released_sha256,
-            watermark_id=steps.payload_for(admission.audit_id).hex() if released_sha256 else None,
+            admission=admission,
+            cancel=cancel,
+            encode=encoding.encoder(self.label_for(admission)),
+            lossy=encoding.lossy,
+            encoding_name=encoding.name,
+            media_type=encoding.media_type,
         )
 
-    def _admit(
-        self, *, principal: Principal, request: SynthesisRequest, request_id: str, times: StepTimes
-    ) -> Admission:
-        parts = self._parts
+    # --- the pipeline --------------------------------------------------------------------------
+
+    def admit(self, *, principal: Principal, request: SynthesisRequest, times: StepTimes | None = None) -> Admission:
+        """Consent, the voice's references, text rules, and the `admitted` event committed with the
+        counted use; a refusal records `request.denied` (or a review hold) and raises."""
+        parts, times = self._parts, times if times is not None else StepTimes()
+        request_id = uuid.uuid4().hex
         with self._sessions() as session:
             try:
                 with database_errors():
@@ -222,10 +166,7 @@ class SynthesisPipeline:
                         audit_id = commit_write_ahead(session, event=event)
             except BaseException as exc:
                 session.rollback()
-                self._hold_if_review(principal=principal, request=request, request_id=request_id, error=exc)
-                self._record_refusal(
-                    principal=principal, request=request, request_id=request_id, action=Action.REQUEST_DENIED, error=exc
-                )
+                self.refusals.at_admission(principal=principal, request=request, request_id=request_id, error=exc)
                 raise
         return Admission(
             request_id=request_id,
@@ -236,74 +177,106 @@ class SynthesisPipeline:
             voice_profile=voice.engine_profile,
         )
 
-    def engine_output(
-        self,
-        *,
-        request: SynthesisRequest,
-        admission: Admission,
-        text: str,
-        cancel: CancelToken,
-        times: StepTimes | None = None,
-    ) -> EngineAudio:
-        times = StepTimes() if times is None else times
-        with times.step("engine"):
-            return steps.run_engine(
-                self._parts.executor, request=request, text=text, voice=admission.voice_profile, cancel=cancel
-            )
-
-    def marked_output(
-        self, *, request: SynthesisRequest, admission: Admission, audio: EngineAudio, times: StepTimes | None = None
-    ) -> MarkedAudio:
-        """Watermark with self-check → protected-speaker check of the marked output."""
-        parts = self._parts
-        times = StepTimes() if times is None else times
-        with times.step("watermark"):
-            marked = steps.watermark_output(parts.watermark, audio, payload=steps.payload_for(admission.audit_id))
-        with times.step("blocklist_output"):
-            steps.check_output_not_protected(
-                parts.blocklist, embedder=parts.embedder, voice_id=request.voice_id, marked=marked
-            )
-        return marked
-
-    def _produce(
+    def release_whole(
         self,
         *,
         principal: Principal,
         request: SynthesisRequest,
         admission: Admission,
+        encoding: OutputEncoding,
         cancel: CancelToken,
         times: StepTimes,
     ) -> Released:
-        parts = self._parts
-        audio = self.engine_output(
-            request=request, admission=admission, text=admission.text, cancel=cancel, times=times
+        label = self.label_for(admission)
+        piece = self.release_piece(
+            principal=principal,
+            request=request,
+            admission=admission,
+            text=admission.text,
+            encode=encoding.encoder(label),
+            lossy=encoding.lossy,
+            encoding_name=encoding.name,
+            first=True,
+            cancel=cancel,
+            times=times,
         )
-        marked = self.marked_output(request=request, admission=admission, audio=audio, times=times)
+        assert isinstance(piece, ReleasedPiece)  # a whole request never holds back
+        return Released(
+            body=piece.body,
+            media_type=encoding.media_type,
+            request_id=admission.request_id,
+            audit_id=admission.audit_id,
+            released_audit_id=piece.released_audit_id,
+            content_id=label.content_id,
+            watermark_id=piece.watermark_id,
+            consent_id=admission.grant.consent_id,
+            step_seconds=dict(times),
+        )
+
+    def release_piece(
+        self,
+        *,
+        principal: Principal,
+        request: SynthesisRequest,
+        admission: Admission,
+        text: str,
+        encode: PieceEncoder,
+        lossy: bool,
+        encoding_name: str,
+        first: bool,
+        cancel: CancelToken,
+        times: StepTimes | None = None,
+        held_back: EngineAudio | None = None,
+        may_hold_back: bool = False,
+    ) -> ReleasedPiece | HeldBack:
+        """The per-piece step order, for a whole request and for each chunk of a stream: engine →
+        watermark and self-check → output screening → encoding (mark verified again when lossy) →
+        release. With ``may_hold_back``, a piece whose mark does not verify comes back as
+        `HeldBack` instead of failing, to go out marked together with the next piece."""
+        parts, times = self._parts, times if times is not None else StepTimes()
+        with times.step("engine"):
+            audio = steps.run_engine(
+                parts.executor, request=request, text=text, voice=admission.voice_profile, cancel=cancel
+            )
+        if held_back is not None:
+            audio = concatenate_chunks([held_back, audio])
+        payload = steps.payload_for(admission.audit_id)
+        with times.step("watermark"):
+            try:
+                marked = steps.watermark_output(parts.watermark, audio, payload=payload)
+            except WatermarkSelfCheckFailed:
+                if may_hold_back:
+                    return HeldBack(audio=audio)
+                raise
+        with times.step("blocklist_output"):
+            steps.check_output_not_protected(
+                parts.blocklist, embedder=parts.embedder, voice_id=request.voice_id, marked=marked
+            )
         with times.step("encode"):
-            label = self.label_for(admission)
-            body = encode_labelled(marked, output_format=request.output_format, label=label, signer=parts.signer)
-            steps.check_encoded_mark(parts.watermark, body, output_format=request.output_format, payload=marked.payload)
+            body = encode(marked)
+            if lossy:
+                steps.check_encoded_mark(parts.watermark, body, encoding=encoding_name, payload=payload)
         with times.step("release"):
-            released_audit_id = self.release(
+            released_audit_id = self._release(
                 principal=principal,
                 request=request,
                 admission=admission,
                 output_sha256=steps.sha256_hex(body),
                 watermark_id=marked.watermark_id,
+                first=first,
             )
-        return Released(
-            body=body,
-            media_type=OUTPUT_FORMATS[request.output_format].media_type,
-            request_id=admission.request_id,
-            audit_id=admission.audit_id,
-            released_audit_id=released_audit_id,
-            content_id=label.content_id,
-            watermark_id=marked.watermark_id,
-            consent_id=admission.grant.consent_id,
-            step_seconds=dict(times),
+        return ReleasedPiece(body=body, watermark_id=marked.watermark_id, released_audit_id=released_audit_id)
+
+    def label_for(self, admission: Admission) -> ContentLabel:
+        return ContentLabel(
+            provider=self._parts.provider,
+            system="clonegate",
+            system_version=__version__,
+            created_at=self._clock(),
+            content_id=admission.content_id,
         )
 
-    def release(
+    def _release(
         self,
         *,
         principal: Principal,
@@ -311,7 +284,7 @@ class SynthesisPipeline:
         admission: Admission,
         output_sha256: str,
         watermark_id: str,
-        first: bool = True,
+        first: bool,
     ) -> int:
         """Re-check consent and commit the `released` event (with the usage ledger row on the
         ``first`` release of a request; a stream releases once per chunk) before bytes leave."""
@@ -345,55 +318,3 @@ class SynthesisPipeline:
             except BaseException:
                 session.rollback()
                 raise
-
-    def _hold_if_review(
-        self, *, principal: Principal, request: SynthesisRequest, request_id: str, error: BaseException
-    ) -> None:
-        """A voice scored between the list's thresholds is held for an admin: the hold is the
-        request's outcome, so it is committed although the request fails (no audio either way)."""
-        if not isinstance(error, SpeakerReviewRequired):
-            return
-        try:
-            with self._sessions() as session:
-                item = hold_for_review(
-                    session,
-                    held=error,
-                    voice_id=request.voice_id,
-                    request_ref=request_id,
-                    requester_iss=principal.issuer,
-                    requester_sub=principal.subject,
-                    tenant=principal.tenant,
-                )
-                session.commit()
-            error.args = (f"{error.args[0]} (review item {item.id})",)
-        except Exception:  # the refusal stands; an admin sees it in the audit log instead
-            log.error("could not queue request %s for review", request_id, exc_info=True)
-
-    def _record_refusal(
-        self,
-        *,
-        principal: Principal,
-        request: SynthesisRequest,
-        request_id: str,
-        action: Action,
-        error: BaseException,
-        consent_id: str | None = None,
-        released_sha256: str | None = None,
-        watermark_id: str | None = None,
-    ) -> None:
-        reason = getattr(error, "code", None)
-        if action is Action.REQUEST_CANCELLED:
-            reason = CLIENT_DISCONNECTED
-        elif not isinstance(reason, str):
-            reason = "cancelled" if isinstance(error, (KeyboardInterrupt, GeneratorExit)) else "internal_error"
-        event = steps.refusal_event(
-            principal=principal,
-            request=request,
-            request_id=request_id,
-            action=action,
-            reason=reason,
-            consent_id=consent_id,
-            released_sha256=released_sha256,
-            watermark_id=watermark_id,
-        )
-        record_refusal(self._sessions, event=event)

@@ -2,7 +2,7 @@
 
 Order (DESIGN.md): consent → protected-speaker check of the voice's references → text rules →
 audit `admitted` committed → engine → watermark + self-check → protected-speaker check of the
-output → consent re-check → audit `released`. `gateway/pipeline/synthesis.py` runs them.
+output → consent re-check → audit `released`. `gateway/synthesis/service.py` runs them.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy.orm import Session
 
-from audit.events import Action, Actor, AuditEvent, Decision, Digests, EngineInfo, Subjects
+from audit.events import Action, AuditEvent, Decision, Digests, EngineInfo, Subjects
 from engine.errors import EngineError, EngineRequestFailed
 from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, EngineAudio, EngineDescription, SynthesisControls, VoiceProfile
 from gateway.audio_io import decode_audio
 from gateway.auth import Principal, Role
-from gateway.labelling import OUTPUT_FORMATS
-from gateway.pipeline.marked import MarkedAudio, mark_output, verify_keyed_mark
+from gateway.shared.actors import actor_of
+from gateway.synthesis.marked import MarkedAudio, mark_output, verify_keyed_mark
 from policy.blocklist.live import LiveBlocklist
 from policy.blocklist.models import ScreeningStage
 from policy.blocklist.screening import screen
@@ -40,15 +40,40 @@ class SynthesisRequest:
     text: str
     language: str
     purpose: str
-    output_format: str = "wav"
     speed: float = 1.0
     pitch_semitones: float = 0.0
 
 
-def actor_of(principal: Principal) -> Actor:
-    # Events name one role; the alphabetically first keeps the choice stable for multi-role tokens.
-    role = sorted(principal.roles)[0].value
-    return Actor(iss=principal.issuer, sub=principal.subject, role=role, tenant=principal.tenant)
+@dataclass(frozen=True)
+class Admission:
+    request_id: str
+    grant: Grant
+    text: str
+    audit_id: int  # the admitted event's audit identifier: the watermark payload
+    engine: EngineInfo
+    voice_profile: VoiceProfile
+
+    @property
+    def content_id(self) -> str:
+        return f"clonegate:{self.audit_id}"
+
+    @property
+    def watermark_id(self) -> str:
+        return payload_for(self.audit_id).hex()
+
+
+@dataclass(frozen=True)
+class ReleasedPiece:
+    body: bytes
+    watermark_id: str
+    released_audit_id: int
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A piece whose mark did not verify, to be marked again together with the next one."""
+
+    audio: EngineAudio
 
 
 def sha256_hex(data: bytes) -> str:
@@ -141,15 +166,13 @@ def watermark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: byte
     return mark_output(stack, audio, payload=payload)
 
 
-def check_encoded_mark(stack: WatermarkStack, body: bytes, *, output_format: str, payload: bytes) -> None:
+def check_encoded_mark(stack: WatermarkStack, body: bytes, *, encoding: str, payload: bytes) -> None:
     """A lossy codec must not have erased the mark: decode what the client will get and verify."""
-    if not OUTPUT_FORMATS[output_format].lossy:
-        return
     decoded = decode_audio(body)
     try:
         verify_keyed_mark(stack, decoded.samples, sample_rate=decoded.sample_rate, payload=payload)
     except WatermarkSelfCheckFailed as exc:
-        raise WatermarkSelfCheckFailed(f"the keyed mark does not survive the {output_format} encoding: {exc}") from exc
+        raise WatermarkSelfCheckFailed(f"the keyed mark does not survive the {encoding} encoding: {exc}") from exc
 
 
 def check_output_not_protected(

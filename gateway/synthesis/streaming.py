@@ -1,35 +1,33 @@
 """`?stream=true`: the text in chunks of whole sentences, each marked, screened and released
 before it is sent.
 
-Each chunk goes through the same steps as a whole request after admission: engine, watermark
-with its self-check (the payload is the request's `admitted` identifier, so every chunk points
-at the same audit record), protected-speaker check of the marked chunk, consent re-check, and a
-committed `released` event with the chunk's sha256. Only then are its bytes yielded. A chunk
-whose mark does not verify is held back and marked together with the next one. A failure
-stops the stream where it is (the HTTP response is then cut off, which clients see as an
-incomplete body) and records `request.failed`; a client that goes away leaves
-`request.cancelled`; both name the sha256 of what had been sent.
+Each chunk goes through `SynthesisService.release_piece`, the same function a whole request goes
+through after admission: engine, watermark with its self-check (the payload is the request's
+`admitted` identifier, so every chunk points at the same audit record), protected-speaker check
+of the marked chunk, consent re-check, and a committed `released` event with the chunk's sha256.
+Only then are its bytes yielded. A chunk whose mark does not verify is held back and marked
+together with the next one. A failure stops the stream where it is (the HTTP response is then
+cut off, which clients see as an incomplete body) and records `request.failed`; a client that
+goes away leaves `request.cancelled`; both name the sha256 of what had been sent.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
-from engine.interface import CancelToken, EngineAudio, concatenate_chunks
+from engine.interface import CancelToken, EngineAudio
 from gateway.auth import Principal
-from gateway.labelling import ContentLabel
-from gateway.pipeline.steps import SynthesisRequest
-from gateway.wav_stream import MEDIA_TYPE, pcm16, wav_stream_header
-from watermark import WatermarkSelfCheckFailed
+from gateway.shared.reasons import CLIENT_DISCONNECTED
+from gateway.synthesis.steps import HeldBack, SynthesisRequest
 
 if TYPE_CHECKING:
-    from gateway.pipeline.synthesis import Admission, SynthesisPipeline
+    from gateway.synthesis.encoding import PieceEncoder
+    from gateway.synthesis.service import SynthesisService
+    from gateway.synthesis.steps import Admission
 
-STREAM_FORMAT = "wav"
-CLIENT_DISCONNECTED = "client_disconnected"  # the cancel token's reason and the audit reason code
 # About six seconds of speech: a chunk this long carries the whole keyed payload (3 s and more),
 # not only the mark's presence, and the first audio still arrives after one sentence or two.
 MIN_CHUNK_CHARS = 90
@@ -55,28 +53,32 @@ def text_chunks(text: str, *, min_chars: int = MIN_CHUNK_CHARS) -> list[str]:
 
 
 class SynthesisStream:
-    """An admitted request whose audio is produced as it is iterated: the header and PCM of each
+    """An admitted request whose audio is produced as it is iterated: the encoded bytes of each
     released chunk, in text order. ``close`` before the end (the client went away) records
     `request.cancelled`, also when no chunk was asked for yet."""
-
-    media_type = MEDIA_TYPE
 
     def __init__(
         self,
         *,
-        pipeline: SynthesisPipeline,
+        service: SynthesisService,
         principal: Principal,
         request: SynthesisRequest,
         admission: Admission,
         cancel: CancelToken,
-        label: ContentLabel,
+        encode: PieceEncoder,
+        lossy: bool,
+        encoding_name: str,
+        media_type: str,
     ) -> None:
-        self._pipeline = pipeline
+        self._service = service
         self._principal = principal
         self._request = request
         self.admission = admission
         self._cancel = cancel
-        self.label = label
+        self._encode = encode
+        self._lossy = lossy
+        self._encoding_name = encoding_name
+        self.media_type = media_type
         self._ended = False  # a released, failed or cancelled outcome has been recorded
         self._chunks = self._produce()
 
@@ -88,7 +90,7 @@ class SynthesisStream:
         if not self._ended:  # never started: closing an unstarted generator runs none of its code
             self._ended = True
             self._cancel.cancel(CLIENT_DISCONNECTED)
-            self._pipeline.record_failure(
+            self._service.refusals.after_admission(
                 principal=self._principal,
                 request=self._request,
                 admission=self.admission,
@@ -96,46 +98,39 @@ class SynthesisStream:
                 cancel=self._cancel,
             )
 
-    def _produce(self) -> Iterator[bytes]:
+    def _produce(self) -> Generator[bytes]:
         sent = hashlib.sha256()
         count = 0
-        carried: EngineAudio | None = None
+        held_back: EngineAudio | None = None
         try:
             texts = text_chunks(self.admission.text)
             for index, text in enumerate(texts):
-                audio = self._pipeline.engine_output(
-                    request=self._request, admission=self.admission, text=text, cancel=self._cancel
-                )
-                if carried is not None:
-                    audio = concatenate_chunks([carried, audio])
-                try:
-                    marked = self._pipeline.marked_output(request=self._request, admission=self.admission, audio=audio)
-                except WatermarkSelfCheckFailed:
-                    if index == len(texts) - 1:
-                        raise
-                    # Rarely a short chunk cannot carry a payload that reads back (after the
-                    # silence-padded retries): it goes out later, marked together with the next one.
-                    carried = audio
-                    continue
-                carried = None
-                body = pcm16(marked)
-                if count == 0:
-                    body = wav_stream_header(sample_rate=marked.sample_rate, label=self.label) + body
-                self._pipeline.release(
+                piece = self._service.release_piece(
                     principal=self._principal,
                     request=self._request,
                     admission=self.admission,
-                    output_sha256=hashlib.sha256(body).hexdigest(),
-                    watermark_id=marked.watermark_id,
+                    text=text,
+                    encode=self._encode,
+                    lossy=self._lossy,
+                    encoding_name=self._encoding_name,
                     first=count == 0,
+                    cancel=self._cancel,
+                    held_back=held_back,
+                    # Rarely a short chunk cannot carry a payload that reads back (after the
+                    # silence-padded retries): it goes out later, marked together with the next one.
+                    may_hold_back=index < len(texts) - 1,
                 )
-                sent.update(body)
+                if isinstance(piece, HeldBack):
+                    held_back = piece.audio
+                    continue
+                held_back = None
+                sent.update(piece.body)
                 count += 1
-                yield body
+                yield piece.body
         except BaseException as exc:
             if isinstance(exc, GeneratorExit):
                 self._cancel.cancel(CLIENT_DISCONNECTED)
-            self._pipeline.record_failure(
+            self._service.refusals.after_admission(
                 principal=self._principal,
                 request=self._request,
                 admission=self.admission,

@@ -4,7 +4,7 @@ A streamed response cannot be written by a whole-file encoder: its length is not
 first bytes leave. The header uses the 0xFFFFFFFF sizes that streaming WAV writers (ffmpeg,
 sox) use and readers (libsndfile, ffmpeg) accept, and carries the same label as a whole-file
 WAV in its LIST/INFO chunk, ahead of the audio. Only `MarkedAudio` can be turned into PCM here,
-as in `gateway/labelling.py`. A C2PA manifest needs the finished file's hash, so a stream has
+as in `gateway/synthesis/labelling.py`. A C2PA manifest needs the finished file's hash, so a stream has
 none; its chunks carry the watermark and each is under a `released` audit event.
 """
 
@@ -14,8 +14,8 @@ import struct
 
 import numpy as np
 
-from gateway.labelling import ContentLabel
-from gateway.pipeline.marked import MarkedAudio
+from gateway.synthesis.labelling import ContentLabel
+from gateway.synthesis.marked import MarkedAudio
 
 UNKNOWN_SIZE = 0xFFFFFFFF
 MEDIA_TYPE = "audio/wav"
