@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from gateway import __version__
 from gateway.audit_log import routes as audit_routes
-from gateway.audit_log.signing import AUDIT_LOG_FIX, build_integrator, check_at_start_up, load_audit_signing_key
+from gateway.audit_log.signing import AUDIT_LOG_FIX, build_integrator, check_at_start_up
 from gateway.auth import TokenVerifier
 from gateway.blocklist import routes as blocklist_routes
 from gateway.components import LoadedModels, build_components, load_models
@@ -21,13 +21,18 @@ from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.engines import install_engine
 from gateway.enrollment import routes as enrollment_routes
 from gateway.errors import install_error_handlers
+from gateway.keyfiles import audit_signing_key, check_key_files
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.operations import routes as operations_routes
 from gateway.readiness import Readiness
 from gateway.settings import Settings
+from gateway.startup_checks import cohort_problem, enforce, schema_problem, voice_storage_problem
 from gateway.synthesis import routes as synthesis_routes
 from gateway.voices import routes as voices_routes
 
+IDENTITY_PROVIDER_FIX = (
+    "check that CLONEGATE_JWT_JWKS_URL answers from this host; the gateway retries on its own (docs/operations.md)"
+)
 ROUTERS = (
     operations_routes.router,
     synthesis_routes.router,
@@ -42,22 +47,27 @@ ROUTERS = (
 def create_app(settings: Settings, *, models: LoadedModels | None = None) -> FastAPI:
     """Build every component eagerly, so a bad key or setting fails here, at start-up.
 
-    `models` lets a process that builds several apps (the test suite) load the slow models once.
+    Prod also refuses a database below the latest migration and a protected-speaker list without
+    a cohort (gateway/startup_checks.py). `models` lets a process that builds several apps (the
+    test suite) load the slow models once.
     """
+    check_key_files(settings)  # before any model loads: a bad key is the quickest thing to report
     db_engine = create_db_engine(settings.resolved_database_url)
+    enforce(settings, schema_problem(db_engine))
     token_verifier = TokenVerifier(settings)
     sessions = make_session_factory(db_engine)
     readiness = Readiness()
     readiness.register("database", lambda: check_reachable(db_engine), fix=DATABASE_FIX)
     readiness.register("database_schema", schema_check(db_engine), fix=SCHEMA_FIX)
-    audit_key = load_audit_signing_key(settings)
+    readiness.register("identity_provider", token_verifier.ready, fix=IDENTITY_PROVIDER_FIX)
+    audit_key = audit_signing_key(settings)
     integrator = build_integrator(sessions, key=audit_key, settings=settings)
     readiness.register("audit_log", lambda: integrator.healthy, fix=AUDIT_LOG_FIX)
     models = models or load_models(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        check_at_start_up(sessions, audit_key)  # a tampered log stops the gateway here
+        check_at_start_up(sessions, audit_key, settings=settings)  # a tampered log stops the gateway here
         integrator.start()
         gateway.components.blocklist.start_background_refresh()
         try:
@@ -75,6 +85,8 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     )
     executor = install_engine(app, settings, readiness=readiness, engine=models.engine)
     components = build_components(settings, models=models, executor=executor, sessions=sessions, readiness=readiness)
+    enforce(settings, cohort_problem(components.blocklist))
+    enforce(settings, voice_storage_problem(sessions, key_encryption_key=components.voices.key_encryption_key))
     gateway = Gateway(
         settings=settings,
         db_engine=db_engine,

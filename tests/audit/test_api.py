@@ -150,7 +150,7 @@ def test_write_ahead_fails_closed_when_the_store_is_down(tmp_path):
 
 
 def test_prod_mode_refuses_to_start_without_an_audit_key(tmp_path):
-    from gateway.audit_log.signing import load_audit_signing_key
+    from gateway.keyfiles import audit_signing_key as load_audit_signing_key
     from gateway.settings import SettingsError
 
     settings = Settings.model_construct(**{**Settings(data_dir=tmp_path).model_dump(), "mode": "prod"})
@@ -159,7 +159,7 @@ def test_prod_mode_refuses_to_start_without_an_audit_key(tmp_path):
 
 
 def test_dev_audit_key_is_refused_in_prod(tmp_path):
-    from gateway.audit_log.signing import load_audit_signing_key
+    from gateway.keyfiles import audit_signing_key as load_audit_signing_key
     from gateway.settings import SettingsError
 
     dev = Settings(data_dir=tmp_path)

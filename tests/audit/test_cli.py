@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import text
 
 from audit.integrator import integrate_pending
-from gateway.audit_log.signing import load_audit_signing_key
 from gateway.cli import main
 from gateway.db import create_db_engine, make_session_factory, upgrade
+from gateway.keyfiles import audit_signing_key as load_audit_signing_key
 from gateway.settings import Settings
 from gateway.shared.transactions import commit_write_ahead
 from tests.audit.storage_helpers import event
