@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from engine import BoundedExecutor, CloningEngine, EngineUnavailable, SpeakerSimilarity
 from gateway.lifespan import run_during_lifespan
+from gateway.readiness import NotReady, Readiness
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("clonegate.engine")
@@ -25,6 +26,16 @@ def _required(settings: Settings, *names: str) -> None:
     missing = [f"CLONEGATE_{name.upper()}" for name in names if getattr(settings, name) in (None, "")]
     if missing:
         raise SettingsError(f"engine {settings.engine!r} needs " + ", ".join(missing))
+
+
+def _url(settings: Settings) -> str:
+    _required(settings, "engine_url")
+    assert settings.engine_url is not None  # checked just above
+    return settings.engine_url
+
+
+# Their packages pin a torch and numpy of their own (Chatterbox 0.1.7: torch 2.6, numpy < 2).
+WORKER_ONLY_ENGINES = ("f5-tts", "chatterbox")
 
 
 def build_engine(settings: Settings) -> CloningEngine:
@@ -38,8 +49,9 @@ def build_engine(settings: Settings) -> CloningEngine:
         from engine.adapters.gpt_sovits import GptSovitsEngine
 
         _required(settings, "engine_url", "engine_shared_dir")
+        assert settings.engine_shared_dir is not None
         return GptSovitsEngine(
-            base_url=settings.engine_url,
+            base_url=_url(settings),
             shared_dir=settings.engine_shared_dir,
             engine_shared_dir=settings.engine_shared_dir_on_engine,
             model_id=settings.engine_model_id or "gpt-sovits",
@@ -48,36 +60,25 @@ def build_engine(settings: Settings) -> CloningEngine:
     if kind == "xtts":
         from engine.adapters.xtts import XttsEngine
 
-        _required(settings, "engine_url")
         return XttsEngine(
-            base_url=settings.engine_url,
+            base_url=_url(settings),
             model_id=settings.engine_model_id or "xtts_v2",
             timeout_s=settings.engine_timeout_seconds,
         )
     if kind == "zonos":
         from engine.adapters.zonos import ZonosEngine
 
-        _required(settings, "engine_url")
         return ZonosEngine(
-            base_url=settings.engine_url,
+            base_url=_url(settings),
             model_choice=settings.engine_model_id or "Zyphra/Zonos-v0.1-transformer",
             timeout_s=settings.engine_timeout_seconds,
         )
-    if kind == "f5-tts":
-        from engine.adapters.inprocess import F5TtsEngine
-
-        _required(settings, "engine_checkpoint", "engine_vocab_file", "engine_vocoder_dir")
-        return F5TtsEngine(
-            checkpoint=settings.engine_checkpoint,
-            vocab_file=settings.engine_vocab_file,
-            vocoder_dir=settings.engine_vocoder_dir,
-            device=settings.engine_device,
+    if kind in WORKER_ONLY_ENGINES:
+        raise SettingsError(
+            f"CLONEGATE_ENGINE={kind} runs only in its own engine worker environment, never inside the "
+            "gateway (its package pins its own torch and numpy): deploy it as a Ray Serve engine worker "
+            "(docs/engines.md) and set CLONEGATE_ENGINE=ray"
         )
-    if kind == "chatterbox":
-        from engine.adapters.inprocess import ChatterboxEngine
-
-        _required(settings, "engine_checkpoint")
-        return ChatterboxEngine(checkpoint_dir=settings.engine_checkpoint, device=settings.engine_device)
     raise SettingsError(f"CLONEGATE_ENGINE: unknown engine {kind!r}")
 
 
@@ -91,15 +92,16 @@ def build_executor(settings: Settings, engine: CloningEngine | None = None) -> B
     )
 
 
-def install_engine(app: FastAPI, settings: Settings, *, engine: CloningEngine | None = None) -> None:
-    """Attach ``app.state.engine_executor``, register the ``engine`` readiness check and start
-    loading and warm-up in the background when the app starts. Needs ``app.state.readiness``."""
+def install_engine(
+    app: FastAPI, settings: Settings, *, readiness: Readiness, engine: CloningEngine | None = None
+) -> BoundedExecutor:
+    """The executor for the configured engine, with its ``engine`` readiness check registered and
+    its loading and warm-up started in the background when the app starts."""
     try:
         executor = build_executor(settings, engine)
     except EngineUnavailable as exc:
         raise SettingsError(f"CLONEGATE_ENGINE={settings.engine}: {exc}") from exc
-    app.state.engine_executor = executor
-    app.state.readiness.register("engine", lambda: executor.ready)
+    readiness.register("engine", _engine_warm(executor), fix=ENGINE_FIX)
 
     def start() -> None:
         description = executor.describe()
@@ -112,6 +114,24 @@ def install_engine(app: FastAPI, settings: Settings, *, engine: CloningEngine | 
         executor.start()
 
     run_during_lifespan(app, start=start, stop=executor.shutdown)
+    return executor
+
+
+ENGINE_FIX = (
+    "wait while the engine loads and warms up; if it failed, correct the CLONEGATE_ENGINE* settings "
+    "the error names (docs/engines.md) and restart"
+)
+
+
+def _engine_warm(executor: BoundedExecutor) -> Callable[[], bool]:
+    def check() -> bool:
+        if executor.startup_error is not None:
+            raise NotReady(f"the engine failed to start: {executor.startup_error}")
+        if not executor.ready:
+            raise NotReady("the engine is still loading and warming up")
+        return True
+
+    return check
 
 
 def similarity_from_embedder(embedder: object) -> SpeakerSimilarity:

@@ -40,8 +40,8 @@ from bench.consent.voices import SyntheticVoice, genuine_voices
 from bench.corpus import REPO_ROOT, english_clips
 from bench.run_info import commit, machine
 from engine.interface import EngineAudio
-from gateway.enrollment import watermark_detector
-from gateway.pipeline.marked import mark_output
+from gateway.enrollment.spoken import watermark_detector
+from gateway.synthesis.marked import mark_output
 from policy.consent.asr import default_recognizer
 from policy.consent.enrollment import Recording, check_not_synthetic
 from policy.consent.fingerprint import compute_fingerprint, match_score
@@ -159,7 +159,7 @@ def measure(trials: int) -> dict:
         audio, rate = voice.speak(statement.text, take=trial + 1)
         base = {"trial": trial, "voice": voice.name, "family": voice.family}
 
-        def speaker(a, r):
+        def speaker(a, r, ref_vector=ref_vector):
             return cosine(embedder.embed(a, sample_rate=r), ref_vector)
 
         fingerprint = compute_fingerprint(audio, sample_rate=rate)
@@ -370,7 +370,7 @@ def summarize(rows: list[dict], thresholds: dict) -> dict:
             t = thresholds["replay_match"]["threshold"]
             entry["rejected_by_fingerprint_alone"] = float(np.mean([r["replay"] >= t for r in subset]))
         families = {}
-        for r, (accepted, _) in zip(subset, decisions):
+        for r, (accepted, _) in zip(subset, decisions, strict=True):
             families.setdefault(r["family"], []).append(accepted)
         entry["accept_rate_by_family"] = {f: float(np.mean(v)) for f, v in families.items()}
         summary[kind] = entry
@@ -507,7 +507,7 @@ def main() -> None:
         },
         "wall_s": wall if wall is not None else time.time() - started,
         "notes": [
-            "synthetic_gateway: the genuine recording marked through gateway.pipeline.marked.mark_output with "
+            "synthetic_gateway: the genuine recording marked through gateway.synthesis.marked.mark_output with "
             "watermark.stack.build_stack(WatermarkConfig(dev_mode=True)) (keyed then PerTh, development key) and a "
             "random 4-byte payload, exactly as the pipeline releases engine output; synthetic_perth: marked by "
             "resemble-perth's own PerthImplicitWatermarker (an engine that marks with PerTh). Both are decided by "

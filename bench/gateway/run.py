@@ -20,7 +20,6 @@ be zero). Writes docs/benchmarks/gateway.md and .json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import tempfile
@@ -41,10 +40,10 @@ from gateway.app import create_app
 from gateway.audio_io import decode_audio
 from gateway.auth import Role
 from gateway.db import upgrade
+from gateway.dependencies import gateway_of
 from gateway.dev_tokens import mint_dev_token
-from gateway.pipeline.synthesis import SynthesisPipeline
 from gateway.settings import Settings
-from tests.gateway.conftest import free_port
+from tests.gateway.conftest import free_port, synthesis_replaced
 from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import PURPOSE, TENANT, grant_voice, seed_cohort
 from watermark import WatermarkConfig, build_stack
@@ -137,7 +136,9 @@ def _overhead(runs: list[dict]) -> dict:
 
 def _marked(app, body: bytes, audit_id: int) -> bool:
     decoded = decode_audio(body)
-    keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    keyed = (
+        gateway_of(app).components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    )
     return keyed.payload_verified and int.from_bytes(keyed.payload, "big") == audit_id
 
 
@@ -177,13 +178,9 @@ def main(argv: list[str] | None = None) -> None:
 
     # The same requests with PerTh embedded after the keyed layer, to show what that layer costs;
     # the default stack is the keyed layer alone.
-    default_pipeline = app.state.pipeline
-    with_perth = dataclasses.replace(
-        app.state.components, watermark=build_stack(WatermarkConfig(schemes=("keyed", "perth"), dev_mode=True))
-    )
-    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=with_perth)
-    perth_runs, perth_unmarked = _sequential(base, client_token, voice.voice_id, args.repeats, app)
-    app.state.pipeline = default_pipeline
+    with_perth = build_stack(WatermarkConfig(schemes=("keyed", "perth"), dev_mode=True))
+    with synthesis_replaced(app, watermark=with_perth):
+        perth_runs, perth_unmarked = _sequential(base, client_token, voice.voice_id, args.repeats, app)
     unmarked += perth_unmarked
 
     streamed = []
