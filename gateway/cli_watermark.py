@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.detection.verdict import verdict
 from gateway.settings import Settings
 from gateway.watermarking import build_watermark_stack
 from watermark import PAYLOAD_BYTES, WatermarkError
@@ -84,18 +85,25 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
             raise
         print(f"clonegate watermark detect: {exc.code}: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    answer = {**found.as_json(), "verdict": verdict(found)}
     if args.json:
-        print(json.dumps(found.as_json()))
+        print(json.dumps(answer))
     else:
         for d in found.schemes:
             fpp = "n/a" if d.false_positive_probability is None else f"{d.false_positive_probability:.3g}"
             payload = (
-                f", payload {d.payload.hex()}{' (verified)' if d.payload_verified else ' (unverified)'}"
+                f", payload {d.payload.hex()} ({'verified' if d.payload_verified else d.payload_source or 'unverified'})"
                 if d.payload is not None
                 else ""
             )
+            counted = (
+                "" if d.false_positive_probability is not None else " [no computed bound: not part of the verdict]"
+            )
             print(
                 f"{d.scheme}: {'DETECTED' if d.detected else 'not detected'} (score {d.score:.2f}, "
-                f"false-positive probability {fpp}{payload})"
+                f"false-positive probability {fpp}{payload}){counted}"
             )
+        print(f"verdict: {answer['verdict']['statement']}")
+        print(answer["verdict"]["not_evidence_of_human_origin"])
+        print("Also check: " + "; ".join(answer["verdict"]["also_check"]) + ".")
     return 0 if found.detected else EXIT_NOT_DETECTED

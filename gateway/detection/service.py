@@ -2,9 +2,9 @@
 request.
 
 Anyone authenticated may ask whether audio carries a mark and where. The audit event behind a
-verified payload, with its inclusion proof, is shown only to auditors and admins and to the
-tenant whose request produced it. A payload that verifies but names no event is reported as
-unknown; a payload that does not verify is never looked up.
+payload, with its inclusion proof, is shown only to auditors and admins and to the tenant whose
+request produced it. A payload that verifies (or is attributed within the false-positive bound)
+but names no event is reported as unknown; a payload that does not verify is never looked up.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from audit.events import AuditEvent
 from audit.store import find_event, prove_inclusion
 from gateway.audio_io import decode_audio
 from gateway.auth import Permission, Principal
+from gateway.detection.verdict import verdict
 from gateway.shared.transactions import database_errors
 from watermark import PAYLOAD_BYTES, WatermarkStack
 
@@ -29,16 +30,18 @@ class DetectionService:
         self._watermark = watermark
 
     def detect(self, *, principal: Principal | None, audio: bytes) -> dict[str, Any]:
-        """Per scheme: detected, score, false-positive probability and marked segments; the
-        source of a verified payload as far as this caller may know it."""
+        """Per scheme: detected, score, false-positive probability and marked segments; the verdict
+        in words (resting only on layers with a computed bound); the source of a payload the keyed
+        layer decoded or attributed, as far as this caller may know it."""
         decoded = decode_audio(audio)
         found = self._watermark.detect(decoded.samples, sample_rate=decoded.sample_rate)
         answer: dict[str, Any] = found.as_json()
+        answer["verdict"] = verdict(found)
         answer["duration_seconds"] = round(decoded.duration_seconds, 3)
         keyed = next((d for d in found.schemes if d.scheme == "keyed"), None)
         if (
             keyed is not None
-            and keyed.payload_verified
+            and (keyed.payload_verified or keyed.payload_source == "attributed")
             and keyed.payload is not None
             and len(keyed.payload) == PAYLOAD_BYTES
         ):

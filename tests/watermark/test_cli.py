@@ -100,3 +100,15 @@ def test_default_stack_marks_keyed_and_looks_for_perth(key_file, speech_wav, tmp
     assert code == 0 and result["detected"] and result["verdict_basis"] == ["keyed"]
     assert [(s["name"], s["detected"]) for s in result["schemes"]] == [("keyed", True), ("perth", False)]
     assert np.isfinite(sf.read(out)[0]).all()
+
+
+def test_detect_says_a_negative_is_not_evidence_of_human_origin(key_file, speech_wav, capsys):
+    from gateway.detection.verdict import NOT_EVIDENCE_OF_HUMAN_ORIGIN
+
+    capsys.readouterr()
+    assert main(["watermark", "detect", str(speech_wav)]) == 1  # unmarked
+    text = capsys.readouterr().out
+    assert "verdict: No clonegate mark was found" in text
+    assert NOT_EVIDENCE_OF_HUMAN_ORIGIN in text and "C2PA" in text and "audit log" in text
+    code, result = _detect_json(speech_wav, capsys)
+    assert code == 1 and result["verdict"]["not_evidence_of_human_origin"] == NOT_EVIDENCE_OF_HUMAN_ORIGIN
