@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from policy.blocklist.matching import Cohort, as_norm, speaker_model, unit_rows
+from policy.blocklist.matching import Cohort, Normalization, normalized_pair_score, speaker_model, unit_rows
 from policy.blocklist.models import (
     STATE_ROW_ID,
     BlocklistException,
@@ -83,7 +83,7 @@ def bump_version(session: Session) -> None:
         .where(BlocklistState.id == STATE_ROW_ID)
         .values(version=BlocklistState.version + 1, updated_at=utcnow())
     )
-    if result.rowcount != 1:
+    if cast("CursorResult[Any]", result).rowcount != 1:
         raise BlocklistMisconfigured("blocklist_state row missing: run the database migrations")
 
 
@@ -162,9 +162,11 @@ def add_protected_speaker(
     actor: str,
 ) -> ProtectedSpeaker:
     """Put a speaker on the list (admin); the model is the mean of all samples' embeddings."""
-    fields = dict(
-        name=_text(name, field="name"), reason=_text(reason, field="reason"), source=_text(source, field="source")
-    )
+    fields = {
+        "name": _text(name, field="name"),
+        "reason": _text(reason, field="reason"),
+        "source": _text(source, field="source"),
+    }
     embedded = _embed(embedder, samples)
     entry = ProtectedSpeaker(
         kind=EntryKind.LISTED,
@@ -326,6 +328,7 @@ def grant_exception(
     *,
     cohort: Cohort,
     deny_threshold: float,
+    normalization: Normalization = "as-norm",
     entry_id: int,
     voice_id: str,
     consent_grant_id: str,
@@ -346,22 +349,11 @@ def grant_exception(
         raise BlocklistExceptionRefused("consent embedding comes from a different speaker model than the entry")
     if not voice_id or not consent_grant_id:
         raise BlocklistExceptionRefused("an exception needs a voice id and the protected person's consent grant")
-    model = decode_vector(entry.model, dimension=cohort.dimension)
-    probe = unit_rows(
-        np.asarray(consent_speaker_embedding).reshape(1, -1),
-        dimension=cohort.dimension,
-        what="consent speaker embedding",
-    )[0]
-    entry_mean, entry_sd = cohort.statistics(model)
-    probe_mean, probe_sd = cohort.statistics(probe)
-    score = float(
-        as_norm(
-            float(model @ probe),
-            entry_mean=entry_mean[0],
-            entry_sd=entry_sd[0],
-            probe_mean=probe_mean[0],
-            probe_sd=probe_sd[0],
-        )
+    _, score = normalized_pair_score(
+        cohort,
+        normalization,
+        entry_model=decode_vector(entry.model, dimension=cohort.dimension),
+        probe=consent_speaker_embedding,
     )
     if score < deny_threshold:
         raise BlocklistExceptionRefused(

@@ -74,7 +74,7 @@ def to_asr_pcm(audio: np.ndarray, *, sample_rate: int) -> bytes:
     if rms > 0.0:
         floor = np.random.default_rng(_NOISE_SEED).normal(0.0, rms * 10 ** (NOISE_FLOOR_DB / 20), audio.size)
         audio = audio + floor
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    return bytes((np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
 
 
 class SpeechRecognizer:

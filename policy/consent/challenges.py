@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from policy.consent.models import ConsentChallenge
@@ -42,7 +43,7 @@ class OwnerIdentity:
     display_name: str
 
 
-def require_identity_assurance(*, claims: dict, claim_name: str, accepted_values: frozenset[str]) -> None:
+def require_identity_assurance(*, claims: dict[str, object], claim_name: str, accepted_values: frozenset[str]) -> None:
     """Raise unless the owner's token carries an accepted identity-assurance claim.
 
     The gateway calls this when its setting asks for assurance (for example ``acr`` in
@@ -174,7 +175,7 @@ def consume_challenge(
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if cast("CursorResult[Any]", result).rowcount != 1:
         raise ChallengeAlreadyUsed("this challenge was already used")
     session.refresh(challenge)
     return challenge
