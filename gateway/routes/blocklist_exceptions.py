@@ -112,7 +112,8 @@ async def grant(
             row = grant_exception(
                 session,
                 cohort=snapshot.index.cohort,
-                deny_threshold=request.app.state.settings.blocklist_deny_threshold,
+                deny_threshold=components.blocklist.thresholds.deny,
+                normalization=components.blocklist.normalization,
                 entry_id=entry_id,
                 voice_id=key,
                 consent_grant_id=consent_id,

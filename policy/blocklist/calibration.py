@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from policy.blocklist.matching import NORMALIZATIONS, BlocklistThresholds, Normalization
+from policy.blocklist.matching import NORMALIZATIONS, BlocklistThresholds, Cohort, Normalization, normalize_scores
 from policy.errors import BlocklistMisconfigured
 
 DEFAULT_LIST_SIZE = 1_000
@@ -228,3 +228,26 @@ def fit_calibration(
         logistic_intercept=round(intercept, 6),
         source=source,
     )
+
+
+def labelled_trial_scores(
+    embeddings: np.ndarray, labels: list[str], *, cohort: Cohort, normalization: Normalization
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised target and impostor scores of every ordered pair of different recordings:
+    each recording in turn is an entry (enrolled from it alone) and every other one a probe."""
+    rows = cohort.project(np.asarray(embeddings, dtype=np.float32), what="labelled embeddings")
+    if rows.shape[0] != len(labels):
+        raise BlocklistMisconfigured("one label per embedding is needed")
+    names = np.asarray(labels)
+    mean, sd = cohort.statistics(rows)
+    normalized = normalize_scores(
+        rows @ rows.T,
+        normalization,
+        entry_mean=mean[:, None],
+        entry_sd=sd[:, None],
+        probe_mean=mean[None, :],
+        probe_sd=sd[None, :],
+    )
+    same = names[:, None] == names[None, :]
+    other_recording = ~np.eye(names.size, dtype=bool)
+    return normalized[same & other_recording], normalized[~same]

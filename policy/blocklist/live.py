@@ -38,12 +38,15 @@ def load_snapshot(
     thresholds: BlocklistThresholds,
     cohort_top_k: int = DEFAULT_COHORT_TOP_K,
     normalization: Normalization = "as-norm",
+    cohort_centering: bool = True,
 ) -> BlocklistSnapshot:
     """Read the active list, its cohort, exceptions and clearances as one snapshot."""
     # Version first: a change committed while we read makes the next poll reload again.
     version = current_version(session)
     cohort = Cohort(
-        load_cohort_embeddings(session, embedder_name=embedder_name, dimension=dimension), top_k=cohort_top_k
+        load_cohort_embeddings(session, embedder_name=embedder_name, dimension=dimension),
+        top_k=cohort_top_k,
+        center=cohort_centering,
     )
     rows = session.execute(
         select(ProtectedSpeaker.id, ProtectedSpeaker.embedder_name, ProtectedSpeaker.model)
@@ -99,6 +102,7 @@ class LiveBlocklist:
         thresholds: BlocklistThresholds,
         cohort_top_k: int = DEFAULT_COHORT_TOP_K,
         normalization: Normalization = "as-norm",
+        cohort_centering: bool = True,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -108,7 +112,7 @@ class LiveBlocklist:
             raise BlocklistMisconfigured("poll_seconds must be in (0, 5]: changes must spread within 5 s")
         self._session_factory = session_factory
         self._embedder_name, self._dimension, self._thresholds = embedder_name, dimension, thresholds
-        self._cohort_top_k, self._normalization = cohort_top_k, normalization
+        self._cohort_top_k, self._normalization, self._cohort_centering = cohort_top_k, normalization, cohort_centering
         self._poll_seconds = poll_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -116,6 +120,14 @@ class LiveBlocklist:
         self._polled_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def thresholds(self) -> BlocklistThresholds:
+        return self._thresholds
+
+    @property
+    def normalization(self) -> Normalization:
+        return self._normalization
 
     def refresh(self, *, force: bool = False) -> BlocklistSnapshot:
         """Poll the version now and reload if it moved (or if ``force``)."""
@@ -130,6 +142,7 @@ class LiveBlocklist:
                         thresholds=self._thresholds,
                         cohort_top_k=self._cohort_top_k,
                         normalization=self._normalization,
+                        cohort_centering=self._cohort_centering,
                     )
                 session.rollback()  # read-only: end the transaction, never commit from here
             self._polled_at = self._clock()

@@ -33,7 +33,7 @@ from policy.blocklist import (
     review_status_for_requester,
     screen,
 )
-from policy.blocklist.matching import DEFAULT_DENY_THRESHOLD, DEFAULT_REVIEW_THRESHOLD
+from policy.blocklist.calibrations import builtin_calibration
 from policy.blocklist.models import ProtectedSpeaker, ProtectedSpeakerSample
 from policy.errors import (
     AudioNotFinite,
@@ -53,7 +53,10 @@ from policy.errors import (
 from policy.speaker import ResemblyzerEmbedder
 
 torch.set_num_threads(1)
-THRESHOLDS = BlocklistThresholds(deny=DEFAULT_DENY_THRESHOLD, review=DEFAULT_REVIEW_THRESHOLD)
+# The calibration the gateway ships for resemblyzer: these tests exercise its real thresholds.
+CALIBRATION = builtin_calibration(ResemblyzerEmbedder().name)
+assert CALIBRATION is not None
+THRESHOLDS = CALIBRATION.thresholds
 PROTECTED = "en_andrew"
 COHORT = [
     "en_ashley",
