@@ -4,6 +4,10 @@ The cohort holds speakers known NOT to be protected; only an operator may change
 a cohort seeded with a protected voice's clones would lower that voice's scores. Re-adding a
 file whose label is already in the cohort does nothing, so the command is safe to repeat.
 
+`reembed` moves the list to the configured model after a model change: the list keeps only each
+sample's digest, so the operator supplies the original recordings; entries with a sample
+missing stay on the old model and keep the gateway from loading the list (fail closed).
+
 `calibrate` scores a labelled set of recordings (a folder with one sub-folder per speaker, two
 or more recordings each) with the configured speaker model against the database's cohort and
 writes the thresholds and probability map for that model (``policy.blocklist.calibration``).
@@ -56,6 +60,9 @@ def register_blocklist_commands(commands: argparse._SubParsersAction) -> None:
         help="share of a protected speaker's own speech that may pass unreviewed",
     )
     calibrate.set_defaults(run=_calibrate)
+    reembed = sub.add_parser("reembed", help="move the list to the configured speaker model")
+    reembed.add_argument("files", nargs="+", type=Path, help="the entries' original sample recordings")
+    reembed.set_defaults(run=_reembed)
 
 
 def _cohort_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -166,3 +173,33 @@ def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
         f"allowed {allowed:.1%}; set CLONEGATE_SPEAKER_CALIBRATION_FILE={args.output}"
     )
     return 0
+
+
+def _reembed(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.audio_io import AudioRejected, decode_audio
+    from gateway.components import build_embedder
+    from gateway.db import create_db_engine, make_session_factory
+    from policy.blocklist.reembedding import reembed_entries
+    from policy.blocklist.repository import AudioSample
+    from policy.errors import PolicyError
+
+    embedder = build_embedder(settings)
+    sessions = make_session_factory(create_db_engine(settings.resolved_database_url))
+    try:
+        recordings = []
+        for path in args.files:
+            audio = decode_audio(path.read_bytes())
+            recordings.append(AudioSample(audio=audio.samples, sample_rate=audio.sample_rate))
+        with sessions() as session:
+            report = reembed_entries(session, embedder=embedder, recordings=recordings, actor=OPERATOR)
+            session.commit()
+    except (OSError, AudioRejected, PolicyError) as exc:
+        print(f"clonegate blocklist reembed: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"{embedder.name}: {len(report.moved)} entries re-embedded, {report.already} already on it, "
+        f"{len(report.missing)} missing samples"
+    )
+    for entry_id, count in sorted(report.missing.items()):
+        print(f"entry {entry_id}: {count} sample(s) not among the files; it stays on its old model", file=sys.stderr)
+    return 1 if report.missing else 0

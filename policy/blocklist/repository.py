@@ -76,6 +76,12 @@ def decode_vector(data: bytes, *, dimension: int) -> np.ndarray:
     return vector.astype(np.float32)
 
 
+def sample_digest(audio: np.ndarray) -> str:
+    """What the list keeps of a sample's audio: the sha256 of its decoded samples, so a later
+    dispute, or a move to another model, can show which recording was enrolled."""
+    return hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest()
+
+
 def bump_version(session: Session) -> None:
     # One atomic UPDATE: concurrent writers each add one, nobody's change is lost.
     result = session.execute(
@@ -127,17 +133,19 @@ def _store_samples(
                 entry_id=entry.id,
                 embedder_name=embedder.name,
                 embedding=encode_vector(vector),
-                audio_sha256=hashlib.sha256(np.ascontiguousarray(sample.audio).tobytes()).hexdigest(),
+                audio_sha256=hashlib.sha256(
+                    np.ascontiguousarray(sample.audio).tobytes()
+                ).hexdigest(),  # see reembedding
                 seconds=float(sample.audio.size) / sample.sample_rate,
                 added_by=actor,
                 added_at=now,
             )
         )
     session.flush()
-    _rebuild_model(session, entry=entry, embedder=embedder)
+    rebuild_model(session, entry=entry, embedder=embedder)
 
 
-def _rebuild_model(session: Session, *, entry: ProtectedSpeaker, embedder: SpeakerEmbedder) -> None:
+def rebuild_model(session: Session, *, entry: ProtectedSpeaker, embedder: SpeakerEmbedder) -> None:
     rows = session.scalars(
         select(ProtectedSpeakerSample.embedding).where(
             ProtectedSpeakerSample.entry_id == entry.id,
