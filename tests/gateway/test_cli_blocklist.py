@@ -1,4 +1,4 @@
-"""``clonegate blocklist calibrate``: a labelled set of real recordings in, a calibration bound to
+"""``clonegate blocklist calibrate`` and ``reembed``. Calibrate: a labelled set of real recordings in, a calibration bound to
 the configured model out; the gateway accepts it for that model and for no other."""
 
 from __future__ import annotations
@@ -114,3 +114,45 @@ def test_threshold_overrides_apply_on_top_of_the_calibration(tmp_path: Path) -> 
     assert calibration.deny == 1000.0
     with pytest.raises(SettingsError):
         load_calibration(Settings(data_dir=tmp_path, blocklist_review_threshold=2000.0), model_id=model_id)
+
+
+def test_reembed_moves_the_list_to_the_configured_model(
+    speech_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """An entry listed under resemblyzer moves to the window-fused model when its original
+    recordings are supplied; run without one of them, it stays behind and the command says so."""
+    from gateway.audio_io import decode_audio
+    from gateway.db import create_db_engine, make_session_factory
+    from policy.blocklist.models import ProtectedSpeaker
+    from policy.blocklist.repository import AudioSample, add_protected_speaker
+
+    data = tmp_path / "data"
+    upgrade(Settings(data_dir=data).resolved_database_url)
+    audio, rate = soundfile.read(speech_dir / "en_daniel.wav", dtype="float32")
+    files = []
+    for part, piece in enumerate(np.array_split(audio, 2)):
+        soundfile.write(tmp_path / f"sample{part}.wav", piece, rate)
+        files.append(tmp_path / f"sample{part}.wav")
+    decoded = [decode_audio(path.read_bytes()) for path in files]
+    engine = create_db_engine(Settings(data_dir=data).resolved_database_url)
+    with make_session_factory(engine)() as session:
+        entry = add_protected_speaker(
+            session,
+            embedder=ResemblyzerEmbedder(),
+            name="Daniel Example",
+            reason="public figure",
+            source="test",
+            samples=[AudioSample(d.samples, d.sample_rate) for d in decoded],
+            actor="test",
+        )
+        session.commit()
+        entry_id = entry.id
+    monkeypatch.setenv("CLONEGATE_DATA_DIR", str(data))
+    monkeypatch.setenv("CLONEGATE_SPEAKER_WINDOW_FUSION", "true")
+    assert main(["blocklist", "reembed", str(files[0])]) == 1
+    assert f"entry {entry_id}: 1 sample(s) not among the files" in capsys.readouterr().err
+    assert main(["blocklist", "reembed", *map(str, files)]) == 0
+    assert "1 entries re-embedded" in capsys.readouterr().out
+    with make_session_factory(engine)() as session:
+        assert session.get(ProtectedSpeaker, entry_id).embedder_name == ResemblyzerEmbedder().name + "+windows3s"
+    engine.dispose()
