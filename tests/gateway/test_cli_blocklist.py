@@ -1,5 +1,8 @@
-"""``clonegate blocklist calibrate`` and ``reembed``. Calibrate: a labelled set of real recordings in, a calibration bound to
-the configured model out; the gateway accepts it for that model and for no other."""
+"""``clonegate blocklist calibrate`` and ``reembed``.
+
+Calibrate: a labelled set of real recordings in, a calibration bound to the configured model out;
+the gateway accepts it for that model and for no other. Reembed: the list moves to another model
+from the entries' own recordings."""
 
 from __future__ import annotations
 
