@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.keyfiles import WATERMARK_KEY_SETTING, watermark_key
 from gateway.settings import Settings, SettingsError
 from watermark import (
     PAYLOAD_BYTES,
     AudioSealFiles,
     WatermarkConfig,
     WatermarkError,
+    WatermarkKeyError,
     WatermarkStack,
     build_stack,
 )
@@ -32,14 +34,7 @@ WRITABLE = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}
 
 def watermark_config(settings: Settings) -> WatermarkConfig:
     """The watermark package's configuration from settings; the key file is read here."""
-    key = None
-    if settings.watermark_key_file is not None:
-        try:
-            key = Path(settings.watermark_key_file).read_bytes()
-        except OSError as exc:
-            raise SettingsError(
-                f"CLONEGATE_WATERMARK_KEY_FILE: cannot read {settings.watermark_key_file}: {exc}"
-            ) from exc
+    key = watermark_key(settings)
     audioseal = None
     if "audioseal" in settings.watermark_schemes:
         missing = [
@@ -73,6 +68,8 @@ def build_watermark_stack(settings: Settings) -> WatermarkStack:
     """The configured stack, or a SettingsError naming the layer that failed and why."""
     try:
         return build_stack(watermark_config(settings))
+    except WatermarkKeyError as exc:  # the key, not the choice of layers, is what to fix
+        raise SettingsError(f"{WATERMARK_KEY_SETTING}: {exc}") from exc
     except WatermarkError as exc:
         raise SettingsError(f"CLONEGATE_WATERMARK_SCHEMES: {exc}") from exc
 

@@ -7,16 +7,15 @@ at the first request, so a running gateway is one whose every check can run.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from fastapi import FastAPI
 
 from engine import CloningEngine, EngineUnavailable
 from gateway.cli_watermark import build_watermark_stack
 from gateway.engines import build_engine
+from gateway.keyfiles import c2pa_credentials, voice_storage_key
 from gateway.lifespan import run_during_lifespan
 from gateway.pipeline.synthesis import PipelineComponents, SynthesisPipeline
 from gateway.provenance import ManifestSigner, SigningCredentialInvalid, generate_dev_chain
@@ -33,57 +32,23 @@ from watermark import WatermarkStack
 
 log = logging.getLogger("clonegate.components")
 
-# Public, so refused outside dev mode (Settings names the key file setting).
-DEV_VOICE_STORAGE_KEY = hashlib.sha256(b"clonegate public development voice-storage key").digest()
-VOICE_STORAGE_KEY_BYTES = 32
-
-
-def read_voice_storage_key(settings: Settings) -> bytes:
-    path = settings.voice_storage_key_file
-    if path is None:
-        if not settings.is_dev:
-            raise SettingsError("CLONEGATE_VOICE_STORAGE_KEY_FILE must name a key file in prod")
-        return DEV_VOICE_STORAGE_KEY
-    try:
-        key = Path(path).read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"CLONEGATE_VOICE_STORAGE_KEY_FILE: cannot read {path}: {exc}") from exc
-    if len(key) != VOICE_STORAGE_KEY_BYTES:
-        raise SettingsError(f"CLONEGATE_VOICE_STORAGE_KEY_FILE: the key must be {VOICE_STORAGE_KEY_BYTES} raw bytes")
-    return key
-
 
 def build_manifest_signer(settings: Settings) -> ManifestSigner:
     """The C2PA signer from the configured chain and key; in dev mode with neither configured, a
     throwaway CA and leaf made now (outputs then validate, but only against that CA)."""
-    chain_path, key_path = settings.c2pa_certificate_chain_file, settings.c2pa_signing_key_file
-    if chain_path is None and key_path is None and settings.is_dev:
+    credentials = c2pa_credentials(settings)
+    if credentials is None:
         log.warning(
             "signing C2PA manifests with a throwaway development CA; set "
             "CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE and CLONEGATE_C2PA_SIGNING_KEY_FILE"
         )
         dev = generate_dev_chain()
         return ManifestSigner(certificate_chain_pem=dev.chain_pem, private_key_pem=dev.key_pem)
-    # Settings refuses an unset key file in prod; the chain is refused here, in the same words.
-    # In dev, one file without the other is a mistake, not a reason to fall back to a dev CA.
-    where = "in prod" if not settings.is_dev else "when the other C2PA file is set"
-    if chain_path is None:
-        raise SettingsError(f"CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE must name a certificate chain file {where}")
-    if key_path is None:
-        raise SettingsError(f"CLONEGATE_C2PA_SIGNING_KEY_FILE must name a key file {where}")
-    chain_pem = _read_setting_file("CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE", chain_path)
-    key_pem = _read_setting_file("CLONEGATE_C2PA_SIGNING_KEY_FILE", key_path)
+    chain_pem, key_pem = credentials
     try:
         return ManifestSigner(certificate_chain_pem=chain_pem, private_key_pem=key_pem)
     except SigningCredentialInvalid as exc:
         raise SettingsError(f"CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE / _SIGNING_KEY_FILE: {exc}") from exc
-
-
-def _read_setting_file(setting: str, path: Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"{setting}: cannot read {path}: {exc}") from exc
 
 
 def build_embedder(settings: Settings) -> SpeakerEmbedder:
@@ -188,7 +153,7 @@ def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) 
         embedder=embedder,
         blocklist=blocklist,
         text_rules=text_rules,
-        voices=VoiceVault(key_encryption_key=read_voice_storage_key(settings)),
+        voices=VoiceVault(key_encryption_key=voice_storage_key(settings)),
         provider=settings.provider_name,
         signer=build_manifest_signer(settings),
     )

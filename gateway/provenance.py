@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.dev_material import DEV_C2PA_ORGANIZATION
 from gateway.errors import ProvenanceSigningFailed
 from gateway.labelling import ContentLabel
 
@@ -209,7 +210,7 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def generate_dev_chain(
-    *, valid_for: dt.timedelta = dt.timedelta(days=30), organization: str = "clonegate development"
+    *, valid_for: dt.timedelta = dt.timedelta(days=30), organization: str = DEV_C2PA_ORGANIZATION
 ) -> DevChain:
     """A throwaway local CA and ES256 leaf, in memory: what dev mode signs with, and what tests
     use. The leaf has what c2pa requires: digitalSignature, an EKU, SKI and AKI."""

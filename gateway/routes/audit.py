@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit.bundle import archive_bundle
 from audit.checkpoint import SigningKey
-from audit.errors import SigningKeyError
+from audit.errors import AuditError
 from audit.events import Action, Actor, AuditEvent, Decision
 from audit.export import export_bundle
 from audit.integrator import IntegratorThread
@@ -34,38 +33,16 @@ from audit.store import EventFilter, append_event, latest_checkpoint, list_event
 from gateway.auth import Permission, Principal, Role, require
 from gateway.db import SessionDep
 from gateway.errors import NotFound, PermissionDenied
+from gateway.keyfiles import audit_signing_key as load_audit_signing_key
 from gateway.lifespan import run_during_lifespan
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings
+from gateway.startup_checks import StartupRefused
 
 log = logging.getLogger("clonegate.audit")
-
-DEV_KEY_NAME = "clonegate-dev.invalid/audit"
-DEV_KEY_FILE = "audit-dev-signing.key"
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 public_router = APIRouter(prefix="/v1/audit", tags=["audit"])
 AuditReader = Annotated[Principal, require(Permission.READ_AUDIT)]
-
-
-def load_audit_signing_key(settings: Settings) -> SigningKey:
-    """The key file named in settings; in dev mode only, a key generated once into data_dir."""
-    path = settings.audit_signing_key_file
-    if path is None:
-        if not settings.is_dev:
-            raise SettingsError("CLONEGATE_AUDIT_SIGNING_KEY_FILE must name a key file in prod")
-        path = settings.data_dir / DEV_KEY_FILE
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(SigningKey.generate(name=DEV_KEY_NAME).encode() + "\n")
-    try:
-        key = SigningKey.parse(Path(path).read_text())
-    except (OSError, SigningKeyError) as exc:
-        raise SettingsError(f"CLONEGATE_AUDIT_SIGNING_KEY_FILE {path}: {exc}") from exc
-    if not settings.is_dev and key.name == DEV_KEY_NAME:
-        raise SettingsError("CLONEGATE_AUDIT_SIGNING_KEY_FILE: the dev audit key is refused in prod")
-    return key
 
 
 def install_audit(app: FastAPI, settings: Settings) -> None:
@@ -80,7 +57,7 @@ def install_audit(app: FastAPI, settings: Settings) -> None:
     app.state.readiness.register("audit_log", lambda: integrator.healthy)
 
     def start() -> None:
-        _startup_check(sessions, key)
+        _startup_check(sessions, key, settings=settings)
         integrator.start()
 
     run_during_lifespan(app, start=start, stop=integrator.stop)
@@ -88,13 +65,21 @@ def install_audit(app: FastAPI, settings: Settings) -> None:
     app.include_router(router)
 
 
-def _startup_check(sessions, key: SigningKey) -> None:
-    """A tampered log stops the gateway; an unreachable store only leaves it not ready."""
+def _startup_check(sessions, key: SigningKey, *, settings: Settings) -> None:
+    """A tampered log stops the gateway. A store that cannot be read stops it in prod; in dev it
+    only leaves the gateway not ready."""
     try:
         with sessions() as session:
             report = check_log_integrity(session, verifier=key.verifier, origin=key.name)
         log.info("audit log intact", extra={"tree_size": report.tree_size, "pending": report.pending})
+    except AuditError as exc:
+        log.critical("refusing to start: the audit log failed its integrity check (`clonegate audit check`): %s", exc)
+        raise
     except SQLAlchemyError as exc:
+        if not settings.is_dev:
+            raise StartupRefused(
+                f"refusing to start in prod mode: the audit log cannot be checked: {exc.__class__.__name__}"
+            ) from exc
         log.error("audit store unavailable at start-up: %s", exc.__class__.__name__)
 
 
