@@ -57,7 +57,8 @@ def load_snapshot(
     if foreign:
         raise BlocklistMisconfigured(
             f"{len(foreign)} active entries were embedded with another speaker model "
-            f"(first: {foreign[0]}); re-embed their samples with {embedder_name}"
+            f"(first: {foreign[0]}); move them with `clonegate blocklist reembed` (the original recordings) "
+            f"or deactivate them"
         )
     models = (
         np.stack([decode_vector(row.model, dimension=dimension) for row in rows])
