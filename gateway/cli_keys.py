@@ -85,7 +85,7 @@ def _kinds(args: argparse.Namespace) -> list[str]:
 def _generate(args: argparse.Namespace, _: Settings | None) -> int:
     from audit.checkpoint import SigningKey
     from audit.errors import SigningKeyError
-    from gateway.provenance import generate_dev_chain
+    from gateway.synthesis.provenance import generate_dev_chain
 
     kinds = _kinds(args)
     folder: Path = args.folder.resolve()

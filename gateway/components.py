@@ -1,4 +1,5 @@
-"""Builds the policy components and the synthesis pipeline from settings, at start-up.
+"""Builds the components every use case shares (engine executor, watermark stack, speaker
+embedder, protected-speaker list, text rules, voice vault, C2PA signer) from settings, at start-up.
 
 A component that cannot be built (a missing key file, a model whose hash differs, a
 misconfigured list) stops the gateway here with the setting named: nothing is loaded lazily
@@ -8,19 +9,19 @@ at the first request, so a running gateway is one whose every check can run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
-from engine import CloningEngine, EngineUnavailable
-from gateway.cli_watermark import build_watermark_stack
+from engine import BoundedExecutor, CloningEngine, EngineUnavailable
 from gateway.engines import build_engine
 from gateway.keyfiles import c2pa_credentials, voice_storage_key
-from gateway.lifespan import run_during_lifespan
-from gateway.pipeline.synthesis import PipelineComponents, SynthesisPipeline
-from gateway.provenance import ManifestSigner, SigningCredentialInvalid, generate_dev_chain
+from gateway.readiness import Readiness
 from gateway.settings import Settings, SettingsError
-from gateway.voices import VoiceVault
+from gateway.synthesis.provenance import ManifestSigner, SigningCredentialInvalid, generate_dev_chain
+from gateway.voices.vault import VoiceVault
+from gateway.watermarking import build_watermark_stack
 from policy.blocklist.calibration import ScoreCalibration
 from policy.blocklist.calibrations import builtin_calibration
 from policy.blocklist.live import LiveBlocklist
@@ -126,14 +127,34 @@ def _engine_or_settings_error(settings: Settings) -> CloningEngine:
         raise SettingsError(f"CLONEGATE_ENGINE={settings.engine}: {exc}") from exc
 
 
-def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) -> None:
-    """Attach the policy components and `app.state.pipeline`; needs the engine executor and
-    the readiness registry on `app.state`."""
+@dataclass(frozen=True)
+class Components:
+    """What the use cases share, built once per app."""
+
+    executor: BoundedExecutor
+    watermark: WatermarkStack
+    embedder: SpeakerEmbedder
+    blocklist: LiveBlocklist
+    text_rules: TextRules
+    voices: VoiceVault
+    provider: str
+    signer: ManifestSigner  # signs each output's C2PA manifest (gateway/synthesis/provenance.py)
+
+
+def build_components(
+    settings: Settings,
+    *,
+    models: LoadedModels,
+    executor: BoundedExecutor,
+    sessions: sessionmaker[Session],
+    readiness: Readiness,
+) -> Components:
+    """The shared components; registers the ``blocklist`` readiness check."""
     embedder = models.embedder
     try:
         calibration = load_calibration(settings, model_id=embedder.name)
         blocklist = LiveBlocklist(
-            session_factory=app.state.session_factory,
+            session_factory=sessions,
             embedder_name=embedder.name,
             dimension=embedder.dimension,
             thresholds=calibration.thresholds,
@@ -147,8 +168,9 @@ def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) 
         )
     except PolicyError as exc:
         raise SettingsError(str(exc)) from exc
-    components = PipelineComponents(
-        executor=app.state.engine_executor,
+    readiness.register("blocklist", _blocklist_loads(blocklist), fix=_blocklist_fix)
+    return Components(
+        executor=executor,
         watermark=models.watermark,
         embedder=embedder,
         blocklist=blocklist,
@@ -157,15 +179,20 @@ def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) 
         provider=settings.provider_name,
         signer=build_manifest_signer(settings),
     )
-    app.state.components = components
-    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=components)
-    app.state.readiness.register("blocklist", _blocklist_loads(blocklist))
-    run_during_lifespan(app, start=blocklist.start_background_refresh, stop=blocklist.stop)
 
 
-def _blocklist_loads(blocklist: LiveBlocklist):
+def _blocklist_loads(blocklist: LiveBlocklist) -> Callable[[], bool]:
     def check() -> bool:
         blocklist.snapshot()  # raises (not ready) when the list cannot be loaded, e.g. no cohort
         return True
 
     return check
+
+
+def _blocklist_fix(problem: str) -> str:
+    if "cohort" in problem:
+        return (
+            "add recordings of at least 5 speakers known not to be protected, one speaker per file: "
+            "`clonegate blocklist cohort add FILE...`"
+        )
+    return "see the problem above; `clonegate db upgrade` if the database has no schema yet"

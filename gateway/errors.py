@@ -7,6 +7,7 @@ maps exception classes to statuses. A class missing from the table is a bug and 
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,7 +42,7 @@ class AuthenticationFailed(GatewayError):
 
     code = "authentication_failed"
     status = 401
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
 
 
 class IdentityProviderUnavailable(GatewayError):

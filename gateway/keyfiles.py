@@ -117,7 +117,7 @@ def voice_storage_key(settings: Settings) -> bytes:
 def c2pa_credentials(settings: Settings) -> tuple[bytes, bytes] | None:
     """The configured C2PA chain and leaf key as PEM, or None when neither is set in dev mode
     (the caller then makes a throwaway CA). The chain is checked against the dev CA here; what
-    c2pa needs of it is checked by `gateway.provenance.ManifestSigner`."""
+    c2pa needs of it is checked by `gateway.synthesis.provenance.ManifestSigner`."""
     chain_path, key_path = settings.c2pa_certificate_chain_file, settings.c2pa_signing_key_file
     if chain_path is None and key_path is None and settings.is_dev:
         return None

@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     detect_anonymous_per_minute: int = Field(default=10, ge=1, le=10_000)
     # Who provides the service, written into every output's AI label.
     provider_name: str = "clonegate (development)"
-    # C2PA manifests on outputs (gateway/provenance.py): a PEM chain (the ES256 leaf, then the CA
+    # C2PA manifests on outputs (gateway/synthesis/provenance.py): a PEM chain (the ES256 leaf, then the CA
     # that issued it) and the leaf's EC P-256 key. Dev mode makes a throwaway CA and leaf at each
     # start; prod requires both files (docs/operations.md says how to issue them).
     c2pa_certificate_chain_file: Path | None = None

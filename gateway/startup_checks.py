@@ -3,7 +3,7 @@
 Prod refuses to start on any of them (`StartupRefused`, printed as one line by `clonegate
 serve`); dev logs a warning and starts, so `./bootstrap serve` and the tests keep their
 step-by-step set-up. The audit log's integrity check runs when the app starts
-(`gateway/routes/audit.py`) and stops it in every mode.
+(`gateway/audit_log/signing.py`) and stops it in every mode.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from policy.blocklist.matching import (
     Normalization,
     score_transform,
 )
-from policy.errors import BlocklistMisconfigured, EmbeddingInvalid
+from policy.errors import BlocklistMisconfigured
 
 # Below this many entries the plain float32 scan is already about a millisecond.
 PREFILTER_MIN_ENTRIES = 5_000
@@ -224,11 +224,3 @@ def _scan(models: np.ndarray, probe: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         return np.asarray(torch.mv(torch.from_numpy(models), torch.from_numpy(probe)).numpy())
-
-
-def check_embedding_model(index: BlocklistIndex, *, embedder_name: str) -> None:
-    """Refuse to compare embeddings from a different model than the list was built with."""
-    if embedder_name != index.embedder_name:
-        raise EmbeddingInvalid(
-            f"probe embedded with {embedder_name}, the blocklist holds {index.embedder_name} embeddings"
-        )

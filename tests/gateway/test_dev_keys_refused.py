@@ -11,6 +11,7 @@ import pytest
 
 from audit.checkpoint import SigningKey
 from gateway.app import create_app
+from gateway.dependencies import gateway_of
 from gateway.dev_material import (
     DEV_AUDIT_KEY_NAME,
     DEV_C2PA_ORGANIZATION,
@@ -19,8 +20,8 @@ from gateway.dev_material import (
     DEV_VOICE_STORAGE_KEY,
     DEV_WATERMARK_KEY,
 )
-from gateway.provenance import generate_dev_chain
 from gateway.settings import SettingsError, load_settings
+from gateway.synthesis.provenance import generate_dev_chain
 from tests.gateway.prod_setup import ProdSetup, make_prod_setup
 
 
@@ -120,4 +121,4 @@ def test_keys_check_refuses_the_dev_voice_storage_key_file(prod):
 def test_dev_mode_still_runs_on_its_built_in_keys(tmp_path, loaded_models):
     settings = load_settings(data_dir=tmp_path / "data", voice_storage_key_file=None)
     app = create_app(settings, models=loaded_models)
-    assert app.state.components.voices.key_encryption_key == DEV_VOICE_STORAGE_KEY
+    assert gateway_of(app).components.voices.key_encryption_key == DEV_VOICE_STORAGE_KEY

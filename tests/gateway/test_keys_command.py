@@ -15,7 +15,7 @@ import pytest
 from audit.checkpoint import SigningKey, VerifierKey, open_note
 from gateway.cli import main as clonegate
 from gateway.db import create_db_engine, make_session_factory
-from gateway.provenance import ManifestSigner
+from gateway.synthesis.provenance import ManifestSigner
 from policy.consent.models import Voice
 from policy.consent.storage import check_key_encryption_key, create_voice_key, load_samples, store_sample
 from policy.errors import VoiceKeyUnwrapFailed

@@ -20,6 +20,7 @@ from audit.merkle import leaf_hash
 from audit.store import append_event, integrate
 from gateway.app import create_app
 from gateway.db import create_db_engine, make_session_factory, upgrade
+from gateway.dependencies import gateway_of
 from gateway.keyfiles import audit_signing_key
 from gateway.settings import Settings
 from gateway.startup_checks import StartupRefused, latest_revision
@@ -104,7 +105,7 @@ def ready_prod(tmp_path, migrated_database_url, loaded_models, speech_dir) -> Pr
 def test_prod_with_generated_keys_starts_and_gets_ready(ready_prod, loaded_models):
     app = create_app(ready_prod.settings(), models=loaded_models)
     with TestClient(app) as client:
-        assert app.state.engine_executor.wait_ready(120)
+        assert gateway_of(app).components.executor.wait_ready(120)
         assert client.get("/readyz").json() == {"status": "ready"}
         me = client.get("/v1/me", headers=bearer(ready_prod.token()))
         assert me.status_code == 200, me.text
