@@ -13,9 +13,9 @@ the base voice's own frames, so the distance compares like with like (a base-voi
 /a/ finds the base voice's /a/ frames), and what is added is how the owner's /a/ differed from
 the base voice's /a/ in those pairs. Averaging K offsets smooths over misaligned pairs; adding an
 offset instead of replacing the frame keeps the source's own detail, so phonemes stay sharp.
-With the few seconds of parallel speech an enrollment has (a 6 s statement and short
-references, 1 200-4 000 pairs), this has fewer free choices than a joint-density GMM over
-static and delta cepstra, which needs far more frames for its covariances.
+With the few seconds of parallel speech an enrollment has (a statement and short references:
+190-1500 pairs in the engine benchmark), this has fewer free choices than a joint-density GMM
+over static and delta cepstra, which needs far more frames for its covariances.
 
 Alignment runs twice: first on cepstra standardised per side (speaker differences removed), then
 between the converted source and the target, which are now in the same space.

@@ -63,8 +63,8 @@ REFINEMENTS = ((1.0, 0.25), (1.5, 0.0))  # (envelope strength, frame mix)
 MAPPING_STRENGTHS = (1.0, 0.6)
 # Without a scorer there is no way to tell a bad alignment from a good one: a partial mapping.
 UNSCORED_MAPPING_STRENGTH = 0.6
-# Parallel speech used for learning: whole clips, in order, up to this much (Piper's reading
-# and its analysis cost about 0.15 s per second, the alignment grows with the square of a clip).
+# Parallel speech used for learning: whole clips, in order, up to this much (Piper's reading and
+# its analysis grow with the length, the alignment with the square of a clip's length).
 MAX_PARALLEL_S = 30.0
 SENTENCE_PAUSE_S = 0.18
 DEFAULT_PREPARE_BUDGET_S = 6.0

@@ -107,7 +107,7 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
 def analyze(audio: np.ndarray, sample_rate: int, *, f0_estimator: str = "harvest") -> WorldFeatures:
     """WORLD analysis: F0 (Harvest, or DIO + StoneMask for version 1 profiles), CheapTrick, D4C.
 
-    DIO put about a third of the Piper voice's voiced frames an octave above Harvest's estimate
+    DIO put 27-43 % of the Piper voice's voiced frames far above Harvest's estimate
     (on Harvard sentences), which WORLD renders as pitch breaks and roughness; Harvest, limited
     to the range of speech, costs a few hundredths of real time more.
     """
