@@ -24,15 +24,16 @@ import json
 import os
 import tarfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from audit.bundle_chunks import (
     ENTRY_MARK,
     INDEX_PREFIX,
+    RangeResult,
     check_chunk,
     check_range,
     event_shape_error,
@@ -107,44 +108,55 @@ def archive_bundle(directory: Path, archive: Path) -> None:
             tar.add(directory / name, arcname=name)
 
 
-@contextmanager
-def _members(bundle: Path) -> Iterator[Callable[[str], IO[bytes]]]:
-    if bundle.is_dir():
+MemberLocation = tuple[str, int, int]  # (file, byte offset, length) of a member
 
-        def opener(name: str) -> IO[bytes]:
-            path = bundle / name
+
+class _BundleMembers:
+    """The files of a bundle, a directory or a tar archive: opened as streams, and located as
+    byte ranges of one file where workers can read their own ranges (a directory or a plain tar)."""
+
+    def __init__(self, bundle: Path, tar: tarfile.TarFile | None) -> None:
+        self._bundle = bundle
+        self._tar = tar
+        self._plain = tar is not None and _is_plain_tar(bundle)
+
+    def open(self, name: str) -> IO[bytes]:
+        if self._tar is None:
+            path = self._bundle / name
             if not path.is_file():
                 raise BundleMalformed(f"bundle has no {name}")
             return open(path, "rb", buffering=1 << 20)
+        try:
+            member = self._tar.getmember(name)
+        except KeyError:
+            raise BundleMalformed(f"bundle has no {name}") from None
+        handle = self._tar.extractfile(member) if member.isfile() else None
+        if handle is None:
+            raise BundleMalformed(f"{name} in the bundle is not a regular file")
+        return io.BufferedReader(handle, buffer_size=1 << 20)  # type: ignore[type-var]  # tar's reader is raw-readable
 
-        # (file, byte offset, length) of a member, for workers that read their own byte range.
-        opener.locate = lambda name: (bundle / name, 0, (bundle / name).stat().st_size)
-        yield opener
+    def locate(self, name: str) -> MemberLocation | None:
+        if self._tar is None:
+            path = self._bundle / name
+            return (str(path), 0, path.stat().st_size)
+        if not self._plain:  # byte ranges can be read directly only in an uncompressed archive
+            return None
+        member = self._tar.getmember(name)
+        return (str(self._bundle), member.offset_data, member.size)
+
+
+@contextmanager
+def _members(bundle: Path) -> Iterator[_BundleMembers]:
+    if bundle.is_dir():
+        yield _BundleMembers(bundle, None)
         return
     try:
-        tar = tarfile.open(bundle, "r:*")
+        # opened outside `with` so that only a failure to open is reported as "not an archive"
+        tar = tarfile.open(bundle, "r:*")  # noqa: SIM115
     except (OSError, tarfile.TarError) as exc:
         raise BundleMalformed(f"{bundle.name} is neither a bundle directory nor a tar archive: {exc}") from exc
     with tar:
-
-        def opener(name: str) -> IO[bytes]:
-            try:
-                member = tar.getmember(name)
-            except KeyError:
-                raise BundleMalformed(f"bundle has no {name}") from None
-            handle = tar.extractfile(member) if member.isfile() else None
-            if handle is None:
-                raise BundleMalformed(f"{name} in the bundle is not a regular file")
-            return io.BufferedReader(handle, buffer_size=1 << 20)
-
-        def locate(name: str):
-            member = tar.getmember(name)
-            return (bundle, member.offset_data, member.size) if plain else None
-
-        # Byte ranges can be read directly only in an uncompressed archive.
-        plain = _is_plain_tar(bundle)
-        opener.locate = locate
-        yield opener
+        yield _BundleMembers(bundle, tar)
 
 
 def _is_plain_tar(bundle: Path) -> bool:
@@ -155,8 +167,8 @@ def _is_plain_tar(bundle: Path) -> bool:
         return False
 
 
-def _read_text(opener, name: str, limit: int = 1 << 16) -> str:
-    with opener(name) as handle:
+def _read_text(members: _BundleMembers, name: str, limit: int = 1 << 16) -> str:
+    with members.open(name) as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise BundleMalformed(f"{name} is larger than {limit} bytes")
@@ -212,7 +224,7 @@ def _split_line(line: bytes, line_number: int) -> tuple[bytes, bytes]:
     return line[:mark], line[mark + len(ENTRY_MARK) : -2]
 
 
-def _check_event_shape(entry: bytes, index: int) -> dict:
+def _check_event_shape(entry: bytes, index: int) -> dict[str, Any]:
     try:
         data = json.loads(entry)
     except ValueError as exc:
@@ -220,7 +232,7 @@ def _check_event_shape(entry: bytes, index: int) -> dict:
     error = event_shape_error(data, index)
     if error is not None:
         raise error
-    return data
+    return cast(dict[str, Any], data)
 
 
 def verify_bundle(
@@ -238,9 +250,9 @@ def verify_bundle(
     and insists on canonical form (slower). ``workers`` > 1 checks and hashes lines in that
     many forked processes (for the CLI; do not fork inside a threaded server).
     """
-    with _members(Path(bundle)) as opener:
+    with _members(Path(bundle)) as members:
         try:
-            manifest = json.loads(_read_text(opener, "manifest.json"))
+            manifest = json.loads(_read_text(members, "manifest.json"))
         except ValueError as exc:
             raise BundleMalformed(f"manifest.json is not JSON: {exc}") from exc
         if (
@@ -252,12 +264,12 @@ def verify_bundle(
         mode = manifest.get("mode")
         if mode not in MODES:
             raise BundleMalformed(f"unknown bundle mode {mode!r}")
-        bundle_key = _read_text(opener, "public_key").strip()
+        bundle_key = _read_text(members, "public_key").strip()
         if bundle_key != trusted_key.encode():
             raise CheckpointSignatureInvalid(
                 f"bundle is signed for key {bundle_key[:80]!r}, not the trusted key {trusted_key.encode()!r}"
             )
-        checkpoint = open_checkpoint(_read_text(opener, "checkpoint"), verifier=trusted_key)
+        checkpoint = open_checkpoint(_read_text(members, "checkpoint"), verifier=trusted_key)
         if manifest.get("origin") != checkpoint.origin or manifest.get("tree_size") != checkpoint.size:
             raise BundleMalformed("manifest origin/tree size disagree with the signed checkpoint")
         previous = None
@@ -279,9 +291,9 @@ def verify_bundle(
             key=f"{trusted_key.name} ({trusted_key.key_id.hex()})",
             event_count=0,
         )
-        with opener("events.jsonl") as events:
+        with members.open("events.jsonl") as events:
             if mode == "full":
-                source = opener.locate("events.jsonl") if workers > 1 else None
+                source = members.locate("events.jsonl") if workers > 1 else None
                 _verify_full(events, checkpoint, previous, report, strict, workers, source)
             else:
                 _verify_selected(events, checkpoint, previous, report, strict)
@@ -292,7 +304,9 @@ def verify_bundle(
         return report
 
 
-def _note_event(report: BundleReport, actions: Counter, data: dict, entry: bytes, strict: bool, index: int) -> None:
+def _note_event(
+    report: BundleReport, actions: Counter[str], data: dict[str, Any], entry: bytes, strict: bool, index: int
+) -> None:
     if strict:
         try:
             AuditEvent.from_canonical_bytes(entry)
@@ -314,19 +328,20 @@ def _verify_full(
     report: BundleReport,
     strict: bool,
     workers: int,
-    source: tuple[Path, int, int] | None,
+    source: MemberLocation | None,
 ) -> None:
     # Lines are checked and hashed chunk by chunk; the leaf hashes are folded into the compact
     # range here, in order, which is the sequential part. With workers > 1 and a seekable file,
     # each worker reads its own byte range, so only leaf hashes cross process boundaries.
     stack: list[bytes] = []
     size = 0
-    actions: Counter = Counter()
+    actions: Counter[str] = Counter()
     sha256 = hashlib.sha256
     previous_size = previous.size if previous is not None else -1
     if previous_size == 0:
         report.previous_size, report.previous_checked = 0, "empty, trivially extended"
     pool = None
+    results: Iterator[RangeResult]
     if workers > 1 and source is not None:
         import multiprocessing
 
@@ -351,7 +366,7 @@ def _verify_full(
                     index >>= 1
                 stack.append(current)
                 size += 1
-                if size == previous_size:
+                if previous is not None and size == previous_size:
                     if CompactRange(size=size, hashes=stack).root() != previous.root_hash:
                         raise ForkedCheckpoint(
                             f"events 0..{size - 1} do not hash to the previous checkpoint's root: the log's"
@@ -380,7 +395,7 @@ def _verify_full(
 def _verify_selected(
     events: IO[bytes], checkpoint: Checkpoint, previous: Checkpoint | None, report: BundleReport, strict: bool
 ) -> None:
-    actions: Counter = Counter()
+    actions: Counter[str] = Counter()
     last_index = -1
     count = 0
     for line in events:
@@ -412,7 +427,7 @@ def _verify_selected(
         )
 
 
-def read_checkpoint_file(path: os.PathLike | str) -> str:
+def read_checkpoint_file(path: os.PathLike[str] | str) -> str:
     data = Path(path).read_bytes()
     if len(data) > 1 << 16:
         raise BundleMalformed(f"{path} is too large to be a checkpoint")

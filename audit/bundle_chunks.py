@@ -44,7 +44,8 @@ def read_chunks(events: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 
 
 def event_shape_error(data: object, index: int) -> InvalidAuditEvent | None:
-    if type(data) is not dict or data.keys() != EVENT_KEYS or data["v"] != SCHEMA_VERSION:
+    """Why a decoded event does not have the event fields, or None when it has them."""
+    if not isinstance(data, dict) or data.keys() != EVENT_KEYS or data["v"] != SCHEMA_VERSION:
         return InvalidAuditEvent(f"event {index} does not have the version {SCHEMA_VERSION} event fields")
     if data["action"] not in ACTIONS:
         return InvalidAuditEvent(f"event {index} has unknown action {data['action']!r:.40}")
@@ -53,14 +54,20 @@ def event_shape_error(data: object, index: int) -> InvalidAuditEvent | None:
     return None
 
 
-def plan_ranges(source: tuple, *, parts: int, strict: bool) -> list[tuple]:
+# A byte range of the events file for one worker: (path, member offset, member length, start, end, strict).
+RangeTask = tuple[str, int, int, int, int, bool]
+# What a worker returns: leaf hashes, action counts, first and last time, first index, count.
+RangeResult = tuple[bytes, dict[str, int], str | None, str | None, int | None, int]
+
+
+def plan_ranges(source: tuple[str, int, int], *, parts: int, strict: bool) -> list[RangeTask]:
     """Split a member of ``length`` bytes at ``offset`` in ``path`` into byte ranges for workers."""
     path, offset, length = source
     step = max(1, -(-length // parts))
     return [(str(path), offset, length, start, min(length, start + step), strict) for start in range(0, length, step)]
 
 
-def _range_blobs(handle, offset: int, length: int, start: int, end: int) -> Iterator[bytes]:
+def _range_blobs(handle: IO[bytes], offset: int, length: int, start: int, end: int) -> Iterator[bytes]:
     """Blobs of whole lines whose first byte lies in [start, end) of the member."""
     position = start
     if start > 0:
@@ -97,10 +104,13 @@ def _range_blobs(handle, offset: int, length: int, start: int, end: int) -> Iter
         position += cut
 
 
-def check_range(task: tuple) -> tuple[bytes, dict[str, int], str | None, str | None, int | None, int]:
+def check_range(task: RangeTask) -> RangeResult:
     """``check_chunk`` over one byte range of the events file, read by the worker itself."""
     path, offset, length, start, end, strict = task
-    leaves, actions, first, last = [], Counter(), None, None
+    leaves: list[bytes] = []
+    actions: Counter[str] = Counter()
+    first: str | None = None
+    last: str | None = None
     first_index, count = None, 0
     with open(path, "rb", buffering=1 << 20) as handle:
         for blob in _range_blobs(handle, offset, length, start, end):
@@ -122,7 +132,7 @@ def check_range(task: tuple) -> tuple[bytes, dict[str, int], str | None, str | N
     return b"".join(leaves), dict(actions), first, last, first_index, count
 
 
-def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], str | None, str | None, int, int]:
+def check_chunk(task: tuple[int, bytes, bool]) -> RangeResult:
     """Leaf hashes (concatenated), action counts, first and last event time, first index, line count."""
     start, blob, strict = task
     lines = blob.split(b"\n")
@@ -134,9 +144,10 @@ def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], s
     # the end offset check below still refuses trailing bytes.
     raw_decode = json.JSONDecoder().raw_decode
     prefix_length, mark_length = len(INDEX_PREFIX), len(ENTRY_MARK)
-    leaves = []
-    actions: Counter = Counter()
-    first = last = None
+    leaves: list[bytes] = []
+    actions: Counter[str] = Counter()
+    first: str | None = None
+    last: str | None = None
     index = start
     for line in lines:
         if not line.startswith(INDEX_PREFIX) or not line.endswith(b"}"):
@@ -165,7 +176,8 @@ def check_chunk(task: tuple[int, bytes, bool]) -> tuple[bytes, dict[str, int], s
             or data["action"] not in ACTIONS
             or type(data["time"]) is not str
         ):
-            raise event_shape_error(data, index)
+            # the inline test above is the fast path; the function says which field is wrong
+            raise event_shape_error(data, index) or InvalidAuditEvent(f"event {index} is malformed")
         if strict:
             try:
                 AuditEvent.from_canonical_bytes(entry)

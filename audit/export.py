@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -25,13 +27,15 @@ def export_bundle(
     checkpoint = open_checkpoint(stored.note, verifier=verifier)
     size = checkpoint.size
     if event_filter is None:
-        lines = ((index, entry, None) for index, entry in iter_leaves(session, size=size))
+        lines: Iterator[tuple[int, bytes, list[bytes] | None]] = (
+            (index, entry, None) for index, entry in iter_leaves(session, size=size)
+        )
         mode = "full"
     else:
 
-        def with_proofs():
+        def with_proofs() -> Iterator[tuple[int, bytes, list[bytes]]]:
             for index, entry in iter_leaves(session, size=size, event_filter=event_filter):
-                proof = with_prefetch(session, lambda node: inclusion_proof(node, index=index, size=size))
+                proof = with_prefetch(session, partial(inclusion_proof, index=index, size=size))
                 yield index, entry, proof
 
         lines = with_proofs()

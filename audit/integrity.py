@@ -88,7 +88,12 @@ def check_log_integrity(
     if latest:
         nodes = StoredNodes(session)
         wanted: set[tuple[int, int]] = set()
-        subtree_root(lambda level, index: wanted.add((level, index)) or b"\x00" * 32, 0, latest)
+
+        def record(level: int, index: int) -> bytes:
+            wanted.add((level, index))
+            return b"\x00" * 32
+
+        subtree_root(record, 0, latest)
         nodes.prefetch(wanted)
         try:
             from_nodes = subtree_root(nodes.node, 0, latest)

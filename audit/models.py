@@ -58,7 +58,7 @@ class AuditBase(DeclarativeBase):
 class PendingEvent(AuditBase):
     __tablename__ = "audit_pending"
     # Without AUTOINCREMENT SQLite reuses ids once the queue is emptied; ids must never repeat.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     entry: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)

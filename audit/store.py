@@ -10,10 +10,12 @@ checkpoint when the tree grew. Functions here flush; the caller commits.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import Select, Table, delete, func, insert, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -41,7 +43,9 @@ def _utcnow() -> datetime:
 
 # Built once: the request path should not rebuild and re-key the statement on every append.
 # The Core table, not the ORM entity: the ORM bulk-insert path costs more CPU than the INSERT.
-_PENDING = PendingEvent.__table__
+_PENDING = cast(Table, PendingEvent.__table__)
+_LEAVES = cast(Table, Leaf.__table__)
+_NODES = cast(Table, Node.__table__)
 _INSERT_PENDING = insert(_PENDING).returning(_PENDING.c.id)
 
 
@@ -100,7 +104,7 @@ def find_event(session: Session, *, pending_id: int) -> LoggedEvent:
 
 
 def tree_size(session: Session) -> int:
-    return int(session.scalar(select(func.coalesce(func.max(Leaf.leaf_index) + 1, 0))))
+    return int(session.scalar(select(func.coalesce(func.max(Leaf.leaf_index) + 1, 0))) or 0)
 
 
 class StoredNodes:
@@ -132,7 +136,10 @@ class StoredNodes:
             raise ProofUnavailable(f"the store has no node at level {level}, index {index}") from None
 
 
-def with_prefetch(session: Session, compute):
+ProofT = TypeVar("ProofT")
+
+
+def with_prefetch(session: Session, compute: Callable[[Callable[[int, int], bytes]], ProofT]) -> ProofT:
     """Run a proof computation twice: once to learn which nodes it reads, once for real."""
     wanted: set[tuple[int, int]] = set()
 
@@ -164,7 +171,7 @@ class IntegrationResult:
     leader: bool
 
 
-def _query_columns(entry: bytes, pending_id: int) -> dict:
+def _query_columns(entry: bytes, pending_id: int) -> dict[str, Any]:
     try:
         data = json.loads(entry)
         actor = data["actor"]
@@ -189,9 +196,10 @@ def integrate(
 
     Returns ``leader=False`` without doing anything if another integrator holds the lock.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        if not session.scalar(select(func.pg_try_advisory_xact_lock(INTEGRATOR_LOCK_KEY))):
-            return IntegrationResult(0, -1, None, leader=False)
+    if session.get_bind().dialect.name == "postgresql" and not session.scalar(
+        select(func.pg_try_advisory_xact_lock(INTEGRATOR_LOCK_KEY))
+    ):
+        return IntegrationResult(0, -1, None, leader=False)
     now = now or _utcnow()
     size = tree_size(session)
     compact = _load_compact_range(session, size)
@@ -221,9 +229,9 @@ def integrate(
             _insert_with_unnest(session, leaf_rows, node_rows, [row[0] for row in pending])
         else:
             # SQLite executes in-process: executemany is already cheap there.
-            session.execute(insert(Leaf.__table__), leaf_rows)
+            session.execute(insert(_LEAVES), leaf_rows)
             if node_rows:
-                session.execute(insert(Node.__table__), node_rows)
+                session.execute(insert(_NODES), node_rows)
             session.execute(delete(PendingEvent).where(PendingEvent.id.in_([row[0] for row in pending])))
     session.flush()
     checkpoint = None
@@ -293,7 +301,9 @@ _LEAF_TYPES = (
 )
 
 
-def _insert_with_unnest(session: Session, leaf_rows: list[dict], node_rows: list[dict], pending_ids: list[int]) -> None:
+def _insert_with_unnest(
+    session: Session, leaf_rows: list[dict[str, Any]], node_rows: list[dict[str, Any]], pending_ids: list[int]
+) -> None:
     """PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) per table instead of a statement per
     row; under 16 concurrent writers this is what keeps an integration round short."""
     connection = session.connection()
@@ -359,7 +369,10 @@ class EventFilter:
     tenant: str | None = None
 
 
-def _filtered(query, event_filter: EventFilter):
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+
+def _filtered(query: SelectT, event_filter: EventFilter) -> SelectT:
     if event_filter.since is not None:
         query = query.where(Leaf.event_time >= event_filter.since)
     if event_filter.until is not None:
@@ -384,7 +397,9 @@ def list_events(session: Session, *, event_filter: EventFilter, after_index: int
     return list(session.scalars(query.order_by(Leaf.leaf_index).limit(limit)))
 
 
-def iter_leaves(session: Session, *, size: int, event_filter: EventFilter | None = None, chunk: int = 10_000):
+def iter_leaves(
+    session: Session, *, size: int, event_filter: EventFilter | None = None, chunk: int = 10_000
+) -> Iterator[tuple[int, bytes]]:
     """(index, entry) of leaves below ``size`` in index order, streamed in chunks."""
     after = -1
     while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -13,7 +14,7 @@ from bench.corpus import REPO_ROOT
 def machine() -> dict:
     """Core count, CPU model, Python version and the load average when the run started."""
     cpu = platform.processor() or "unknown"
-    try:
+    with contextlib.suppress(OSError):
         cpu = next(
             (
                 line.split(":", 1)[1].strip()
@@ -22,8 +23,6 @@ def machine() -> dict:
             ),
             cpu,
         )
-    except OSError:
-        pass
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,

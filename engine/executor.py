@@ -166,13 +166,27 @@ class BoundedExecutor:
 
         return self._run(job, token=token, timeout_s=timeout_s or self.timeout_s)
 
-    async def synthesize_async(self, **kwargs: object) -> EngineAudio:
+    async def synthesize_async(
+        self,
+        *,
+        text: str,
+        language: str,
+        voice: VoiceProfile,
+        controls: SynthesisControls = SynthesisControls(),
+        cancel: CancelToken | None = None,
+        timeout_s: float | None = None,
+    ) -> EngineAudio:
         """For async callers: runs ``synthesize`` without blocking the event loop; cancelling the
         awaiting task cancels the synthesis."""
-        token = kwargs.pop("cancel", None) or CancelToken()
+        token = cancel or CancelToken()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(None, lambda: self.synthesize(cancel=token, **kwargs))
+            return await loop.run_in_executor(
+                None,
+                lambda: self.synthesize(
+                    text=text, language=language, voice=voice, controls=controls, cancel=token, timeout_s=timeout_s
+                ),
+            )
         except asyncio.CancelledError:
             token.cancel("caller went away")
             raise

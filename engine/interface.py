@@ -187,10 +187,10 @@ class CloningEngine(ABC):
     @abstractmethod
     def supported_languages(self) -> frozenset[str]: ...
 
-    def load(self) -> None:
+    def load(self) -> None:  # noqa: B027 (optional: an engine with nothing to load keeps it)
         """Load models (slow). Idempotent. Construction only checks that loading can work."""
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> None:  # noqa: B027 (optional, like load)
         """Run one short synthesis so the first real request pays no one-off costs."""
 
     @abstractmethod
@@ -243,7 +243,7 @@ def concatenate_chunks(chunks: Sequence[EngineAudio], *, gap_s: float = 0.0) -> 
     rate = chunks[0].sample_rate
     if any(chunk.sample_rate != rate for chunk in chunks):
         raise ValueError("chunks have different sample rates")
-    gap = np.zeros(int(round(gap_s * rate)), dtype=np.float32)
+    gap = np.zeros(round(gap_s * rate), dtype=np.float32)
     parts: list[np.ndarray] = []
     for index, chunk in enumerate(chunks):
         if index and gap.size:

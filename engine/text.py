@@ -285,14 +285,19 @@ def normalize_english(text: str) -> str:
 MAX_SENTENCE_CHARS = 300
 
 
+# Sentence ends: Latin punctuation before a space, or the full-width marks (no space follows them).
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|(?<=[。！？])\s*")
+_CLAUSE_MARKS = (",", ";", ":", "，", "；", "：", "、")
+
+
 def split_sentences(text: str, *, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:
     """Split normalised text into sentences; over-long ones are cut at commas, then at spaces."""
-    pieces = re.split(r"(?<=[.!?…])[\"')\]]*\s+", text.strip())
+    pieces = _SENTENCE_END.split(text.strip())
     sentences: list[str] = []
     for piece in pieces:
         piece = piece.strip()
         while len(piece) > max_chars:
-            cut = max(piece.rfind(mark, 0, max_chars) for mark in (",", ";", ":"))
+            cut = max(piece.rfind(mark, 0, max_chars) for mark in _CLAUSE_MARKS)
             if cut <= 0:
                 cut = piece.rfind(" ", 0, max_chars)
             if cut <= 0:
@@ -302,3 +307,16 @@ def split_sentences(text: str, *, max_chars: int = MAX_SENTENCE_CHARS) -> list[s
         if any(ch.isalnum() for ch in piece):
             sentences.append(piece)
     return sentences
+
+
+def pack_sentences(text: str, *, max_chars: int) -> list[str]:
+    """Whole sentences joined into pieces of at most ``max_chars`` (a sentence longer than that is
+    cut at clauses, then words), for engines that must not get more text per call."""
+    pieces: list[str] = []
+    for sentence in split_sentences(text, max_chars=max_chars):
+        joiner = "" if pieces and pieces[-1][-1:] in "。！？" else " "
+        if pieces and len(pieces[-1]) + len(joiner) + len(sentence) <= max_chars:
+            pieces[-1] = pieces[-1] + joiner + sentence
+        else:
+            pieces.append(sentence)
+    return pieces

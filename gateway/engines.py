@@ -27,6 +27,16 @@ def _required(settings: Settings, *names: str) -> None:
         raise SettingsError(f"engine {settings.engine!r} needs " + ", ".join(missing))
 
 
+def _url(settings: Settings) -> str:
+    _required(settings, "engine_url")
+    assert settings.engine_url is not None  # checked just above
+    return settings.engine_url
+
+
+# Their packages pin a torch and numpy of their own (Chatterbox 0.1.7: torch 2.6, numpy < 2).
+WORKER_ONLY_ENGINES = ("f5-tts", "chatterbox")
+
+
 def build_engine(settings: Settings) -> CloningEngine:
     """The engine named by ``CLONEGATE_ENGINE``; raises ``SettingsError`` or ``EngineUnavailable``."""
     kind = settings.engine
@@ -38,8 +48,9 @@ def build_engine(settings: Settings) -> CloningEngine:
         from engine.adapters.gpt_sovits import GptSovitsEngine
 
         _required(settings, "engine_url", "engine_shared_dir")
+        assert settings.engine_shared_dir is not None
         return GptSovitsEngine(
-            base_url=settings.engine_url,
+            base_url=_url(settings),
             shared_dir=settings.engine_shared_dir,
             engine_shared_dir=settings.engine_shared_dir_on_engine,
             model_id=settings.engine_model_id or "gpt-sovits",
@@ -48,36 +59,25 @@ def build_engine(settings: Settings) -> CloningEngine:
     if kind == "xtts":
         from engine.adapters.xtts import XttsEngine
 
-        _required(settings, "engine_url")
         return XttsEngine(
-            base_url=settings.engine_url,
+            base_url=_url(settings),
             model_id=settings.engine_model_id or "xtts_v2",
             timeout_s=settings.engine_timeout_seconds,
         )
     if kind == "zonos":
         from engine.adapters.zonos import ZonosEngine
 
-        _required(settings, "engine_url")
         return ZonosEngine(
-            base_url=settings.engine_url,
+            base_url=_url(settings),
             model_choice=settings.engine_model_id or "Zyphra/Zonos-v0.1-transformer",
             timeout_s=settings.engine_timeout_seconds,
         )
-    if kind == "f5-tts":
-        from engine.adapters.inprocess import F5TtsEngine
-
-        _required(settings, "engine_checkpoint", "engine_vocab_file", "engine_vocoder_dir")
-        return F5TtsEngine(
-            checkpoint=settings.engine_checkpoint,
-            vocab_file=settings.engine_vocab_file,
-            vocoder_dir=settings.engine_vocoder_dir,
-            device=settings.engine_device,
+    if kind in WORKER_ONLY_ENGINES:
+        raise SettingsError(
+            f"CLONEGATE_ENGINE={kind} runs only in its own engine worker environment, never inside the "
+            "gateway (its package pins its own torch and numpy): deploy it as a Ray Serve engine worker "
+            "(docs/engines.md) and set CLONEGATE_ENGINE=ray"
         )
-    if kind == "chatterbox":
-        from engine.adapters.inprocess import ChatterboxEngine
-
-        _required(settings, "engine_checkpoint")
-        return ChatterboxEngine(checkpoint_dir=settings.engine_checkpoint, device=settings.engine_device)
     raise SettingsError(f"CLONEGATE_ENGINE: unknown engine {kind!r}")
 
 

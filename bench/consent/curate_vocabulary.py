@@ -291,7 +291,7 @@ def _all_pronunciations() -> dict[str, list[tuple[str, ...]]]:
 
     path = os.path.join(pocketsphinx.get_model_path(), "en-us", "cmudict-en-us.dict")
     words: dict[str, list[tuple[str, ...]]] = {}
-    for line in open(path, encoding="utf-8"):
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         word, *phones = line.split()
         words.setdefault(word.split("(")[0], []).append(tuple(phones))
     return words

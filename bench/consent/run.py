@@ -159,7 +159,7 @@ def measure(trials: int) -> dict:
         audio, rate = voice.speak(statement.text, take=trial + 1)
         base = {"trial": trial, "voice": voice.name, "family": voice.family}
 
-        def speaker(a, r):
+        def speaker(a, r, ref_vector=ref_vector):
             return cosine(embedder.embed(a, sample_rate=r), ref_vector)
 
         fingerprint = compute_fingerprint(audio, sample_rate=rate)
@@ -370,7 +370,7 @@ def summarize(rows: list[dict], thresholds: dict) -> dict:
             t = thresholds["replay_match"]["threshold"]
             entry["rejected_by_fingerprint_alone"] = float(np.mean([r["replay"] >= t for r in subset]))
         families = {}
-        for r, (accepted, _) in zip(subset, decisions):
+        for r, (accepted, _) in zip(subset, decisions, strict=True):
             families.setdefault(r["family"], []).append(accepted)
         entry["accept_rate_by_family"] = {f: float(np.mean(v)) for f, v in families.items()}
         summary[kind] = entry

@@ -166,7 +166,7 @@ def test_forked_history_behind_a_longer_checkpoint(tmp_path):
     rewritten = list(entries)
     rewritten[3] = _events(60)[55]
     forked, _, _ = _build(tmp_path, rewritten, name="rewritten")
-    with pytest.raises(ForkedCheckpoint, match="events 0..19"):
+    with pytest.raises(ForkedCheckpoint, match=r"events 0\.\.19"):
         verify_bundle(forked, trusted_key=KEY.verifier, previous_checkpoint=old_note)
     honest, _, _ = _build(tmp_path, entries, name="honest")
     report = verify_bundle(honest, trusted_key=KEY.verifier, previous_checkpoint=old_note)
@@ -192,7 +192,7 @@ def test_selected_export_verifies_with_inclusion_proofs(tmp_path):
 
 def test_proof_for_a_different_entry(tmp_path):
     entries = _events(37)
-    bundle, tree, _ = _build(tmp_path, entries, mode="selected", selected=[5, 10])
+    bundle, _, _ = _build(tmp_path, entries, mode="selected", selected=[5, 10])
 
     def swap_proofs(lines):
         first, second = json.loads(lines[0]), json.loads(lines[1])

@@ -12,11 +12,12 @@ from fastapi.testclient import TestClient
 
 from engine.adapters.xtts import XttsEngine
 from engine.embedded import EmbeddedEngine
-from engine.errors import EngineUnavailable
 from gateway.engines import build_engine, build_executor, install_engine, similarity_from_embedder
 from gateway.readiness import Readiness
 from gateway.settings import Settings, SettingsError, load_settings
-from tests.engine.fake_engine_servers import FakeEngineServer
+from tests.engine.servers.running import RunningServer
+from tests.engine.servers.xtts_streaming_server import Model as XttsModel
+from tests.engine.servers.xtts_streaming_server import build_app as build_xtts_app
 
 
 def test_default_is_the_embedded_engine() -> None:
@@ -35,8 +36,6 @@ def test_executor_limits_come_from_settings() -> None:
         ("xtts", "CLONEGATE_ENGINE_URL"),
         ("zonos", "CLONEGATE_ENGINE_URL"),
         ("gpt-sovits", "CLONEGATE_ENGINE_SHARED_DIR"),
-        ("chatterbox", "CLONEGATE_ENGINE_CHECKPOINT"),
-        ("f5-tts", "CLONEGATE_ENGINE_VOCAB_FILE"),
     ],
 )
 def test_missing_engine_setting_is_named(engine: str, missing: str) -> None:
@@ -52,16 +51,17 @@ def test_unknown_engine_is_refused() -> None:
         load_settings(engine="tortoise")
 
 
-def test_in_process_engine_without_package_fails_at_start_up(tmp_path) -> None:
-    settings = load_settings(engine="chatterbox", engine_checkpoint=tmp_path)
+@pytest.mark.parametrize("engine", ["chatterbox", "f5-tts"])
+def test_engines_with_their_own_torch_never_run_inside_the_gateway(engine: str, tmp_path) -> None:
+    settings = load_settings(engine=engine, engine_checkpoint=tmp_path)
     app = FastAPI()
     app.state.readiness = Readiness()
-    with pytest.raises((SettingsError, EngineUnavailable), match="chatterbox"):
+    with pytest.raises(SettingsError, match=r"own engine worker environment.*CLONEGATE_ENGINE=ray"):
         install_engine(app, settings)
 
 
 def test_readyz_engine_check_turns_true_after_warm_up() -> None:
-    with FakeEngineServer() as server:
+    with RunningServer(build_xtts_app(XttsModel())) as server:
         settings = load_settings(engine="xtts", engine_url=server.url)
         assert isinstance(build_engine(settings), XttsEngine)
         app = FastAPI()

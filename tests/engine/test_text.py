@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.text import cardinal, normalize_english, ordinal, split_sentences, year
+from engine.text import cardinal, normalize_english, ordinal, pack_sentences, split_sentences, year
 
 
 @pytest.mark.parametrize(
@@ -97,3 +97,20 @@ def test_split_sentences_cuts_long_sentences() -> None:
     assert len(pieces) > 5
     assert all(len(piece) <= 121 for piece in pieces)
     assert " ".join(pieces).replace(" ", "") == text.replace(" ", "")
+
+
+def test_full_width_sentence_ends_split_without_spaces() -> None:
+    assert split_sentences("你好。今天天气很好！我们去公园吧？好的") == [
+        "你好。",
+        "今天天气很好！",
+        "我们去公园吧？",
+        "好的",
+    ]
+
+
+def test_pack_sentences_joins_whole_sentences_up_to_the_limit() -> None:
+    text = "One two. Three four five six. Seven eight nine ten eleven twelve thirteen fourteen."
+    pieces = pack_sentences(text, max_chars=30)
+    assert pieces[0] == "One two. Three four five six."
+    assert all(len(piece) <= 30 for piece in pieces)
+    assert " ".join(pieces) == text  # nothing dropped, order kept
