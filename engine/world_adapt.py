@@ -109,7 +109,7 @@ def analyze(audio: np.ndarray, sample_rate: int, *, f0_estimator: str = "harvest
 
     DIO put 27-43 % of the Piper voice's voiced frames far above Harvest's estimate
     (on Harvard sentences), which WORLD renders as pitch breaks and roughness; Harvest, limited
-    to the range of speech, costs a few hundredths of real time more.
+    to the range of speech, costs more CPU time (docs/benchmarks/engine.md).
     """
     x = np.ascontiguousarray(audio, dtype=np.float64)
     if f0_estimator == "harvest":
