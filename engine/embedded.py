@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,8 @@ import numpy as np
 from engine import world_adapt as wa
 from engine.checks import check_language, check_output, check_references, check_text, references_sha256
 from engine.conversion import ParallelReading, SpectralMapping, learn_mapping
-from engine.errors import EngineInputInvalid, EngineUnavailable, ReferenceInvalid, VoiceProfileInvalid
+from engine.conversion_profile import ADAPTATION_VERSION, decode_parameters, encode_parameters
+from engine.errors import EngineInputInvalid, EngineUnavailable, ReferenceInvalid
 from engine.interface import (
     CancelToken,
     CloningEngine,
@@ -44,10 +44,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("engine.embedded")
 
 ENGINE_NAME = "embedded-piper-world"
-ADAPTATION_VERSION = "2"
-# Version 1 profiles (before parallel conversion) hold the same fields without a conversion;
-# they synthesise exactly as before, or are re-prepared from their references to gain one.
-SUPPORTED_ADAPTATION_VERSIONS = ("1", "2")
 # A phonetically varied probe (about 4 s) that every candidate adaptation is scored on.
 PROBE_TEXT = "She sells bright yellow shells by the shore, while the quiet river flows past our village."
 WARM_UP_TEXT = "Warming up the voice engine."
@@ -182,7 +178,7 @@ class EmbeddedEngine(CloningEngine):
             raise ReferenceInvalid("reference has no voiced speech") from exc
         reference_envelope = np.mean([wa.mean_voiced_envelope(f) for f in features], axis=0)
         pool = wa.build_frame_pool(features)
-        readings = self._parallel_readings(references, features)
+        readings = self._parallel_readings(references, features, cancel=cancel)
         probe = self._probe_features()
         source_mean, source_std = wa.lf0_stats(probe.f0)
 
@@ -251,28 +247,25 @@ class EmbeddedEngine(CloningEngine):
         return VoiceProfile(
             engine=self.name,
             model_id=self.describe().model_id,
-            parameters={
-                "adaptation_version": ADAPTATION_VERSION,
-                "adaptation": {**asdict(best), "envelope_cepstrum": list(best.envelope_cepstrum)},
-                "frame_pool": {
-                    "coded": pool.to_text(),
-                    "voiced": pool.voiced_text(),
-                    "width": int(pool.coded.shape[1]),
-                },
-                "conversion": mapping.to_json() if mapping is not None else None,
-            },
+            parameters=encode_parameters(best, pool, mapping),
             reference_sha256=references_sha256(references),
             metrics=search,
         )
 
     def _parallel_readings(
-        self, references: Sequence[ReferenceClip], features: Sequence[wa.WorldFeatures]
+        self,
+        references: Sequence[ReferenceClip],
+        features: Sequence[wa.WorldFeatures],
+        *,
+        cancel: CancelToken | None,
     ) -> list[tuple[wa.WorldFeatures, wa.WorldFeatures]]:
         """(Piper reading, owner's recording) for each clip with a transcript, whole clips in order
         up to MAX_PARALLEL_S of the owner's speech. A transcript with nothing to say is skipped."""
         readings: list[tuple[wa.WorldFeatures, wa.WorldFeatures]] = []
         seconds = 0.0
         for reference, owner in zip(references, features, strict=True):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
             if not reference.transcript:
                 continue
             duration = owner.f0.size * wa.FRAME_PERIOD_MS / 1e3
@@ -322,17 +315,21 @@ class EmbeddedEngine(CloningEngine):
         cancel: CancelToken | None = None,
     ) -> Iterator[EngineAudio]:
         sentences, _ = self._plan(text=text, language=language, voice=voice)
-        adaptation, pool, mapping = self._decode_profile(voice)
-        # Version 1 parameters were fitted to DIO's F0 of the Piper voice; they keep it.
-        estimator = "dio" if voice.parameters["adaptation_version"] == "1" else "harvest"
+        stored = decode_parameters(voice.parameters)
         self.load()
         for sentence in sentences:
             # Checked between sentences: a cancelled or timed-out request stops within one sentence.
             if cancel is not None:
                 cancel.raise_if_cancelled()
             raw = self._piper(sentence, length_scale=1.0 / controls.speed)
-            features = wa.analyze(raw, self.sample_rate, f0_estimator=estimator)
-            audio = wa.convert(features, adaptation, pool, mapping=mapping, pitch_semitones=controls.pitch_semitones)
+            features = wa.analyze(raw, self.sample_rate, f0_estimator=stored.f0_estimator)
+            audio = wa.convert(
+                features,
+                stored.adaptation,
+                stored.pool,
+                mapping=stored.mapping,
+                pitch_semitones=controls.pitch_semitones,
+            )
             yield EngineAudio(samples=audio.astype(np.float32), sample_rate=self.sample_rate)
 
     def synthesize(
@@ -412,42 +409,3 @@ class EmbeddedEngine(CloningEngine):
             envelope_strength=0.0,
             frame_mix=0.0,
         )
-
-    def _decode_profile(self, voice: VoiceProfile) -> tuple[wa.Adaptation, wa.FramePool, SpectralMapping | None]:
-        params = voice.parameters
-        try:
-            version = params["adaptation_version"]
-            if version not in SUPPORTED_ADAPTATION_VERSIONS:
-                raise VoiceProfileInvalid(f"adaptation version {version!r} is not supported")
-            raw = dict(params["adaptation"])
-            raw["envelope_cepstrum"] = tuple(float(c) for c in raw["envelope_cepstrum"])
-            fields = wa.Adaptation.__dataclass_fields__
-            # Version 1 has no mapping strength: its dataclass default (0, no conversion) applies.
-            required = [key for key in fields if version == "2" or key != "mapping_strength"]
-            adaptation = wa.Adaptation(**{key: raw[key] for key in required})
-            numbers = [v for k, v in asdict(adaptation).items() if k != "envelope_cepstrum"]
-            if not all(
-                isinstance(v, (int, float)) and np.isfinite(v) for v in numbers + list(raw["envelope_cepstrum"])
-            ):
-                raise VoiceProfileInvalid("adaptation parameters must be finite numbers")
-            if (
-                not 0.7 <= adaptation.warp <= 1.4
-                or not 0.0 <= adaptation.frame_mix <= 1.0
-                or not 0.0 <= adaptation.mapping_strength <= 1.5
-                or adaptation.source_lf0_std <= 0
-                or adaptation.target_lf0_std <= 0
-            ):
-                raise VoiceProfileInvalid("adaptation parameters are out of range")
-            pool_data = params["frame_pool"]
-            pool = wa.FramePool.from_text(pool_data["coded"], pool_data["voiced"], width=int(pool_data["width"]))
-            conversion = params.get("conversion") if version == "2" else None
-            if conversion is None and adaptation.mapping_strength > 0:
-                raise VoiceProfileInvalid("adaptation uses a conversion the profile does not hold")
-            mapping = SpectralMapping.from_json(conversion) if isinstance(conversion, dict) else None
-            if conversion is not None and mapping is None:
-                raise VoiceProfileInvalid("voice profile conversion must be an object")
-        except VoiceProfileInvalid:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VoiceProfileInvalid(f"voice profile parameters are malformed: {exc}") from exc
-        return adaptation, pool, mapping

@@ -11,6 +11,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from engine import world_adapt as wa
+from engine.conversion_profile import decode_parameters
 from engine.embedded import EmbeddedEngine
 from engine.errors import (
     EngineCancelled,
@@ -215,13 +217,11 @@ def test_conversion_changes_the_output_it_is_applied_to(engine, clip) -> None:
     params["conversion"] = None
     without = dataclasses.replace(profile, parameters=params)
     features = engine._probe_features()
-    adaptation, _, mapping = engine._decode_profile(profile)
-    plain_adaptation, _, none = engine._decode_profile(without)
-    assert mapping is not None and none is None
-    from engine import world_adapt as wa
+    stored, plain = decode_parameters(profile.parameters), decode_parameters(without.parameters)
+    assert stored.mapping is not None and plain.mapping is None
 
-    converted = wa.adapted_log_envelope(features, adaptation, mapping)
-    unconverted = wa.adapted_log_envelope(features, plain_adaptation, none)
+    converted = wa.adapted_log_envelope(features, stored.adaptation, stored.mapping)
+    unconverted = wa.adapted_log_envelope(features, plain.adaptation, plain.mapping)
     assert float(np.abs(converted - unconverted).mean()) > 0.05
 
 
