@@ -1,8 +1,11 @@
-"""Parallel conversion on synthetic frame sequences: alignment, the learned offsets, storage."""
+"""Parallel conversion on synthetic frame sequences (alignment, the learned offsets, storage) and
+the stored profile versions, without loading any model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,9 @@ from engine.conversion import (
     dtw_path,
     learn_mapping,
 )
+from engine.conversion_profile import decode_parameters, encode_parameters
+from engine.errors import VoiceProfileInvalid
+from engine.interface import VoiceProfile
 
 DIMS = 40
 
@@ -126,3 +132,46 @@ def test_too_few_pairs_is_refused() -> None:
             keys=np.zeros((NEIGHBOURS - 1, KEY_DIMS - 1), dtype=np.float32),
             offsets=np.zeros((NEIGHBOURS - 1, DIMS - 1), dtype=np.float32),
         )
+
+
+V1_PROFILE = Path(__file__).parent / "profiles" / "voice_profile_v1.json"
+
+
+def test_version_1_profile_decodes_without_conversion_and_keeps_dio() -> None:
+    params = VoiceProfile.from_json(V1_PROFILE.read_text()).parameters
+    stored = decode_parameters(params)
+    assert stored.mapping is None and stored.adaptation.mapping_strength == 0.0
+    assert stored.f0_estimator == "dio"
+
+
+def test_version_2_round_trips_and_uses_harvest() -> None:
+    old = decode_parameters(VoiceProfile.from_json(V1_PROFILE.read_text()).parameters)
+    rng = np.random.default_rng(4)
+    mapping = SpectralMapping(
+        keys=rng.normal(size=(30, KEY_DIMS - 1)).astype(np.float32),
+        offsets=rng.normal(size=(30, DIMS - 1)).astype(np.float32),
+    )
+    adaptation = dataclasses.replace(old.adaptation, mapping_strength=0.6)
+    params = json.loads(json.dumps(encode_parameters(adaptation, old.pool, mapping)))
+    stored = decode_parameters(params)
+    assert params["adaptation_version"] == "2" and stored.f0_estimator == "harvest"
+    assert stored.adaptation == adaptation and stored.mapping is not None and stored.mapping.pairs == 30
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p["adaptation"].update(mapping_strength=0.6),  # names a conversion it does not hold
+        lambda p: p["adaptation"].update(mapping_strength=float("nan")),
+        lambda p: p["adaptation"].update(warp=True),
+        lambda p: p.update(adaptation_version="0"),
+        lambda p: p.update(conversion="keys"),
+        lambda p: p["adaptation"].pop("mapping_strength"),
+    ],
+)
+def test_altered_stored_adaptation_is_refused(change) -> None:
+    old = decode_parameters(VoiceProfile.from_json(V1_PROFILE.read_text()).parameters)
+    params = json.loads(json.dumps(encode_parameters(old.adaptation, old.pool, None)))
+    change(params)
+    with pytest.raises(VoiceProfileInvalid):
+        decode_parameters(params)
