@@ -1,13 +1,12 @@
 """Bearer-token authentication and per-route permissions.
 
 Tokens come from the identity provider: HS256 with a shared secret in dev, RS256/ES256 with
-keys from a JWKS (selected by `kid`) in prod. Every failure is an `AuthenticationFailed` whose
+keys from a JWKS (selected by `kid`, kept current by gateway/jwks.py) in prod. Every failure is an `AuthenticationFailed` whose
 code names the reason; routes declare their permission with `require(Permission.X)`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -17,9 +16,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.errors import AuthenticationFailed, PermissionDenied
-from gateway.settings import Settings, SettingsError
+from gateway.jwks import key_set_from
+from gateway.settings import HS_JWT_ALGORITHMS, Settings, SettingsError
 
 MAX_TOKEN_BYTES = 8192
+# A kid is an identifier, not a payload: a long one is refused before any key set lookup.
+MAX_KID_CHARS = 200
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 # The JWK key type each asymmetric algorithm may use: a key of another type is refused, so an
 # RSA key can never be used to check an EC signature or the other way round.
@@ -86,19 +88,33 @@ class Principal:
 
 
 class TokenVerifier:
-    """Verifies bearer tokens against the configured secret or JWKS."""
+    """Verifies bearer tokens against the configured secret (HS256, dev) or JWKS (gateway/jwks.py)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._algorithms = list(settings.jwt_algorithms)
-        self._jwk_client: jwt.PyJWKClient | None = None
-        self._jwks: dict[str, jwt.PyJWK] = {}
-        if settings.jwt_jwks_file is not None:
-            self._jwks = _load_jwks_file(settings)
-        elif settings.jwt_jwks_url is not None:
-            self._jwk_client = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300)
-        if any(alg in KEY_TYPE_FOR_ALGORITHM for alg in self._algorithms) and not (self._jwks or self._jwk_client):
-            raise SettingsError("CLONEGATE_JWT_ALGORITHMS names RS256/ES256 but no JWKS is configured")
+        self.key_set = key_set_from(
+            file=settings.jwt_jwks_file,
+            url=settings.jwt_jwks_url,
+            timeout=settings.jwt_jwks_timeout_seconds,
+            refresh_seconds=settings.jwt_jwks_refresh_seconds,
+            min_refresh_seconds=settings.jwt_jwks_min_refresh_seconds,
+            grace_seconds=settings.jwt_jwks_outage_grace_seconds,
+        )
+        if any(alg in KEY_TYPE_FOR_ALGORITHM for alg in self._algorithms) and self.key_set is None:
+            raise SettingsError(
+                "CLONEGATE_JWT_ALGORITHMS names RS256/ES256 but neither CLONEGATE_JWT_JWKS_FILE nor "
+                "CLONEGATE_JWT_JWKS_URL is set"
+            )
+        if settings.jwt_jwks_file is not None and self.key_set is not None and not self.key_set.ready():
+            # A file is local configuration: one that cannot be read at start-up is a setting to fix.
+            raise SettingsError(
+                f"CLONEGATE_JWT_JWKS_FILE {settings.jwt_jwks_file}: cannot load a JWKS: {self.key_set.status().last_error}"
+            )
+
+    def ready(self) -> bool:
+        """For /readyz: the identity provider's keys are in hand (always, for HS256 alone)."""
+        return self.key_set is None or self.key_set.ready()
 
     def verify(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_BYTES:
@@ -116,18 +132,13 @@ class TokenVerifier:
         return self._principal(claims)
 
     def _key_for(self, algorithm: str, kid: Any) -> Any:
-        if algorithm == "HS256":
+        if algorithm in HS_JWT_ALGORITHMS:
             return self._settings.jwt_secret.get_secret_value()
-        if not isinstance(kid, str) or not kid:
-            raise AuthenticationFailed("token header has no key id (kid)", code="token_unknown_key")
-        jwk = self._jwks.get(kid)
-        if jwk is None and self._jwk_client is not None:
-            try:
-                jwk = self._jwk_client.get_signing_key(kid)
-            except jwt.PyJWKClientError as exc:
-                raise AuthenticationFailed(f"no key with id {kid!r}", code="token_unknown_key") from exc
-        if jwk is None:
+        if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_CHARS:
+            raise AuthenticationFailed("token header has no usable key id (kid)", code="token_unknown_key")
+        if self.key_set is None:  # settings refuse RS256/ES256 without a JWKS; kept as a guard
             raise AuthenticationFailed(f"no key with id {kid!r}", code="token_unknown_key")
+        jwk = self.key_set.key(kid)
         if jwk.key_type != KEY_TYPE_FOR_ALGORITHM[algorithm] or (jwk.algorithm_name not in (None, algorithm)):
             raise AuthenticationFailed(
                 f"key {kid!r} may not verify {algorithm} signatures", code="token_algorithm_refused"
@@ -191,19 +202,6 @@ def _identity_verified(value: Any, settings: Settings) -> bool:
     if value is True:
         return True
     return isinstance(value, str) and value in settings.identity_assurance_values
-
-
-def _load_jwks_file(settings: Settings) -> dict[str, jwt.PyJWK]:
-    path = settings.jwt_jwks_file
-    try:
-        document = json.loads(path.read_text())
-        key_set = jwt.PyJWKSet.from_dict(document)
-    except (OSError, ValueError, jwt.PyJWKSetError) as exc:
-        raise SettingsError(f"CLONEGATE_JWT_JWKS_FILE {path}: cannot load a JWKS: {exc}") from exc
-    keys = {jwk.key_id: jwk for jwk in key_set.keys if jwk.key_id}
-    if not keys:
-        raise SettingsError(f"CLONEGATE_JWT_JWKS_FILE {path}: no key has a kid")
-    return keys
 
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider")

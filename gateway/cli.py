@@ -7,6 +7,7 @@ import sys
 
 from gateway.cli_audit import register_audit_commands
 from gateway.cli_blocklist import register_blocklist_commands
+from gateway.cli_keys import register_keys_commands
 from gateway.cli_watermark import register_watermark_commands
 from gateway.settings import Settings, SettingsError, load_settings
 
@@ -39,12 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(run=_token)
     register_audit_commands(commands)
     register_blocklist_commands(commands)
+    register_keys_commands(commands)
     register_watermark_commands(commands)
 
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
-        return args.run(args, settings)
+        # `keys generate` makes what the settings will name, so it must run before they are complete.
+        settings = load_settings() if getattr(args, "needs_settings", True) else None
+        return int(args.run(args, settings))
     except SettingsError as exc:
         print(f"clonegate: {exc}", file=sys.stderr)
         return 2
@@ -60,16 +63,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or settings.port
     configure_logging(settings.log_level)
     app = create_app(settings)
-    base = f"http://{host}:{port}"
-    print(
-        f"clonegate {settings.mode} mode on {base}\n"
-        f"  API docs:  {base}/docs\n"
-        f"  a token:   .venv/bin/clonegate token --sub alice --role owner --name Alice\n"
-        f'  try it:    curl -H "Authorization: Bearer $TOKEN" {base}/v1/me',
-        flush=True,
-    )
+    print(_banner(settings, f"http://{host}:{port}"), flush=True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     return 0
+
+
+def _banner(settings: Settings, base: str) -> str:
+    """What to try next; in prod only what prod allows (tokens come from the identity provider)."""
+    lines = [f"clonegate {settings.mode} mode on {base}", f"  API docs:  {base}/docs", f"  ready:     {base}/readyz"]
+    if settings.is_dev:
+        lines.append("  a token:   TOKEN=$(.venv/bin/clonegate token --sub alice --role owner --name Alice)")
+    else:
+        source = settings.jwt_jwks_url or settings.jwt_jwks_file
+        lines.append(
+            f"  tokens:    {'/'.join(settings.jwt_algorithms)} from issuer {settings.jwt_issuer} (keys: {source})"
+        )
+    lines.append(f'  try it:    curl -H "Authorization: Bearer $TOKEN" {base}/v1/me')
+    return "\n".join(lines)
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

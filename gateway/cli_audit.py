@@ -99,10 +99,10 @@ def _sessions(settings):
 def _export(args: argparse.Namespace, settings) -> int:
     from audit.export import export_bundle
     from audit.store import EventFilter
-    from gateway.routes.audit import load_audit_signing_key
+    from gateway.keyfiles import audit_signing_key
 
-    key = load_audit_signing_key(settings)
-    filters = dict(tenant=args.tenant, actor_sub=args.actor, voice_id=args.voice, action=args.action)
+    key = audit_signing_key(settings)
+    filters = {"tenant": args.tenant, "actor_sub": args.actor, "voice_id": args.voice, "action": args.action}
     event_filter = EventFilter(**filters) if any(v is not None for v in filters.values()) else None
     try:
         with _sessions(settings)() as session:
@@ -125,9 +125,9 @@ def _export(args: argparse.Namespace, settings) -> int:
 
 def _check(args: argparse.Namespace, settings) -> int:
     from audit.integrity import check_log_integrity
-    from gateway.routes.audit import load_audit_signing_key
+    from gateway.keyfiles import audit_signing_key
 
-    key = load_audit_signing_key(settings)
+    key = audit_signing_key(settings)
     try:
         with _sessions(settings)() as session:
             report = check_log_integrity(session, verifier=key.verifier, origin=key.name)
@@ -142,9 +142,9 @@ def _check(args: argparse.Namespace, settings) -> int:
 
 
 def _public_key(args: argparse.Namespace, settings) -> int:
-    from gateway.routes.audit import load_audit_signing_key
+    from gateway.keyfiles import audit_signing_key
 
-    print(load_audit_signing_key(settings).verifier.encode())
+    print(audit_signing_key(settings).verifier.encode())
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Builds the policy components and the synthesis pipeline from settings, at start-up.
+"""Builds the components every use case shares (engine executor, watermark stack, speaker
+embedder, protected-speaker list, text rules, voice vault, C2PA signer) from settings, at start-up.
 
 A component that cannot be built (a missing key file, a model whose hash differs, a
 misconfigured list) stops the gateway here with the setting named: nothing is loaded lazily
@@ -7,21 +8,20 @@ at the first request, so a running gateway is one whose every check can run.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
-from engine import CloningEngine, EngineUnavailable
-from gateway.cli_watermark import build_watermark_stack
+from engine import BoundedExecutor, CloningEngine, EngineUnavailable
 from gateway.engines import build_engine
-from gateway.lifespan import run_during_lifespan
-from gateway.pipeline.synthesis import PipelineComponents, SynthesisPipeline
-from gateway.provenance import ManifestSigner, SigningCredentialInvalid, generate_dev_chain
+from gateway.keyfiles import c2pa_credentials, voice_storage_key
+from gateway.readiness import Readiness
 from gateway.settings import Settings, SettingsError
-from gateway.voices import VoiceVault
+from gateway.synthesis.provenance import ManifestSigner, SigningCredentialInvalid, generate_dev_chain
+from gateway.voices.vault import VoiceVault
+from gateway.watermarking import build_watermark_stack
 from policy.blocklist.live import LiveBlocklist
 from policy.blocklist.matching import BlocklistThresholds
 from policy.errors import PolicyError
@@ -31,57 +31,23 @@ from watermark import WatermarkStack
 
 log = logging.getLogger("clonegate.components")
 
-# Public, so refused outside dev mode (Settings names the key file setting).
-DEV_VOICE_STORAGE_KEY = hashlib.sha256(b"clonegate public development voice-storage key").digest()
-VOICE_STORAGE_KEY_BYTES = 32
-
-
-def read_voice_storage_key(settings: Settings) -> bytes:
-    path = settings.voice_storage_key_file
-    if path is None:
-        if not settings.is_dev:
-            raise SettingsError("CLONEGATE_VOICE_STORAGE_KEY_FILE must name a key file in prod")
-        return DEV_VOICE_STORAGE_KEY
-    try:
-        key = Path(path).read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"CLONEGATE_VOICE_STORAGE_KEY_FILE: cannot read {path}: {exc}") from exc
-    if len(key) != VOICE_STORAGE_KEY_BYTES:
-        raise SettingsError(f"CLONEGATE_VOICE_STORAGE_KEY_FILE: the key must be {VOICE_STORAGE_KEY_BYTES} raw bytes")
-    return key
-
 
 def build_manifest_signer(settings: Settings) -> ManifestSigner:
     """The C2PA signer from the configured chain and key; in dev mode with neither configured, a
     throwaway CA and leaf made now (outputs then validate, but only against that CA)."""
-    chain_path, key_path = settings.c2pa_certificate_chain_file, settings.c2pa_signing_key_file
-    if chain_path is None and key_path is None and settings.is_dev:
+    credentials = c2pa_credentials(settings)
+    if credentials is None:
         log.warning(
             "signing C2PA manifests with a throwaway development CA; set "
             "CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE and CLONEGATE_C2PA_SIGNING_KEY_FILE"
         )
         dev = generate_dev_chain()
         return ManifestSigner(certificate_chain_pem=dev.chain_pem, private_key_pem=dev.key_pem)
-    # Settings refuses an unset key file in prod; the chain is refused here, in the same words.
-    # In dev, one file without the other is a mistake, not a reason to fall back to a dev CA.
-    where = "in prod" if not settings.is_dev else "when the other C2PA file is set"
-    if chain_path is None:
-        raise SettingsError(f"CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE must name a certificate chain file {where}")
-    if key_path is None:
-        raise SettingsError(f"CLONEGATE_C2PA_SIGNING_KEY_FILE must name a key file {where}")
-    chain_pem = _read_setting_file("CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE", chain_path)
-    key_pem = _read_setting_file("CLONEGATE_C2PA_SIGNING_KEY_FILE", key_path)
+    chain_pem, key_pem = credentials
     try:
         return ManifestSigner(certificate_chain_pem=chain_pem, private_key_pem=key_pem)
     except SigningCredentialInvalid as exc:
         raise SettingsError(f"CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE / _SIGNING_KEY_FILE: {exc}") from exc
-
-
-def _read_setting_file(setting: str, path: Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"{setting}: cannot read {path}: {exc}") from exc
 
 
 def build_embedder(settings: Settings) -> SpeakerEmbedder:
@@ -127,16 +93,36 @@ def _engine_or_settings_error(settings: Settings) -> CloningEngine:
         raise SettingsError(f"CLONEGATE_ENGINE={settings.engine}: {exc}") from exc
 
 
-def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) -> None:
-    """Attach the policy components and `app.state.pipeline`; needs the engine executor and
-    the readiness registry on `app.state`."""
+@dataclass(frozen=True)
+class Components:
+    """What the use cases share, built once per app."""
+
+    executor: BoundedExecutor
+    watermark: WatermarkStack
+    embedder: SpeakerEmbedder
+    blocklist: LiveBlocklist
+    text_rules: TextRules
+    voices: VoiceVault
+    provider: str
+    signer: ManifestSigner  # signs each output's C2PA manifest (gateway/synthesis/provenance.py)
+
+
+def build_components(
+    settings: Settings,
+    *,
+    models: LoadedModels,
+    executor: BoundedExecutor,
+    sessions: sessionmaker[Session],
+    readiness: Readiness,
+) -> Components:
+    """The shared components; registers the ``blocklist`` readiness check."""
     embedder = models.embedder
     try:
         thresholds = BlocklistThresholds(
             deny=settings.blocklist_deny_threshold, review=settings.blocklist_review_threshold
         )
         blocklist = LiveBlocklist(
-            session_factory=app.state.session_factory,
+            session_factory=sessions,
             embedder_name=embedder.name,
             dimension=embedder.dimension,
             thresholds=thresholds,
@@ -148,25 +134,31 @@ def install_pipeline(app: FastAPI, settings: Settings, *, models: LoadedModels) 
         )
     except PolicyError as exc:
         raise SettingsError(str(exc)) from exc
-    components = PipelineComponents(
-        executor=app.state.engine_executor,
+    readiness.register("blocklist", _blocklist_loads(blocklist), fix=_blocklist_fix)
+    return Components(
+        executor=executor,
         watermark=models.watermark,
         embedder=embedder,
         blocklist=blocklist,
         text_rules=text_rules,
-        voices=VoiceVault(key_encryption_key=read_voice_storage_key(settings)),
+        voices=VoiceVault(key_encryption_key=voice_storage_key(settings)),
         provider=settings.provider_name,
         signer=build_manifest_signer(settings),
     )
-    app.state.components = components
-    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=components)
-    app.state.readiness.register("blocklist", _blocklist_loads(blocklist))
-    run_during_lifespan(app, start=blocklist.start_background_refresh, stop=blocklist.stop)
 
 
-def _blocklist_loads(blocklist: LiveBlocklist):
+def _blocklist_loads(blocklist: LiveBlocklist) -> Callable[[], bool]:
     def check() -> bool:
         blocklist.snapshot()  # raises (not ready) when the list cannot be loaded, e.g. no cohort
         return True
 
     return check
+
+
+def _blocklist_fix(problem: str) -> str:
+    if "cohort" in problem:
+        return (
+            "add recordings of at least 5 speakers known not to be protected, one speaker per file: "
+            "`clonegate blocklist cohort add FILE...`"
+        )
+    return "see the problem above; `clonegate db upgrade` if the database has no schema yet"

@@ -1,24 +1,24 @@
-"""Database engine, per-request sessions and migrations.
+"""Database engine, sessions and migrations.
 
-The request dependency commits when the handler returns and rolls back when it raises;
-domain services only flush. The schema is created by Alembic migrations and nothing else.
+The request dependency (gateway/dependencies.py) commits when the handler returns and rolls back
+when it raises; domain code only flushes. The schema is created by Alembic migrations and
+nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
 from alembic import command
 from alembic.config import Config
-from fastapi import Depends, Request
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
-from gateway.errors import DatabaseUnavailable
+from gateway.readiness import NotReady
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
@@ -44,33 +44,39 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def database_reachable(engine: Engine) -> bool:
+def check_reachable(engine: Engine) -> bool:
+    """Readiness: the database answers (the driver's own words when it does not)."""
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means "not ready"
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise NotReady(
+            f"cannot reach the {engine.dialect.name} database: {reason[0] if reason else type(exc).__name__}"
+        ) from exc
+    return True
+
+
+def schema_check(engine: Engine) -> Callable[[], bool]:
+    """Readiness: the schema is at the migrations' head (a fresh database has none yet)."""
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+
+    def check() -> bool:
+        try:
+            with engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        except Exception as exc:  # the `database` check names the driver's error
+            raise NotReady("unknown until the database can be reached") from exc
+        if current != head:
+            found = f"is at revision {current}" if current else "has no schema"
+            raise NotReady(f"the database {found}; this gateway needs revision {head}")
         return True
-    except Exception:  # any driver error means "not ready"; /readyz reports it
-        return False
+
+    return check
 
 
-def request_session(request: Request) -> Iterator[Session]:
-    session: Session = request.app.state.session_factory()
-    try:
-        yield session
-        session.commit()
-    except SQLAlchemyError as exc:
-        session.rollback()
-        raise DatabaseUnavailable(f"the database did not store the change: {type(exc).__name__}") from exc
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-
-
-# scope="function": the commit runs when the handler returns, before the response is sent, so a
-# failed commit is the client's error answer, never a 2xx for work that was not stored.
-SessionDep = Annotated[Session, Depends(request_session, scope="function")]
+DATABASE_FIX = "start the database server, or correct CLONEGATE_DATABASE_URL"
+SCHEMA_FIX = "run `clonegate db upgrade` with the same CLONEGATE_DATABASE_URL"
 
 
 def alembic_config(url: str) -> Config:

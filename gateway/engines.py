@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from engine import BoundedExecutor, CloningEngine, EngineUnavailable, SpeakerSimilarity
 from gateway.lifespan import run_during_lifespan
+from gateway.readiness import NotReady, Readiness
 from gateway.settings import Settings, SettingsError
 
 log = logging.getLogger("clonegate.engine")
@@ -91,15 +92,16 @@ def build_executor(settings: Settings, engine: CloningEngine | None = None) -> B
     )
 
 
-def install_engine(app: FastAPI, settings: Settings, *, engine: CloningEngine | None = None) -> None:
-    """Attach ``app.state.engine_executor``, register the ``engine`` readiness check and start
-    loading and warm-up in the background when the app starts. Needs ``app.state.readiness``."""
+def install_engine(
+    app: FastAPI, settings: Settings, *, readiness: Readiness, engine: CloningEngine | None = None
+) -> BoundedExecutor:
+    """The executor for the configured engine, with its ``engine`` readiness check registered and
+    its loading and warm-up started in the background when the app starts."""
     try:
         executor = build_executor(settings, engine)
     except EngineUnavailable as exc:
         raise SettingsError(f"CLONEGATE_ENGINE={settings.engine}: {exc}") from exc
-    app.state.engine_executor = executor
-    app.state.readiness.register("engine", lambda: executor.ready)
+    readiness.register("engine", _engine_warm(executor), fix=ENGINE_FIX)
 
     def start() -> None:
         description = executor.describe()
@@ -112,6 +114,24 @@ def install_engine(app: FastAPI, settings: Settings, *, engine: CloningEngine | 
         executor.start()
 
     run_during_lifespan(app, start=start, stop=executor.shutdown)
+    return executor
+
+
+ENGINE_FIX = (
+    "wait while the engine loads and warms up; if it failed, correct the CLONEGATE_ENGINE* settings "
+    "the error names (docs/engines.md) and restart"
+)
+
+
+def _engine_warm(executor: BoundedExecutor) -> Callable[[], bool]:
+    def check() -> bool:
+        if executor.startup_error is not None:
+            raise NotReady(f"the engine failed to start: {executor.startup_error}")
+        if not executor.ready:
+            raise NotReady("the engine is still loading and warming up")
+        return True
+
+    return check
 
 
 def similarity_from_embedder(embedder: object) -> SpeakerSimilarity:

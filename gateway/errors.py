@@ -7,6 +7,7 @@ maps exception classes to statuses. A class missing from the table is a bug and 
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,7 +42,19 @@ class AuthenticationFailed(GatewayError):
 
     code = "authentication_failed"
     status = 401
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
+
+
+class IdentityProviderUnavailable(GatewayError):
+    """The identity provider's keys cannot be read now, so no token can be checked: a token is
+    not called forged (401) because its key could not be fetched."""
+
+    code = "identity_provider_unavailable"
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after: float) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(max(1, round(retry_after)))}
 
 
 class PermissionDenied(GatewayError):
@@ -146,6 +159,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     policy_errors.ConsentScopeMismatch: 403,
     policy_errors.ConsentUsesExhausted: 403,
     policy_errors.VoiceKeyDestroyed: 410,
+    policy_errors.VoiceKeyUnwrapFailed: 503,
     policy_errors.BlocklistMisconfigured: 503,
     policy_errors.SpeakerProtected: 403,
     policy_errors.SpeakerReviewRequired: 409,

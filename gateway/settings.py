@@ -6,22 +6,54 @@ prod mode refuses every built-in secret and requires each key file, naming the s
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvironmentParseError
 
-# Built-in dev secrets. They are public (they are in this file), so prod refuses them.
-DEV_JWT_SECRET = "clonegate-dev-jwt-secret-do-not-use-in-production"
+from gateway.dev_material import DEV_JWT_SECRET, dev_material_in
+
+__all__ = ["DEV_JWT_ISSUER", "DEV_JWT_SECRET", "Settings", "SettingsError", "load_settings"]
+
+# The dev issuer of `clonegate token`; prod refuses it (tokens come from the identity provider).
 DEV_JWT_ISSUER = "https://dev.clonegate.invalid"
 
 ASYMMETRIC_JWT_ALGORITHMS = ("RS256", "ES256")
+HS_JWT_ALGORITHMS = ("HS256",)
 
 
 class SettingsError(ValueError):
     """The configuration is unusable; the message names the setting."""
+
+
+def _plain_or_json_list(value: Any) -> Any:
+    """`ES256,RS256` or `["ES256", "RS256"]` from the environment; anything else passes through."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON list: {exc.msg}") from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _json_list_only(value: Any) -> Any:
+    """Regular expressions may contain commas, so these lists are JSON only."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, list):
+        raise ValueError('must be a JSON list of regular expressions, e.g. ["forbidden phrase"]')
+    return parsed
 
 
 class Settings(BaseSettings):
@@ -38,10 +70,21 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # JWT: HS256 with a shared secret in dev; RS256/ES256 keys from a JWKS file or URL in prod.
-    jwt_algorithms: list[Literal["HS256", "RS256", "ES256"]] = ["HS256"]
+    # Lists read from the environment take the plain form (`ES256,RS256`) or a JSON list.
+    jwt_algorithms: Annotated[list[Literal["HS256", "RS256", "ES256"]], NoDecode] = ["HS256"]
+    # Used only when an HS algorithm is accepted (dev mode: prod refuses HS256).
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_jwks_file: Path | None = None
     jwt_jwks_url: str | None = None
+    # The key set is fetched again every refresh interval, and at once for a token whose `kid` is
+    # not in it, but never more often than the minimum interval (a flood of made-up kids costs the
+    # identity provider one request per minimum interval). A key missing from the latest fetched
+    # set is refused. While the latest fetch failed, tokens answer 503 identity_provider_unavailable;
+    # the grace keeps the last fetched keys in use for that long instead (0: fail closed at once).
+    jwt_jwks_refresh_seconds: float = Field(default=300.0, ge=1, le=86_400)
+    jwt_jwks_min_refresh_seconds: float = Field(default=10.0, ge=0.1, le=3600)
+    jwt_jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    jwt_jwks_outage_grace_seconds: float = Field(default=0.0, ge=0, le=86_400)
     jwt_issuer: str = DEV_JWT_ISSUER
     jwt_audience: str = "clonegate"
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
@@ -51,7 +94,7 @@ class Settings(BaseSettings):
     # Identity assurance: the claim is exposed to policy as Principal.identity_verified; it is
     # true when the claim is boolean true or equals one of the accepted values (e.g. an `acr`).
     identity_assurance_claim: str = "identity_verified"
-    identity_assurance_values: list[str] = []
+    identity_assurance_values: Annotated[list[str], NoDecode] = []
     # Audit log: Ed25519 checkpoint key (signed-note text format); dev mode generates one in data_dir.
     audit_signing_key_file: Path | None = None
     audit_checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
@@ -78,7 +121,7 @@ class Settings(BaseSettings):
     # Watermark: layers embedded in this order on every output and all checked on detection.
     # The keyed layer's secret key file (raw bytes, at least 16; dev mode falls back to a public
     # built-in key, prod requires the file). AudioSeal checkpoints are local files pinned by sha256.
-    watermark_schemes: list[Literal["keyed", "perth", "audioseal"]] = ["keyed", "perth"]
+    watermark_schemes: Annotated[list[Literal["keyed", "perth", "audioseal"]], NoDecode] = ["keyed", "perth"]
     watermark_key_file: Path | None = None
     watermark_max_false_positive: float = Field(default=1e-4, gt=0, le=1e-2)
     watermark_audioseal_generator: Path | None = None
@@ -104,27 +147,47 @@ class Settings(BaseSettings):
     require_owner_identity_assurance: bool = False
     # Synthesis requests: text limit and deny patterns (regular expressions on normalised text).
     synthesis_max_text_chars: int = Field(default=5000, ge=1, le=100_000)
-    synthesis_deny_patterns: list[str] = []
+    synthesis_deny_patterns: Annotated[list[str], NoDecode] = []
     # The detector: anonymous callers (no token) only if allowed, and then rate limited per address.
     detect_allow_anonymous: bool = False
     detect_anonymous_per_minute: int = Field(default=10, ge=1, le=10_000)
     # Who provides the service, written into every output's AI label.
     provider_name: str = "clonegate (development)"
-    # C2PA manifests on outputs (gateway/provenance.py): a PEM chain (the ES256 leaf, then the CA
+    # C2PA manifests on outputs (gateway/synthesis/provenance.py): a PEM chain (the ES256 leaf, then the CA
     # that issued it) and the leaf's EC P-256 key. Dev mode makes a throwaway CA and leaf at each
     # start; prod requires both files (docs/operations.md says how to issue them).
     c2pa_certificate_chain_file: Path | None = None
     c2pa_signing_key_file: Path | None = None
 
+    _split_plain_lists = field_validator(
+        "jwt_algorithms", "identity_assurance_values", "watermark_schemes", mode="before"
+    )(_plain_or_json_list)
+    _parse_pattern_list = field_validator("synthesis_deny_patterns", mode="before")(_json_list_only)
+
+    @model_validator(mode="after")
+    def _check_jwt_sources(self) -> Settings:
+        if not self.jwt_algorithms:
+            raise ValueError("CLONEGATE_JWT_ALGORITHMS names no algorithm")
+        if self.jwt_jwks_file is not None and self.jwt_jwks_url is not None:
+            raise ValueError("set one of CLONEGATE_JWT_JWKS_FILE and CLONEGATE_JWT_JWKS_URL, not both")
+        if self.jwt_jwks_min_refresh_seconds > self.jwt_jwks_refresh_seconds:
+            raise ValueError(
+                "CLONEGATE_JWT_JWKS_MIN_REFRESH_SECONDS must not exceed CLONEGATE_JWT_JWKS_REFRESH_SECONDS"
+            )
+        return self
+
     @model_validator(mode="after")
     def _refuse_dev_material_in_prod(self) -> Settings:
         if self.mode != "prod":
             return self
+        # Key *files* are checked against the built-in dev keys when they are read
+        # (gateway/keyfiles.py); here only what the settings themselves hold.
         problems = []
-        if "HS256" in self.jwt_algorithms:
+        if self.accepts_hs_tokens:
             problems.append("CLONEGATE_JWT_ALGORITHMS: HS256 is for dev only; use RS256/ES256 with a JWKS in prod")
-        if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-            problems.append("CLONEGATE_JWT_SECRET: the built-in dev secret is refused in prod")
+            dev_secret = dev_material_in(self.jwt_secret.get_secret_value().encode())
+            if dev_secret is not None:
+                problems.append(f"CLONEGATE_JWT_SECRET: {dev_secret.what} is refused in prod")
         if self.jwt_jwks_file is None and self.jwt_jwks_url is None:
             problems.append("CLONEGATE_JWT_JWKS_FILE or CLONEGATE_JWT_JWKS_URL must be set in prod")
         if self.jwt_issuer == DEV_JWT_ISSUER:
@@ -149,8 +212,12 @@ class Settings(BaseSettings):
     def is_dev(self) -> bool:
         return self.mode == "dev"
 
+    @property
+    def accepts_hs_tokens(self) -> bool:
+        return any(algorithm in HS_JWT_ALGORITHMS for algorithm in self.jwt_algorithms)
 
-def load_settings(**overrides: object) -> Settings:
+
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment (and overrides), or a `SettingsError` naming what is wrong."""
     try:
         return Settings(**overrides)
@@ -158,6 +225,9 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             message = error["msg"].removeprefix("Value error, ")
-            where = ".".join(str(part) for part in error["loc"])
+            # A list item's error has the item's index in its location; the setting is the first part.
+            where = str(error["loc"][0]) if error["loc"] else ""
             problems.append(f"CLONEGATE_{where.upper()}: {message}" if where else message)
-        raise SettingsError("; ".join(problems)) from exc
+        raise SettingsError("; ".join(problems)) from None
+    except EnvironmentParseError as exc:  # a value the settings source could not decode at all
+        raise SettingsError(str(exc)) from None

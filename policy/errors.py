@@ -227,6 +227,13 @@ class ConsentUsesExhausted(ConsentError):
     code = "consent_uses_exhausted"
 
 
+class VoiceKeyUnwrapFailed(ConsentError):
+    """A voice's stored data key does not open with the configured key-encryption key: the key
+    file was changed without re-wrapping the stored keys, or the wrapped key was altered."""
+
+    code = "voice_key_unwrap_failed"
+
+
 class VoiceKeyDestroyed(ConsentError):
     """The voice's data key is gone (erased): its stored audio cannot be decrypted any more."""
 

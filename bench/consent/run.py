@@ -40,8 +40,8 @@ from bench.consent.voices import SyntheticVoice, genuine_voices
 from bench.corpus import REPO_ROOT, english_clips
 from bench.run_info import commit, machine
 from engine.interface import EngineAudio
-from gateway.enrollment import watermark_detector
-from gateway.pipeline.marked import mark_output
+from gateway.enrollment.spoken import watermark_detector
+from gateway.synthesis.marked import mark_output
 from policy.consent.asr import default_recognizer
 from policy.consent.enrollment import Recording, check_not_synthetic
 from policy.consent.fingerprint import compute_fingerprint, match_score
@@ -507,7 +507,7 @@ def main() -> None:
         },
         "wall_s": wall if wall is not None else time.time() - started,
         "notes": [
-            "synthetic_gateway: the genuine recording marked through gateway.pipeline.marked.mark_output with "
+            "synthetic_gateway: the genuine recording marked through gateway.synthesis.marked.mark_output with "
             "watermark.stack.build_stack(WatermarkConfig(dev_mode=True)) (keyed then PerTh, development key) and a "
             "random 4-byte payload, exactly as the pipeline releases engine output; synthetic_perth: marked by "
             "resemble-perth's own PerthImplicitWatermarker (an engine that marks with PerTh). Both are decided by "

@@ -19,7 +19,6 @@ be zero). Writes docs/benchmarks/gateway.md and .json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import tempfile
@@ -40,10 +39,10 @@ from gateway.app import create_app
 from gateway.audio_io import decode_audio
 from gateway.auth import Role
 from gateway.db import upgrade
+from gateway.dependencies import gateway_of
 from gateway.dev_tokens import mint_dev_token
-from gateway.pipeline.synthesis import SynthesisPipeline
 from gateway.settings import Settings
-from tests.gateway.conftest import free_port
+from tests.gateway.conftest import free_port, synthesis_replaced
 from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import PURPOSE, TENANT, grant_voice, seed_cohort
 from watermark import WatermarkConfig, build_stack
@@ -136,7 +135,9 @@ def _overhead(runs: list[dict]) -> dict:
 
 def _marked(app, body: bytes, audit_id: int) -> bool:
     decoded = decode_audio(body)
-    keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    keyed = (
+        gateway_of(app).components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    )
     return keyed.payload_verified and int.from_bytes(keyed.payload, "big") == audit_id
 
 
@@ -176,13 +177,9 @@ def main(argv: list[str] | None = None) -> None:
 
     # The same requests with the keyed layer alone (CLONEGATE_WATERMARK_SCHEMES=["keyed"]), to show
     # what the PerTh layer costs; the default stack is keyed then PerTh.
-    default_pipeline = app.state.pipeline
-    keyed_only = dataclasses.replace(
-        app.state.components, watermark=build_stack(WatermarkConfig(schemes=("keyed",), dev_mode=True))
-    )
-    app.state.pipeline = SynthesisPipeline(session_factory=app.state.session_factory, components=keyed_only)
-    keyed_runs, keyed_unmarked = _sequential(base, client_token, voice.voice_id, args.repeats, app)
-    app.state.pipeline = default_pipeline
+    keyed_only = build_stack(WatermarkConfig(schemes=("keyed",), dev_mode=True))
+    with synthesis_replaced(app, watermark=keyed_only):
+        keyed_runs, keyed_unmarked = _sequential(base, client_token, voice.voice_id, args.repeats, app)
     unmarked += keyed_unmarked
 
     streamed = []

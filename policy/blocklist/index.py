@@ -24,7 +24,7 @@ from policy.blocklist.matching import (
     as_norm,
     unit_rows,
 )
-from policy.errors import BlocklistMisconfigured, EmbeddingInvalid
+from policy.errors import BlocklistMisconfigured
 
 # Below this many entries the plain float32 scan is already well under a millisecond.
 PREFILTER_MIN_ENTRIES = 20_000
@@ -199,11 +199,3 @@ def _scan(models: np.ndarray, probe: np.ndarray) -> np.ndarray:
 
     with torch.no_grad():
         return torch.mv(torch.from_numpy(models), torch.from_numpy(probe)).numpy()
-
-
-def check_embedding_model(index: BlocklistIndex, *, embedder_name: str) -> None:
-    """Refuse to compare embeddings from a different model than the list was built with."""
-    if embedder_name != index.embedder_name:
-        raise EmbeddingInvalid(
-            f"probe embedded with {embedder_name}, the blocklist holds {index.embedder_name} embeddings"
-        )

@@ -1,7 +1,7 @@
 """Consent: spoken one-time challenges, enrollment checks, scoped grants, usage ledger, erasure.
 
 The gateway calls, in order of a voice's life:
-``create_challenge`` -> ``enroll_voice`` (checks a-f) -> ``authorize_use`` / ``recheck`` /
+``create_challenge`` -> ``consume_challenge`` -> ``enroll_consumed_challenge`` (checks a-f) -> ``authorize_use`` / ``recheck`` /
 ``record_usage`` per synthesis -> ``add_reference_samples`` -> ``revoke_consent`` ->
 ``erase_voice_data``.
 """
@@ -12,7 +12,6 @@ from policy.consent.challenges import (
     OwnerIdentity,
     consume_challenge,
     create_challenge,
-    require_identity_assurance,
     statement_of,
 )
 from policy.consent.enrollment import (
@@ -20,7 +19,7 @@ from policy.consent.enrollment import (
     EnrollmentThresholds,
     Recording,
     add_reference_samples,
-    enroll_voice,
+    enroll_consumed_challenge,
 )
 from policy.consent.grants import (
     Grant,
@@ -54,7 +53,7 @@ __all__ = [
     "consume_challenge",
     "create_challenge",
     "default_recognizer",
-    "enroll_voice",
+    "enroll_consumed_challenge",
     "erase_voice_data",
     "load_samples",
     "owned_voice",
@@ -62,7 +61,6 @@ __all__ = [
     "purge_erased_remnants",
     "recheck",
     "record_usage",
-    "require_identity_assurance",
     "revoke_consent",
     "statement_of",
     "usage_of_voice",

@@ -23,7 +23,6 @@ from policy.errors import (
     ChallengeNotFound,
     ChallengeNotYours,
     ConsentRequestInvalid,
-    IdentityAssuranceRequired,
     StatementTemplateInvalid,
 )
 
@@ -40,19 +39,6 @@ class OwnerIdentity:
     iss: str
     sub: str
     display_name: str
-
-
-def require_identity_assurance(*, claims: dict, claim_name: str, accepted_values: frozenset[str]) -> None:
-    """Raise unless the owner's token carries an accepted identity-assurance claim.
-
-    The gateway calls this when its setting asks for assurance (for example ``acr`` in
-    {"verified-id"}); the claim's meaning belongs to the identity provider.
-    """
-    value = claims.get(claim_name)
-    if value is None or str(value) not in accepted_values:
-        raise IdentityAssuranceRequired(
-            f"owners must present identity assurance: claim {claim_name!r} must be one of {sorted(accepted_values)}"
-        )
 
 
 def _clean_list(values: list[str], *, what: str) -> list[str]:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from policy.audio_quality import QualityLimits, check_reference_quality, validate_waveform
 from policy.consent.asr import SpeechRecognizer
-from policy.consent.challenges import consume_challenge, statement_of
+from policy.consent.challenges import statement_of
 from policy.consent.fingerprint import (
     DEFAULT_REPLAY_THRESHOLD,
     Fingerprint,
@@ -119,41 +119,6 @@ def check_not_synthetic(*, consent: Recording, detect_watermark: WatermarkDetect
 def _earlier_fingerprints(session: Session) -> list[tuple[str, Fingerprint]]:
     rows = session.execute(select(ConsentFingerprint.consent_id, ConsentFingerprint.fingerprint)).all()
     return [(consent_id, Fingerprint.from_bytes(blob)) for consent_id, blob in rows]
-
-
-def enroll_voice(
-    session: Session,
-    *,
-    challenge_id: str,
-    owner_iss: str,
-    owner_sub: str,
-    consent_recording: Recording,
-    references: list[Recording],
-    embedder: SpeakerEmbedder,
-    recognizer: SpeechRecognizer,
-    detect_watermark: WatermarkDetector,
-    check_protected: ProtectedSpeakerCheck,
-    key_encryption_key: bytes,
-    now: datetime,
-    thresholds: EnrollmentThresholds = EnrollmentThresholds(),
-    templates: dict[str, str] | None = None,
-) -> EnrollmentResult:
-    """Consume the challenge, then run ``enroll_consumed_challenge`` in the same transaction."""
-    challenge = consume_challenge(session, challenge_id=challenge_id, owner_iss=owner_iss, owner_sub=owner_sub, now=now)
-    return enroll_consumed_challenge(
-        session,
-        challenge=challenge,
-        consent_recording=consent_recording,
-        references=references,
-        embedder=embedder,
-        recognizer=recognizer,
-        detect_watermark=detect_watermark,
-        check_protected=check_protected,
-        key_encryption_key=key_encryption_key,
-        now=now,
-        thresholds=thresholds,
-        templates=templates,
-    )
 
 
 def enroll_consumed_challenge(

@@ -15,12 +15,13 @@ import os
 from datetime import datetime
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
-from policy.errors import ConsentRequestInvalid, VoiceErased, VoiceKeyDestroyed
+from policy.errors import ConsentRequestInvalid, VoiceErased, VoiceKeyDestroyed, VoiceKeyUnwrapFailed
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -35,10 +36,23 @@ def _check_kek(key_encryption_key: bytes) -> AESGCM:
 def create_voice_key(session: Session, *, voice_id: str, key_encryption_key: bytes) -> None:
     kek = _check_kek(key_encryption_key)
     data_key = AESGCM.generate_key(bit_length=256)
-    nonce = os.urandom(_NONCE_BYTES)
-    wrapped = nonce + kek.encrypt(nonce, data_key, f"voice-key:{voice_id}".encode())
-    session.add(VoiceKey(voice_id=voice_id, wrapped_key=wrapped))
+    session.add(VoiceKey(voice_id=voice_id, wrapped_key=_wrap(kek, voice_id=voice_id, data_key=data_key)))
     session.flush()
+
+
+def _unwrap(kek: AESGCM, row: VoiceKey) -> bytes:
+    nonce, sealed = row.wrapped_key[:_NONCE_BYTES], row.wrapped_key[_NONCE_BYTES:]
+    try:
+        return kek.decrypt(nonce, sealed, f"voice-key:{row.voice_id}".encode())
+    except InvalidTag as exc:
+        raise VoiceKeyUnwrapFailed(
+            f"the data key of voice {row.voice_id} does not open with the configured key-encryption key"
+        ) from exc
+
+
+def _wrap(kek: AESGCM, *, voice_id: str, data_key: bytes) -> bytes:
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + kek.encrypt(nonce, data_key, f"voice-key:{voice_id}".encode())
 
 
 def _data_key(session: Session, *, voice_id: str, key_encryption_key: bytes) -> AESGCM:
@@ -46,8 +60,38 @@ def _data_key(session: Session, *, voice_id: str, key_encryption_key: bytes) -> 
     row = session.get(VoiceKey, voice_id)
     if row is None:
         raise VoiceKeyDestroyed(f"voice {voice_id} has no data key (erased)")
-    nonce, sealed = row.wrapped_key[:_NONCE_BYTES], row.wrapped_key[_NONCE_BYTES:]
-    return AESGCM(kek.decrypt(nonce, sealed, f"voice-key:{voice_id}".encode()))
+    return AESGCM(_unwrap(kek, row))
+
+
+def check_key_encryption_key(session: Session, *, key_encryption_key: bytes) -> None:
+    """Raise ``VoiceKeyUnwrapFailed`` unless the newest stored voice key opens with this key
+    (no stored voice: nothing to check). Start-up calls it so a wrong key file stops the gateway
+    instead of failing every synthesis."""
+    kek = _check_kek(key_encryption_key)
+    row = session.scalars(select(VoiceKey).order_by(VoiceKey.created_at.desc()).limit(1)).first()
+    if row is not None:
+        _unwrap(kek, row)
+
+
+def rewrap_voice_keys(session: Session, *, old_key_encryption_key: bytes, new_key_encryption_key: bytes) -> int:
+    """Wrap every voice's data key with the new key-encryption key; returns how many changed.
+
+    Keys already wrapped with the new key are left alone, so an interrupted run can be repeated;
+    a key that opens with neither raises ``VoiceKeyUnwrapFailed`` and the caller rolls back.
+    The data keys themselves, and so every stored ciphertext, stay as they are.
+    """
+    old, new = _check_kek(old_key_encryption_key), _check_kek(new_key_encryption_key)
+    changed = 0
+    for row in session.scalars(select(VoiceKey).order_by(VoiceKey.voice_id)):
+        try:
+            _unwrap(new, row)
+            continue
+        except VoiceKeyUnwrapFailed:
+            pass
+        row.wrapped_key = _wrap(new, voice_id=row.voice_id, data_key=_unwrap(old, row))
+        changed += 1
+    session.flush()
+    return changed
 
 
 def _samples_to_bytes(audio: np.ndarray) -> bytes:

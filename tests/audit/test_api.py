@@ -14,11 +14,12 @@ from audit.errors import AuditUnavailable
 from audit.events import Action
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from gateway.app import create_app
-from gateway.audit_hooks import commit_write_ahead
 from gateway.auth import Role
 from gateway.db import upgrade
+from gateway.dependencies import gateway_of
 from gateway.dev_tokens import mint_dev_token
 from gateway.settings import Settings
+from gateway.shared.transactions import commit_write_ahead
 from tests.audit.storage_helpers import event
 
 
@@ -40,7 +41,7 @@ def _headers(settings, role: Role, tenant: str | None = None) -> dict[str, str]:
 
 
 def _append(client, events) -> None:
-    with client.app.state.session_factory() as session:
+    with gateway_of(client.app).sessions() as session:
         for item in events:
             commit_write_ahead(session, event=item)
 
@@ -149,7 +150,7 @@ def test_write_ahead_fails_closed_when_the_store_is_down(tmp_path):
 
 
 def test_prod_mode_refuses_to_start_without_an_audit_key(tmp_path):
-    from gateway.routes.audit import load_audit_signing_key
+    from gateway.keyfiles import audit_signing_key as load_audit_signing_key
     from gateway.settings import SettingsError
 
     settings = Settings.model_construct(**{**Settings(data_dir=tmp_path).model_dump(), "mode": "prod"})
@@ -158,7 +159,7 @@ def test_prod_mode_refuses_to_start_without_an_audit_key(tmp_path):
 
 
 def test_dev_audit_key_is_refused_in_prod(tmp_path):
-    from gateway.routes.audit import load_audit_signing_key
+    from gateway.keyfiles import audit_signing_key as load_audit_signing_key
     from gateway.settings import SettingsError
 
     dev = Settings(data_dir=tmp_path)
@@ -178,7 +179,7 @@ def test_tampered_log_stops_the_gateway_at_start_up(settings, loaded_models):
         _append(running, [event(i) for i in range(4)])
         _wait_for_size(running, settings, 4)
     app = create_app(settings, models=loaded_models)
-    with app.state.session_factory() as session:
+    with gateway_of(app).sessions() as session:
         session.execute(text("DROP TRIGGER audit_leaves_no_update"))
         session.execute(
             text("UPDATE audit_leaves SET entry = :e, leaf_hash = :h WHERE leaf_index = 2"),

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import text
 
 from audit.integrator import integrate_pending
-from gateway.audit_hooks import commit_write_ahead
 from gateway.cli import main
 from gateway.db import create_db_engine, make_session_factory, upgrade
-from gateway.routes.audit import load_audit_signing_key
+from gateway.keyfiles import audit_signing_key as load_audit_signing_key
 from gateway.settings import Settings
+from gateway.shared.transactions import commit_write_ahead
 from tests.audit.storage_helpers import event
 
 CLONEGATE = [sys.executable, "-m", "gateway.cli"]

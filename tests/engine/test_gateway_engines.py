@@ -55,9 +55,8 @@ def test_unknown_engine_is_refused() -> None:
 def test_engines_with_their_own_torch_never_run_inside_the_gateway(engine: str, tmp_path) -> None:
     settings = load_settings(engine=engine, engine_checkpoint=tmp_path)
     app = FastAPI()
-    app.state.readiness = Readiness()
     with pytest.raises(SettingsError, match=r"own engine worker environment.*CLONEGATE_ENGINE=ray"):
-        install_engine(app, settings)
+        install_engine(app, settings, readiness=Readiness())
 
 
 def test_readyz_engine_check_turns_true_after_warm_up() -> None:
@@ -65,15 +64,15 @@ def test_readyz_engine_check_turns_true_after_warm_up() -> None:
         settings = load_settings(engine="xtts", engine_url=server.url)
         assert isinstance(build_engine(settings), XttsEngine)
         app = FastAPI()
-        app.state.readiness = Readiness()
-        install_engine(app, settings)
-        assert app.state.readiness.failing() == ["engine"]
+        readiness = Readiness()
+        executor = install_engine(app, settings, readiness=readiness)
+        assert readiness.failing() == ["engine"]
         with TestClient(app):
             deadline = time.monotonic() + 10
-            while app.state.readiness.failing() and time.monotonic() < deadline:
+            while readiness.failing() and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert app.state.readiness.failing() == []
-            assert app.state.engine_executor.load_seconds is not None
+            assert readiness.failing() == []
+            assert executor.load_seconds is not None
 
 
 class SpectrumEmbedder:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import jwt
 import pytest
@@ -12,7 +14,9 @@ from fastapi.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.db import upgrade
+from gateway.dependencies import gateway_of, synthesis_service
 from gateway.settings import Settings
+from gateway.synthesis.service import SynthesisService
 
 
 @pytest.fixture
@@ -65,3 +69,18 @@ def free_port() -> int:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@contextmanager
+def synthesis_replaced(app, *, sessions=None, **components) -> Iterator[SynthesisService]:
+    """Within the block, `POST /v1/synthesize` runs on other parts (a broken watermark stack, a
+    dead database): a synthesis service built from them replaces the app's through its dependency."""
+    gateway = gateway_of(app)
+    service = SynthesisService(
+        sessions=sessions or gateway.sessions, components=dataclasses.replace(gateway.components, **components)
+    )
+    app.dependency_overrides[synthesis_service] = lambda: service
+    try:
+        yield service
+    finally:
+        app.dependency_overrides.pop(synthesis_service, None)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from audit.models import Leaf, PendingEvent
 from gateway.app import create_app
 from gateway.db import upgrade
+from gateway.dependencies import gateway_of
 from gateway.settings import Settings
 from policy.blocklist.repository import add_cohort_speaker
 from policy.consent.models import ConsentChallenge
@@ -90,7 +91,7 @@ COHORT = ["de_Anka", "de_Anton", "de_Boris", "de_Bernd_Ungerer", "de_ColOhr", "d
 
 def seed_cohort(app, *, embedder, speech_dir) -> None:
     """A dev gateway needs a score-normalisation cohort before the list can be checked."""
-    with app.state.session_factory() as session:
+    with gateway_of(app).sessions() as session:
         for name in COHORT:
             audio, rate = soundfile.read(speech_dir / f"{name}.wav", dtype="float32")
             add_cohort_speaker(
@@ -107,14 +108,14 @@ def running_gateway(data_dir: Path, *, models, speech_dir: Path, **settings_over
     app = create_app(settings, models=models)
     seed_cohort(app, embedder=models.embedder, speech_dir=speech_dir)
     with TestClient(app) as client:
-        if not app.state.engine_executor.wait_ready(120):
+        if not gateway_of(app).components.executor.wait_ready(120):
             raise RuntimeError("the engine did not warm up in 120 s")
         yield client
 
 
 def token_maker(gateway: TestClient):
     """Bearer headers for a subject and role on this gateway (HS256, dev secret)."""
-    settings = gateway.app.state.settings
+    settings = gateway_of(gateway.app).settings
 
     def make(sub: str, role: str, **claims) -> dict[str, str]:
         now = int(time.time())
@@ -156,7 +157,7 @@ def issue(
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["phrase"] and " ".join(body["phrase"]) in body["statement"]
-    with gateway.app.state.session_factory() as session:
+    with gateway_of(gateway.app).sessions() as session:
         return body["challenge_id"], pin_phrase(session, challenge_id=body["challenge_id"], phrase=phrase)
 
 
@@ -169,7 +170,7 @@ def enroll(gateway, headers, *, challenge_id: str, consent: bytes, references: l
 def logged_entries(app) -> list[tuple[int, bytes]]:
     """(audit identifier, canonical entry) of every event appended so far, integrated or still
     pending, in append order."""
-    with app.state.session_factory() as session:
+    with gateway_of(app).sessions() as session:
         rows = [
             *session.execute(select(Leaf.pending_id, Leaf.entry)),
             *session.execute(select(PendingEvent.id, PendingEvent.entry)),

@@ -27,6 +27,7 @@ from audit.events import AuditEvent
 from engine.interface import EngineAudio, ReferenceClip
 from gateway.app import create_app
 from gateway.db import upgrade
+from gateway.dependencies import gateway_of
 from gateway.settings import Settings
 from policy.consent.challenges import OwnerIdentity, create_challenge
 from policy.consent.models import Consent, Voice
@@ -58,18 +59,20 @@ def read_clip(path: Path, *, seconds: float | None = None) -> tuple[np.ndarray, 
 
 def seed_cohort(app: FastAPI, speech_dir: Path) -> None:
     """The cohort the list needs before it can decide, picked up by this process at once."""
-    seed_speech_cohort(app, embedder=app.state.components.embedder, speech_dir=speech_dir)
-    app.state.components.blocklist.refresh(force=True)
+    seed_speech_cohort(app, embedder=gateway_of(app).components.embedder, speech_dir=speech_dir)
+    gateway_of(app).components.blocklist.refresh(force=True)
 
 
 def grant_voice(app: FastAPI, reference_path: Path, *, issuer: str, max_uses: int = 5) -> GrantedVoice:
     """An owner's voice, prepared by the engine, granted to tenant `acme` for narration in English."""
-    components = app.state.components
+    components = gateway_of(app).components
     reference, rate = read_clip(reference_path, seconds=12)
     kek = components.voices.key_encryption_key
     now = datetime.now(UTC)
-    profile = app.state.engine_executor.prepare_voice(references=[ReferenceClip(audio=reference, sample_rate=rate)])
-    with app.state.session_factory() as session:
+    profile = gateway_of(app).components.executor.prepare_voice(
+        references=[ReferenceClip(audio=reference, sample_rate=rate)]
+    )
+    with gateway_of(app).sessions() as session:
         challenge, _ = create_challenge(
             session,
             owner=OwnerIdentity(iss=issuer, sub=OWNER_ISSUER_SUB, display_name="Olive Owner"),
@@ -165,7 +168,7 @@ def ready_gateway(settings: Settings, models, speech_dir: Path, *, reference_cli
     upgrade(settings.resolved_database_url)
     app = create_app(settings, models=models)
     with TestClient(app) as client:
-        assert app.state.engine_executor.wait_ready(180)
+        assert gateway_of(app).components.executor.wait_ready(180)
         seed_cohort(app, speech_dir)
         voice = grant_voice(
             app, sorted(speech_dir.glob("en_*.wav"))[reference_clip], issuer=settings.jwt_issuer, max_uses=1000
@@ -199,7 +202,7 @@ def audit_events(app, **where) -> list[tuple[int, AuditEvent]]:
 
 
 def consent_uses(app, consent_id: str) -> int:
-    with app.state.session_factory() as session:
+    with gateway_of(app).sessions() as session:
         return session.get(Consent, consent_id).uses
 
 

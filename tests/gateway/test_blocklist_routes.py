@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gateway.enrollment import OPT_OUT_TEMPLATES
+from gateway.dependencies import gateway_of
+from gateway.enrollment.spoken import OPT_OUT_TEMPLATES
 from policy.blocklist.review import hold_for_review
 from policy.errors import SpeakerReviewRequired
 from tests.gateway.speech import (
@@ -169,14 +170,14 @@ def test_exception_lets_exactly_one_voice_through(gateway, token, admin, listed)
 
 def test_review_queue_and_requester_status(gateway, token, admin, listed):
     # A hold as the synthesis pipeline leaves it (the score band is hard to hit on purpose).
-    with gateway.app.state.session_factory() as session:
+    with gateway_of(gateway.app).sessions() as session:
         held = SpeakerReviewRequired("held", entry_id=listed, raw_score=0.7, normalized_score=3.0, stage="synthesis")
         item = hold_for_review(
             session,
             held=held,
             voice_id="a" * 32,
             request_ref="req-1",
-            requester_iss=gateway.app.state.settings.jwt_issuer,
+            requester_iss=gateway_of(gateway.app).settings.jwt_issuer,
             requester_sub="studio-app",
             tenant="acme",
         )
@@ -213,7 +214,7 @@ def _opt_out_challenge(gateway, headers, *, phrase) -> tuple[str, str]:
     response = gateway.post("/v1/blocklist/opt-out/challenges", headers=headers)
     assert response.status_code == 201, response.text
     challenge_id = response.json()["challenge_id"]
-    with gateway.app.state.session_factory() as session:
+    with gateway_of(gateway.app).sessions() as session:
         return challenge_id, pin_phrase(session, challenge_id=challenge_id, phrase=phrase, templates=OPT_OUT_TEMPLATES)
 
 
@@ -310,7 +311,7 @@ def test_enrollment_close_to_protected_voice_is_held_for_review(tmp_path, loaded
 def test_exception_for_voice_enrolled_before_listing(tmp_path, loaded_models, speech_dir):
     """A voice enrolled before its speaker was listed: the exception rests on that voice's own
     stored consent recording, and only that voice passes the synthesis-time list check."""
-    from gateway.pipeline.steps import check_references_not_protected
+    from gateway.synthesis.steps import check_references_not_protected
     from policy.errors import SpeakerProtected
 
     gateway_run = running_gateway(tmp_path / "earlier", models=loaded_models, speech_dir=speech_dir)
@@ -335,8 +336,8 @@ def test_exception_for_voice_enrolled_before_listing(tmp_path, loaded_models, sp
             files=files,
             data={"name": "Joe Anchor", "reason": "news presenter", "source": "broadcast"},
         ).json()["entry_id"]
-        components = gateway.app.state.components
-        with gateway.app.state.session_factory() as session:
+        components = gateway_of(gateway.app).components
+        with gateway_of(gateway.app).sessions() as session:
             profile = components.voices.load(session, voice_id=voice_id).speaker_profile
 
         def check(voice: str) -> None:

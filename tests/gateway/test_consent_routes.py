@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from gateway.app import create_app
 from gateway.db import upgrade
+from gateway.dependencies import gateway_of
 from gateway.settings import Settings
 from policy.consent.models import ConsentChallenge, VoiceKey, VoiceSample
 from tests.gateway.conftest import bearer
@@ -82,8 +83,8 @@ def test_enrolls_voice_and_records_consent(gateway, token, enrolled):
     assert [v["voice_id"] for v in gateway.get("/v1/voices", headers=client).json()["voices"]] == [voice_id]
     seen = gateway.get(f"/v1/voices/{voice_id}", headers=client)
     assert seen.status_code == 200 and [c["consent_id"] for c in seen.json()["consents"]] == [consent_id]
-    with gateway.app.state.session_factory() as session:
-        material = gateway.app.state.components.voices.load(session, voice_id=voice_id)
+    with gateway_of(gateway.app).sessions() as session:
+        material = gateway_of(gateway.app).components.voices.load(session, voice_id=voice_id)
     assert material.engine_profile is not None and material.speaker_profile.shape == (256,)
 
 
@@ -152,7 +153,7 @@ def test_rejects_challenge_of_another_owner(gateway, token):
         references=[spoken_wav(REFERENCE_TEXT)],
     )
     assert response.status_code == 403 and response.json()["error"] == "challenge_not_yours", response.text
-    with gateway.app.state.session_factory() as session:
+    with gateway_of(gateway.app).sessions() as session:
         assert session.get(ConsentChallenge, challenge_id).used_at is None  # still Alice's to use
 
 
@@ -170,7 +171,7 @@ def test_rejects_synthetic_consent_recording(gateway, token):
     headers = token(**owner("sybil", "Sybil Grey"))
     challenge_id, statement = issue(gateway, headers, grantee_name="Sybil Studios")
     audio, rate = speak(statement)
-    marked = gateway.app.state.components.watermark.embed(audio, sample_rate=rate, payload=(7).to_bytes(4, "big"))
+    marked = gateway_of(gateway.app).components.watermark.embed(audio, sample_rate=rate, payload=(7).to_bytes(4, "big"))
     response = enroll(
         gateway,
         headers,
@@ -193,7 +194,7 @@ def test_rejects_undecodable_consent_upload(gateway, token):
     )
     assert response.status_code == 422 and response.json()["error"] == "audio_corrupt", response.text
     assert denied_reasons(gateway, "ursula") == ["audio_corrupt"]
-    with gateway.app.state.session_factory() as session:
+    with gateway_of(gateway.app).sessions() as session:
         assert session.get(ConsentChallenge, challenge_id).used_at is None  # nothing was heard yet
 
 
@@ -274,7 +275,7 @@ def test_revocation_and_erasure_are_recorded(gateway, token, enrolled):
     erased = gateway.delete(f"/v1/voices/{voice_id}", headers=headers)
     assert erased.status_code == 200 and erased.json()["status"] == "erased"
     assert gateway.delete(f"/v1/voices/{voice_id}", headers=headers).status_code == 410
-    with gateway.app.state.session_factory() as session:
+    with gateway_of(gateway.app).sessions() as session:
         assert session.scalars(select(VoiceSample.id).where(VoiceSample.voice_id == voice_id)).all() == []
         assert session.get(VoiceKey, voice_id) is None
     actions = [e["action"] for e in audit_events(gateway) if e["subjects"]["voice_id"] == voice_id]
@@ -295,5 +296,5 @@ def test_unready_gateway_does_not_burn_the_challenge(client, hs256_token):
     )
     assert response.status_code == 503, response.text
     assert response.json()["error"] in ("blocklist_misconfigured", "engine_not_ready")
-    with client.app.state.session_factory() as session:
+    with gateway_of(client.app).sessions() as session:
         assert session.get(ConsentChallenge, challenge_id).used_at is None

@@ -13,7 +13,8 @@ import soundfile
 from audit.checkpoint import open_checkpoint
 from audit.merkle import verify_inclusion
 from gateway.audio_io import decode_audio
-from gateway.routes.detect import AnonymousRateLimiter, DetectRateLimited
+from gateway.dependencies import gateway_of
+from gateway.detection.rate_limit import AnonymousRateLimiter, DetectRateLimited
 from tests.gateway.conftest import bearer
 from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
@@ -64,7 +65,7 @@ def test_auditor_sees_the_event_with_an_inclusion_proof_that_verifies(gateway, c
     assert source["status"] == "resolved"
     assert source["event"]["actor"]["tenant"] == TENANT
     proof = source["inclusion_proof"]
-    checkpoint = open_checkpoint(proof["checkpoint"], verifier=app.state.audit_key.verifier)
+    checkpoint = open_checkpoint(proof["checkpoint"], verifier=gateway_of(app).audit_key.verifier)
     verify_inclusion(
         index=source["leaf_index"],
         size=checkpoint.size,
@@ -98,7 +99,7 @@ def test_payload_naming_no_event_is_reported_unknown(gateway, client_token, hs25
     client, app, _ = gateway
     audio, rate = read_clip(sorted(speech_dir.glob("en_*.wav"))[4], seconds=6)
     forged_id = 0x00FFFFF0
-    marked = app.state.components.watermark.embed(audio, sample_rate=rate, payload=forged_id.to_bytes(4, "big"))
+    marked = gateway_of(app).components.watermark.embed(audio, sample_rate=rate, payload=forged_id.to_bytes(4, "big"))
     answer = _detect(client, wav_bytes(marked, rate), hs256_token(role=["auditor"])).json()
     assert answer["source"] == {"status": "unknown", "audit_id": forged_id}
 

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from gateway.audio_io import decode_audio
-from gateway.cli_watermark import build_watermark_stack
 from gateway.settings import Settings
+from gateway.watermarking import build_watermark_stack
 from tests.gateway.conftest import free_port
 from tests.gateway.speech import PHRASES, REFERENCE_TEXT, spoken_wav
 

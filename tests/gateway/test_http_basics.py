@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from gateway.app import create_app
-from gateway.db import SessionDep, upgrade
+from gateway.db import upgrade
+from gateway.dependencies import SessionDep, gateway_of
 from gateway.logs import JsonFormatter
 from gateway.settings import Settings
 from tests.gateway.synthesis_fixtures import seed_cohort
@@ -22,11 +23,14 @@ def test_healthz_answers(client):
 
 def test_readyz_waits_for_engine_and_blocklist(client, speech_dir):
     app = client.app
-    assert app.state.engine_executor.wait_ready(180)
-    # Without a score-normalisation cohort the protected-speaker list cannot decide anything.
+    assert gateway_of(app).components.executor.wait_ready(180)
+    # Without a score-normalisation cohort the protected-speaker list cannot decide anything;
+    # the answer says so and names the command that fixes it.
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["detail"] == "not ready: blocklist"
+    detail = response.json()["detail"]
+    assert detail.startswith("not ready: blocklist. blocklist: ")
+    assert "cohort" in detail and "`clonegate blocklist cohort add FILE...`" in detail
     seed_cohort(app, speech_dir)
     assert client.get("/readyz").json() == {"status": "ready"}
 
@@ -129,7 +133,7 @@ def test_failed_commit_is_the_answer_never_a_2xx(tmp_path, loaded_models):
     settings = Settings(mode="dev", data_dir=tmp_path)
     upgrade(settings.resolved_database_url)
     app = create_app(settings, models=loaded_models)
-    with app.state.db_engine.begin() as connection:
+    with gateway_of(app).db_engine.begin() as connection:
         connection.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
         connection.execute(text("CREATE TABLE child (parent_id INTEGER REFERENCES parent (id))"))
     probe = APIRouter()
@@ -146,5 +150,5 @@ def test_failed_commit_is_the_answer_never_a_2xx(tmp_path, loaded_models):
         response = client.post("/probe-write")
     assert response.status_code == 503
     assert response.json()["error"] == "database_unavailable"
-    with app.state.db_engine.connect() as connection:
+    with gateway_of(app).db_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM child")).scalar() == 0

@@ -13,9 +13,9 @@ import soundfile
 
 from engine.interface import EngineAudio
 from gateway.audio_io import decode_audio
-from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
-from gateway.pipeline.marked import MarkedAudio, mark_output
-from gateway.provenance import ManifestSigner, generate_dev_chain
+from gateway.synthesis.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
+from gateway.synthesis.marked import MarkedAudio, mark_output
+from gateway.synthesis.provenance import ManifestSigner, generate_dev_chain
 
 LABEL = ContentLabel(
     provider="Example Voice Ltd",

@@ -15,12 +15,13 @@ from sqlalchemy import delete
 from sqlalchemy.orm import sessionmaker
 
 from gateway.db import create_db_engine
-from gateway.pipeline.synthesis import SynthesisPipeline
+from gateway.dependencies import gateway_of
 from gateway.settings import Settings
 from policy.blocklist.models import CohortSpeaker
 from policy.blocklist.repository import bump_version
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
+from tests.gateway.conftest import synthesis_replaced
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
     OWNER_ISSUER_SUB,
     FaultEngine,
@@ -58,11 +59,10 @@ def faulty(tmp_path_factory, loaded_models, speech_dir):
 def healthy_afterwards(faulty, client_token):
     """Every fault test ends by checking that the gateway still serves a normal request."""
     client, app, voice, engine = faulty
-    pipeline = app.state.pipeline
     yield
     engine.fault = None
     engine.during_synthesis = None
-    app.state.pipeline = pipeline
+    app.dependency_overrides.clear()
     response = synthesize(client, client_token, voice)
     assert response.status_code == 200, response.text
 
@@ -102,12 +102,10 @@ def test_engine_hanging_past_its_timeout_releases_nothing(faulty, client_token, 
 
 def test_watermark_that_does_not_verify_releases_nothing(faulty, client_token, healthy_afterwards):
     client, app, voice, _ = faulty
-    components = app.state.components
+    components = gateway_of(app).components
     broken = UnmarkingStack(list(components.watermark.schemes))
-    app.state.pipeline = SynthesisPipeline(
-        session_factory=app.state.session_factory, components=dataclasses.replace(components, watermark=broken)
-    )
-    _refused(synthesize(client, client_token, voice), 503, "watermark_self_check_failed")
+    with synthesis_replaced(app, watermark=broken):
+        _refused(synthesize(client, client_token, voice), 503, "watermark_self_check_failed")
     assert _last_event(app, voice).reason == "watermark_self_check_failed"
 
 
@@ -115,11 +113,11 @@ def test_consent_revoked_while_the_engine_runs_releases_nothing(faulty, client_t
     client, app, voice, engine = faulty
 
     def owner_revokes() -> None:
-        with app.state.session_factory() as session:
+        with gateway_of(app).sessions() as session:
             revoke_consent(
                 session,
                 consent_id=voice.consent_id,
-                owner_iss=app.state.settings.jwt_issuer,
+                owner_iss=gateway_of(app).settings.jwt_issuer,
                 owner_sub=OWNER_ISSUER_SUB,
                 now=datetime.now(UTC),
             )
@@ -131,14 +129,14 @@ def test_consent_revoked_while_the_engine_runs_releases_nothing(faulty, client_t
         _refused(synthesize(client, client_token, voice), 403, "consent_revoked")
         assert _last_event(app, voice).reason == "consent_revoked"
     finally:
-        with app.state.session_factory() as session:
+        with gateway_of(app).sessions() as session:
             session.get(Consent, voice.consent_id).revoked_at = None
             session.commit()
 
 
 def test_blocklist_that_cannot_load_denies(faulty, client_token, speech_dir, healthy_afterwards):
     client, app, voice, _ = faulty
-    with app.state.session_factory() as session:
+    with gateway_of(app).sessions() as session:
         session.execute(delete(CohortSpeaker))
         bump_version(session)
         session.commit()
@@ -158,8 +156,8 @@ def test_database_down_before_admission_denies(faulty, client_token, healthy_aft
     client, app, voice, _ = faulty
     before = len(audit_events(app))
     dead = sessionmaker(bind=create_db_engine(DEAD_DATABASE))
-    app.state.pipeline = SynthesisPipeline(session_factory=dead, components=app.state.components)
-    _refused(synthesize(client, client_token, voice), 503, "database_unavailable")
+    with synthesis_replaced(app, sessions=dead):
+        _refused(synthesize(client, client_token, voice), 503, "database_unavailable")
     assert len(audit_events(app)) == before  # nothing could be written, and nothing was released
 
 
@@ -180,7 +178,7 @@ class DatabaseDiesAfter:
 
 def test_database_down_after_admission_releases_nothing(faulty, client_token, healthy_afterwards):
     client, app, voice, _ = faulty
-    flaky = DatabaseDiesAfter(app.state.session_factory, calls=1)  # admission works, release does not
-    app.state.pipeline = SynthesisPipeline(session_factory=flaky, components=app.state.components)
-    _refused(synthesize(client, client_token, voice), 503, "database_unavailable")
+    flaky = DatabaseDiesAfter(gateway_of(app).sessions, calls=1)  # admission works, release does not
+    with synthesis_replaced(app, sessions=flaky):
+        _refused(synthesize(client, client_token, voice), 503, "database_unavailable")
     assert _last_event(app, voice).action.value == "request.admitted"  # the failure could not be written

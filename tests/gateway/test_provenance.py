@@ -22,11 +22,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from engine.interface import EngineAudio
 from gateway.audio_io import decode_audio, sniff_container
 from gateway.components import build_manifest_signer
-from gateway.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
-from gateway.pipeline.marked import mark_output
-from gateway.pipeline.steps import check_encoded_mark, payload_for
-from gateway.pipeline.synthesis import SynthesisPipeline
-from gateway.provenance import (
+from gateway.dependencies import gateway_of
+from gateway.settings import Settings, SettingsError, load_settings
+from gateway.synthesis.labelling import OUTPUT_FORMATS, ContentLabel, encode_labelled
+from gateway.synthesis.marked import mark_output
+from gateway.synthesis.provenance import (
     LABEL_ASSERTION,
     SIGNABLE_MEDIA_TYPES,
     SOFT_BINDING_ALG,
@@ -36,7 +36,8 @@ from gateway.provenance import (
     read_manifest,
     validation_failures,
 )
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.synthesis.steps import check_encoded_mark, payload_for
+from tests.gateway.conftest import synthesis_replaced
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
     audit_events,
     client_token,
@@ -171,7 +172,7 @@ def test_signed_output_decodes_and_keeps_its_mark(outputs, marked, loaded_models
     assert abs(len(samples) - len(marked.samples)) < 0.1 * marked.sample_rate
     keyed = loaded_models.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
     assert keyed.payload_verified and keyed.payload == PAYLOAD
-    check_encoded_mark(loaded_models.watermark, body, output_format=output_format, payload=PAYLOAD)
+    check_encoded_mark(loaded_models.watermark, body, encoding=output_format, payload=PAYLOAD)
 
 
 def test_signed_wav_keeps_its_info_chunk(outputs):
@@ -329,7 +330,7 @@ def test_released_wav_manifest_points_at_the_watermark_and_audit_record(gateway,
     label = assertion(manifest, LABEL_ASSERTION)
     assert label["content_id"] == f"clonegate:{response.headers['x-clonegate-audit-id']}"
     assert label["ai_generated"] == "true"
-    anchor = app.state.components.signer.trust_anchor_pem
+    anchor = gateway_of(app).components.signer.trust_anchor_pem
     assert validation_failures(response.content, media_type="audio/wav", trust_anchors_pem=anchor) == set()
 
 
@@ -340,14 +341,8 @@ def test_expired_signing_certificate_fails_closed(gateway, client_token):
     short_lived = generate_dev_chain(valid_for=dt.timedelta(seconds=2))
     signer = ManifestSigner(certificate_chain_pem=short_lived.chain_pem, private_key_pem=short_lived.key_pem)
     time.sleep(max(0.0, (signer.not_valid_after - dt.datetime.now(dt.UTC)).total_seconds()) + 1.0)
-    pipeline = app.state.pipeline
-    app.state.pipeline = SynthesisPipeline(
-        session_factory=app.state.session_factory, components=dataclasses.replace(app.state.components, signer=signer)
-    )
-    try:
+    with synthesis_replaced(app, signer=signer):
         response = synthesize(client, client_token, voice)
-    finally:
-        app.state.pipeline = pipeline
     assert response.status_code == 503
     assert response.json()["error"] == "provenance_signing_failed"
     assert not response.headers["content-type"].startswith("audio/")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.settings import DEV_JWT_SECRET, Settings, SettingsError, load_settings
+from gateway.settings import Settings, SettingsError, load_settings
 
 
 def test_dev_defaults_need_no_configuration(tmp_path):
@@ -24,14 +24,63 @@ def test_settings_read_from_prefixed_environment(monkeypatch, tmp_path):
 
 
 def test_prod_refuses_dev_jwt_secret_naming_the_setting(tmp_path):
-    with pytest.raises(SettingsError, match="CLONEGATE_JWT_SECRET"):
+    with pytest.raises(SettingsError) as error:
         load_settings(
             mode="prod",
             data_dir=tmp_path,
-            jwt_algorithms=["RS256"],
+            jwt_algorithms=["HS256", "RS256"],
             jwt_jwks_url="https://idp.example/jwks",
             jwt_issuer="https://idp.example",
         )
+    assert "CLONEGATE_JWT_SECRET: the built-in dev JWT secret is refused in prod" in str(error.value)
+
+
+def test_jwt_secret_is_not_asked_for_without_an_hs_algorithm(tmp_path):
+    with pytest.raises(SettingsError) as error:  # refused for the missing key files only
+        load_settings(
+            mode="prod",
+            data_dir=tmp_path,
+            jwt_algorithms=["ES256", "RS256"],
+            jwt_jwks_url="https://idp.example/jwks",
+            jwt_issuer="https://idp.example",
+        )
+    assert "JWT_SECRET" not in str(error.value)
+    assert "CLONEGATE_WATERMARK_KEY_FILE must name a key file in prod" in str(error.value)
+
+
+@pytest.mark.parametrize("value", ["ES256", "ES256,RS256", " ES256 , RS256 ", '["ES256", "RS256"]'])
+def test_list_settings_take_the_plain_form_or_json(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("CLONEGATE_JWT_ALGORITHMS", value)
+    monkeypatch.setenv("CLONEGATE_WATERMARK_SCHEMES", "keyed")
+    monkeypatch.setenv("CLONEGATE_IDENTITY_ASSURANCE_VALUES", "verified-id,eidas-high")
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.jwt_algorithms == [item.strip() for item in value.strip("[]").replace('"', "").split(",")]
+    assert settings.watermark_schemes == ["keyed"]
+    assert settings.identity_assurance_values == ["verified-id", "eidas-high"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CLONEGATE_JWT_ALGORITHMS", '["ES256"', "CLONEGATE_JWT_ALGORITHMS: not a JSON list"),
+        ("CLONEGATE_JWT_ALGORITHMS", "ES512", "CLONEGATE_JWT_ALGORITHMS: Input should be 'HS256', 'RS256' or 'ES256'"),
+        ("CLONEGATE_JWT_ALGORITHMS", ",", "CLONEGATE_JWT_ALGORITHMS names no algorithm"),
+        ("CLONEGATE_WATERMARK_SCHEMES", "keyed,nothing", "CLONEGATE_WATERMARK_SCHEMES: Input should be"),
+        ("CLONEGATE_SYNTHESIS_DENY_PATTERNS", "a{1,3}", "CLONEGATE_SYNTHESIS_DENY_PATTERNS: must be a JSON list"),
+        ("CLONEGATE_PORT", "eighty", "CLONEGATE_PORT: Input should be a valid integer"),
+    ],
+)
+def test_unusable_setting_answers_one_line_naming_it(monkeypatch, tmp_path, variable, value, expected):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings(data_dir=tmp_path)
+    assert expected in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_deny_patterns_keep_their_commas(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLONEGATE_SYNTHESIS_DENY_PATTERNS", '["a{1,3}b", "c"]')
+    assert load_settings(data_dir=tmp_path).synthesis_deny_patterns == ["a{1,3}b", "c"]
 
 
 def test_prod_refuses_hs256(tmp_path):
@@ -47,7 +96,7 @@ def test_prod_refuses_hs256(tmp_path):
 
 def test_prod_refuses_dev_issuer_and_missing_jwks(tmp_path):
     with pytest.raises(SettingsError) as error:
-        load_settings(mode="prod", data_dir=tmp_path, jwt_algorithms=["ES256"], jwt_secret="x" * 40)
+        load_settings(mode="prod", data_dir=tmp_path, jwt_algorithms=["ES256"])
     assert "CLONEGATE_JWT_ISSUER" in str(error.value)
     assert "CLONEGATE_JWT_JWKS_FILE" in str(error.value)
 
@@ -60,7 +109,6 @@ def test_prod_refuses_every_unset_key_file(tmp_path):
             mode="prod",
             data_dir=tmp_path,
             jwt_algorithms=["RS256"],
-            jwt_secret="x" * 40,
             jwt_jwks_url="https://idp.example/jwks",
             jwt_issuer="https://idp.example",
         )
@@ -80,11 +128,10 @@ def test_prod_accepts_complete_configuration(tmp_path):
         mode="prod",
         data_dir=tmp_path,
         jwt_algorithms=["RS256"],
-        jwt_secret="x" * 40,
         jwt_jwks_url="https://idp.example/jwks",
         jwt_issuer="https://idp.example",
         c2pa_certificate_chain_file=tmp_path / "chain.pem",
         **key_files,
     )
     assert settings.mode == "prod"
-    assert settings.jwt_secret.get_secret_value() != DEV_JWT_SECRET
+    assert not settings.accepts_hs_tokens

@@ -19,14 +19,14 @@ import uvicorn
 
 from engine.interface import CancelToken
 from gateway.audio_io import decode_audio
-from gateway.pipeline.marked import SELF_CHECK_PADDING_S
-from gateway.pipeline.steps import SynthesisRequest, payload_for
-from gateway.pipeline.streaming import MIN_CHUNK_CHARS, text_chunks
-from gateway.pipeline.synthesis import SynthesisPipeline
+from gateway.dependencies import gateway_of
 from gateway.settings import Settings
+from gateway.synthesis.marked import SELF_CHECK_PADDING_S
+from gateway.synthesis.steps import SynthesisRequest, payload_for
+from gateway.synthesis.streaming import MIN_CHUNK_CHARS, text_chunks
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
-from tests.gateway.conftest import bearer, free_port
+from tests.gateway.conftest import bearer, free_port, synthesis_replaced
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
     OWNER_ISSUER_SUB,
     PURPOSE,
@@ -122,7 +122,7 @@ def test_every_streamed_chunk_is_marked_and_released_before_it_is_sent(streaming
     pieces = _split_by_digests(body, [event.digests.output_sha256 for event in events[1:]])
     assert all(event.watermark_id == payload.hex() for event in events[1:])
 
-    stack = app.state.components.watermark
+    stack = gateway_of(app).components.watermark
     whole = decode_audio(body)
     assert whole.duration_seconds > 15
     assert stack.detect(whole.samples, sample_rate=whole.sample_rate).scheme("keyed").payload == payload
@@ -165,11 +165,11 @@ def test_consent_revoked_mid_stream_stops_the_stream(streaming, client_token):
     def owner_revokes_before_the_second_chunk() -> None:
         calls.append(1)
         if len(calls) == 2:
-            with app.state.session_factory() as session:
+            with gateway_of(app).sessions() as session:
                 revoke_consent(
                     session,
                     consent_id=voice.consent_id,
-                    owner_iss=app.state.settings.jwt_issuer,
+                    owner_iss=gateway_of(app).settings.jwt_issuer,
                     owner_sub=OWNER_ISSUER_SUB,
                     now=datetime.now(UTC),
                 )
@@ -198,7 +198,7 @@ def test_consent_revoked_mid_stream_stops_the_stream(streaming, client_token):
         assert failed.digests.output_sha256 == events[1].digests.output_sha256 == hashlib.sha256(received).hexdigest()
     finally:
         engine.during_synthesis = None
-        with app.state.session_factory() as session:
+        with gateway_of(app).sessions() as session:
             session.get(Consent, voice.consent_id).revoked_at = None
             session.commit()
     assert synthesize(client, client_token, voice).status_code == 200  # still serving
@@ -255,10 +255,12 @@ def test_client_leaving_before_the_audio_is_ready_leaves_a_cancelled_event(strea
 def test_stream_closed_before_its_first_chunk_leaves_a_cancelled_event(streaming, client_token):
     # The client can leave between the response's headers and the first chunk being asked for.
     _, app, voice, _, _ = streaming
-    stream = app.state.pipeline.open_stream(
-        principal=app.state.token_verifier.verify(client_token),
+    service = gateway_of(app).services.synthesis
+    stream = service.open_stream(
+        principal=gateway_of(app).token_verifier.verify(client_token),
         cancel=CancelToken(),
         request=SynthesisRequest(voice_id=voice.voice_id, text=STORY, language="en", purpose=PURPOSE),
+        encoding=service.stream_encoding("wav"),
     )
     stream.close()
     events = [event for _, event in _events_of_request(app, stream.admission.audit_id)]
@@ -283,19 +285,13 @@ class StackFailingSecondChunk(WatermarkStack):
 
 def test_chunk_whose_mark_fails_goes_out_marked_with_the_next(streaming, client_token):
     client, app, voice, _, _ = streaming
-    pipeline, components = app.state.pipeline, app.state.components
-    app.state.pipeline = SynthesisPipeline(
-        session_factory=app.state.session_factory,
-        components=dataclasses.replace(components, watermark=StackFailingSecondChunk(components.watermark)),
-    )
-    try:
+    components = gateway_of(app).components
+    with synthesis_replaced(app, watermark=StackFailingSecondChunk(components.watermark)):
         response = client.post(
             "/v1/synthesize?stream=true",
             content=_stream_body(voice),
             headers={**bearer(client_token), "Content-Type": "application/json"},
         )
-    finally:
-        app.state.pipeline = pipeline
     assert response.status_code == 200
     admitted_id = int(response.headers["x-clonegate-audit-id"])
     events = [event for _, event in _events_of_request(app, admitted_id)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 from datetime import UTC, datetime
@@ -13,15 +12,16 @@ from sqlalchemy import select
 
 from engine.interface import CancelToken
 from gateway.audio_io import decode_audio
-from gateway.pipeline.steps import SynthesisRequest, payload_for
-from gateway.pipeline.synthesis import StepTimes, SynthesisPipeline
+from gateway.dependencies import gateway_of
+from gateway.synthesis.service import StepTimes
+from gateway.synthesis.steps import SynthesisRequest, payload_for
 from policy.blocklist.live import LiveBlocklist
 from policy.blocklist.matching import BlocklistThresholds
 from policy.blocklist.repository import AudioSample, add_protected_speaker, deactivate_protected_speaker
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent, UsageRecord
 from policy.errors import ConsentRevoked
-from tests.gateway.conftest import bearer
+from tests.gateway.conftest import bearer, synthesis_replaced
 from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
     OWNER_ISSUER_SUB,
     PURPOSE,
@@ -47,7 +47,7 @@ def test_released_audio_carries_a_mark_that_points_at_its_audit_event(gateway, c
 
     decoded = decode_audio(response.content)
     assert decoded.duration_seconds > 2.0
-    found = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate)
+    found = gateway_of(app).components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate)
     keyed = found.scheme("keyed")
     assert keyed.payload_verified and keyed.payload == payload_for(audit_id)
 
@@ -59,7 +59,7 @@ def test_released_audio_carries_a_mark_that_points_at_its_audit_event(gateway, c
     assert released.subjects.request_id == admitted.subjects.request_id
     assert released.watermark_id == payload_for(audit_id).hex()
     assert released.digests.output_sha256 == hashlib.sha256(response.content).hexdigest()
-    with app.state.session_factory() as session:
+    with gateway_of(app).sessions() as session:
         usage = session.scalars(select(UsageRecord).where(UsageRecord.audit_index == audit_id)).one()
     assert usage.tenant == TENANT and usage.purpose == PURPOSE
 
@@ -70,7 +70,9 @@ def test_every_output_format_decodes_to_marked_audio(gateway, client_token, outp
     response = synthesize(client, client_token, voice, format=output_format)
     assert response.status_code == 200, response.text
     decoded = decode_audio(response.content)
-    keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    keyed = (
+        gateway_of(app).components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    )
     assert keyed.payload == payload_for(int(response.headers["x-clonegate-audit-id"]))
 
 
@@ -83,7 +85,9 @@ def test_owner_synthesizes_own_voice_without_a_grant(gateway, hs256_token):
     assert response.headers["x-clonegate-consent-id"] == "owner"
     audit_id = int(response.headers["x-clonegate-audit-id"])
     decoded = decode_audio(response.content)
-    keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    keyed = (
+        gateway_of(app).components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    )
     assert keyed.payload_verified and keyed.payload == payload_for(audit_id)
     admitted = dict(audit_events(app))[audit_id]
     assert admitted.subjects.consent_id is None and admitted.actor.sub == OWNER_ISSUER_SUB
@@ -152,11 +156,11 @@ def test_rejects_malformed_requests_before_anything_happens(gateway, client_toke
 
 def test_revocation_during_synthesis_releases_nothing(gateway, client_token, hs256_token):
     client, app, voice = gateway
-    pipeline = app.state.pipeline
-    principal = app.state.token_verifier.verify(client_token)
+    service = gateway_of(app).services.synthesis
+    principal = gateway_of(app).token_verifier.verify(client_token)
     request = SynthesisRequest(voice_id=voice.voice_id, text=TEXT, language="en", purpose=PURPOSE)
-    admission = pipeline._admit(principal=principal, request=request, request_id="revocation-test", times=StepTimes())
-    with app.state.session_factory() as session:
+    admission = service.admit(principal=principal, request=request)
+    with gateway_of(app).sessions() as session:
         revoke_consent(
             session,
             consent_id=voice.consent_id,
@@ -167,26 +171,31 @@ def test_revocation_during_synthesis_releases_nothing(gateway, client_token, hs2
         session.commit()
     try:
         with pytest.raises(ConsentRevoked):
-            pipeline._produce(
-                principal=principal, request=request, admission=admission, cancel=CancelToken(), times=StepTimes()
+            service.release_whole(
+                principal=principal,
+                request=request,
+                admission=admission,
+                encoding=service.file_encoding("wav"),
+                cancel=CancelToken(),
+                times=StepTimes(),
             )
         later = synthesize(client, client_token, voice)
         assert later.status_code == 403 and later.json()["error"] == "consent_revoked"
         released = [
             event
             for _, event in audit_events(app)
-            if event.subjects.request_id == "revocation-test" and event.action.value == "request.released"
+            if event.subjects.request_id == admission.request_id and event.action.value == "request.released"
         ]
         assert released == []
     finally:
-        with app.state.session_factory() as session:
+        with gateway_of(app).sessions() as session:
             session.get(Consent, voice.consent_id).revoked_at = None
             session.commit()
 
 
 def test_consent_uses_are_never_exceeded(gateway, client_token):
     client, app, voice = gateway
-    with app.state.session_factory() as session:
+    with gateway_of(app).sessions() as session:
         consent = session.get(Consent, voice.consent_id)
         consent.max_uses = consent.uses + 1
         session.commit()
@@ -195,7 +204,7 @@ def test_consent_uses_are_never_exceeded(gateway, client_token):
         exhausted = synthesize(client, client_token, voice)
         assert exhausted.status_code == 403 and exhausted.json()["error"] == "consent_uses_exhausted"
     finally:
-        with app.state.session_factory() as session:
+        with gateway_of(app).sessions() as session:
             session.get(Consent, voice.consent_id).max_uses = 1000
             session.commit()
 
@@ -203,13 +212,13 @@ def test_consent_uses_are_never_exceeded(gateway, client_token):
 def test_engine_output_is_unmarked_until_the_watermark_step(gateway, client_token):
     """The mark in released audio comes from the pipeline, not from the engine."""
     client, app, voice = gateway
-    with app.state.session_factory() as session:
-        material = app.state.components.voices.load(session, voice_id=voice.voice_id)
-    raw = app.state.engine_executor.synthesize(text=TEXT, language="en", voice=material.engine_profile)
-    unmarked = app.state.components.watermark.detect(np.asarray(raw.samples), sample_rate=raw.sample_rate)
+    with gateway_of(app).sessions() as session:
+        material = gateway_of(app).components.voices.load(session, voice_id=voice.voice_id)
+    raw = gateway_of(app).components.executor.synthesize(text=TEXT, language="en", voice=material.engine_profile)
+    unmarked = gateway_of(app).components.watermark.detect(np.asarray(raw.samples), sample_rate=raw.sample_rate)
     assert not unmarked.scheme("keyed").detected
     released = decode_audio(synthesize(client, client_token, voice).content)
-    marked = app.state.components.watermark.detect(released.samples, sample_rate=released.sample_rate)
+    marked = gateway_of(app).components.watermark.detect(released.samples, sample_rate=released.sample_rate)
     assert marked.scheme("keyed").payload_verified
 
 
@@ -217,8 +226,8 @@ def test_voice_close_to_a_protected_speaker_is_held_for_review(gateway, client_t
     """Between the two thresholds a request is held: no audio, a review item the requester can
     follow, and after an admin's approval the same voice is served."""
     client, app, voice = gateway
-    components = app.state.components
-    with app.state.session_factory() as session:
+    components = gateway_of(app).components
+    with gateway_of(app).sessions() as session:
         entry = add_protected_speaker(
             session,
             embedder=components.embedder,
@@ -232,33 +241,29 @@ def test_voice_close_to_a_protected_speaker_is_held_for_review(gateway, client_t
         entry_id = entry.id
     # Real components with a review band that covers every score, so the hold is certain.
     reviewing = LiveBlocklist(
-        session_factory=app.state.session_factory,
+        session_factory=gateway_of(app).sessions,
         embedder_name=components.embedder.name,
         dimension=components.embedder.dimension,
         thresholds=BlocklistThresholds(deny=1e6, review=-1e6),
     )
-    pipeline = app.state.pipeline
-    app.state.pipeline = SynthesisPipeline(
-        session_factory=app.state.session_factory, components=dataclasses.replace(components, blocklist=reviewing)
-    )
     try:
-        held = synthesize(client, client_token, voice)
-        assert held.status_code == 409 and held.json()["error"] == "speaker_review_required"
-        assert not held.headers["content-type"].startswith("audio/")
-        item_id = int(re.search(r"review item (\d+)", held.json()["detail"]).group(1))
-        status = client.get(f"/v1/blocklist/my-reviews/{item_id}", headers=bearer(client_token))
-        assert status.json()["status"] == "pending"
-        approved = client.post(
-            f"/v1/blocklist/reviews/{item_id}/approve",
-            json={"note": "a different person"},
-            headers=bearer(hs256_token(role=["admin"])),
-        )
-        assert approved.status_code == 200, approved.text
-        reviewing.refresh(force=True)
-        assert synthesize(client, client_token, voice).status_code == 200
+        with synthesis_replaced(app, blocklist=reviewing):
+            held = synthesize(client, client_token, voice)
+            assert held.status_code == 409 and held.json()["error"] == "speaker_review_required"
+            assert not held.headers["content-type"].startswith("audio/")
+            item_id = int(re.search(r"review item (\d+)", held.json()["detail"]).group(1))
+            status = client.get(f"/v1/blocklist/my-reviews/{item_id}", headers=bearer(client_token))
+            assert status.json()["status"] == "pending"
+            approved = client.post(
+                f"/v1/blocklist/reviews/{item_id}/approve",
+                json={"note": "a different person"},
+                headers=bearer(hs256_token(role=["admin"])),
+            )
+            assert approved.status_code == 200, approved.text
+            reviewing.refresh(force=True)
+            assert synthesize(client, client_token, voice).status_code == 200
     finally:
-        app.state.pipeline = pipeline
-        with app.state.session_factory() as session:
+        with gateway_of(app).sessions() as session:
             deactivate_protected_speaker(session, entry_id=entry_id, actor="test", reason="test over")
             session.commit()
         components.blocklist.refresh(force=True)
@@ -272,7 +277,9 @@ def test_short_utterance_is_released_with_a_detectable_mark(gateway, client_toke
     assert response.status_code == 200, response.text
     decoded = decode_audio(response.content)
     assert decoded.duration_seconds < 3.0
-    keyed = app.state.components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    keyed = (
+        gateway_of(app).components.watermark.detect(decoded.samples, sample_rate=decoded.sample_rate).scheme("keyed")
+    )
     assert keyed.detected and keyed.false_positive_probability <= 1e-4
     released = dict(audit_events(app))[int(response.headers["x-clonegate-release-audit-id"])]
     assert released.digests.output_sha256 == hashlib.sha256(response.content).hexdigest()

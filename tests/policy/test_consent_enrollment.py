@@ -23,12 +23,13 @@ from policy.consent import (
     Recording,
     add_reference_samples,
     authorize_use,
+    consume_challenge,
     create_challenge,
     default_recognizer,
-    enroll_voice,
     erase_voice_data,
     load_samples,
 )
+from policy.consent.enrollment import enroll_consumed_challenge
 from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
 from policy.consent.statement_text import DEFAULT_TEMPLATES, render_statement
 from policy.consent.storage import purge_erased_remnants
@@ -159,10 +160,10 @@ def _join(*recordings: Recording) -> Recording:
 
 
 def _enroll(session, challenge, consent, references, embedder, **overrides):
+    """As the gateway enrolls: consume the challenge, then run checks a-f on the consumed one."""
+    consumed = consume_challenge(session, challenge_id=challenge.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub, now=NOW)
     args = dict(
-        challenge_id=challenge.id,
-        owner_iss=OWNER.iss,
-        owner_sub=OWNER.sub,
+        challenge=consumed,
         consent_recording=consent,
         references=references,
         embedder=embedder,
@@ -173,7 +174,7 @@ def _enroll(session, challenge, consent, references, embedder, **overrides):
         now=NOW,
     )
     args.update(overrides)
-    return enroll_voice(session, **args)
+    return enroll_consumed_challenge(session, **args)
 
 
 def test_enrolls_genuine_voice_then_rejects_replayed_consent_recording(session, piper, references, embedder):

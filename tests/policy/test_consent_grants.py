@@ -20,7 +20,6 @@ from policy.consent import (
     load_samples,
     recheck,
     record_usage,
-    require_identity_assurance,
     revoke_consent,
     usage_of_voice,
     voices_granted_to,
@@ -37,7 +36,6 @@ from policy.errors import (
     ConsentRevoked,
     ConsentScopeMismatch,
     ConsentUsesExhausted,
-    IdentityAssuranceRequired,
     NotVoiceOwner,
     VoiceErased,
     VoiceKeyDestroyed,
@@ -66,7 +64,7 @@ def _challenge(session: Session, **overrides):
 
 
 def _voice_with_consent(session: Session, *, max_uses: int = 3, grantee_kind: str = "tenant", grantee_id: str = "acme"):
-    """A voice and consent as enroll_voice stores them (enrollment itself is tested with real speech)."""
+    """A voice and consent as enrollment stores them (enrollment itself is tested with real speech)."""
     challenge, _ = _challenge(session, max_uses=max_uses, grantee_kind=grantee_kind, grantee_id=grantee_id)
     consume_challenge(session, challenge_id=challenge.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub, now=NOW)
     voice = Voice(
@@ -164,14 +162,6 @@ def test_rejects_invalid_challenge_request(overrides):
     # Validation happens before anything touches the database: an unbound session suffices.
     with pytest.raises(ConsentRequestInvalid):
         _challenge(Session(), **overrides)
-
-
-def test_rejects_owner_without_identity_assurance():
-    with pytest.raises(IdentityAssuranceRequired):
-        require_identity_assurance(claims={"sub": "alice"}, claim_name="acr", accepted_values=frozenset({"verified"}))
-    with pytest.raises(IdentityAssuranceRequired):
-        require_identity_assurance(claims={"acr": "basic"}, claim_name="acr", accepted_values=frozenset({"verified"}))
-    require_identity_assurance(claims={"acr": "verified"}, claim_name="acr", accepted_values=frozenset({"verified"}))
 
 
 def test_authorize_use_counts_and_stops_at_max_uses(db_session):

@@ -1,0 +1,120 @@
+"""The protected-speaker list over HTTP: admin entries, exceptions and reviews; owner opt-out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from gateway.auth import Authenticated
+from gateway.blocklist.schemas import VOICE_KEY, DeactivateBody, DecisionBody, RevokeExceptionBody
+from gateway.dependencies import BlocklistDep, BlocklistExceptionsDep, ListAdmin, Owner, Reviewer, SessionDep
+
+router = APIRouter(prefix="/v1/blocklist", tags=["blocklist"])
+
+
+@router.post("/entries", status_code=201)
+def add_entry(
+    principal: ListAdmin,
+    service: BlocklistDep,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    reason: Annotated[str, Form(min_length=1, max_length=4000)],
+    source: Annotated[str, Form(min_length=1, max_length=500)],
+    samples: Annotated[list[UploadFile], File(min_length=1)],
+) -> dict[str, Any]:
+    """List a speaker from recordings; only their embeddings and hashes are kept."""
+    recordings = [upload.file.read() for upload in samples]
+    return service.add_entry(principal=principal, name=name, reason=reason, source=source, samples=recordings)
+
+
+@router.get("/entries")
+def list_entries(
+    session: SessionDep, _: ListAdmin, service: BlocklistDep, include_inactive: bool = False
+) -> dict[str, Any]:
+    return {"entries": service.list_entries(session, include_inactive=include_inactive)}
+
+
+@router.get("/entries/{entry_id}")
+def inspect_entry(entry_id: int, session: SessionDep, _: ListAdmin, service: BlocklistDep) -> dict[str, Any]:
+    """The entry with its samples (hash, length) and exceptions."""
+    return service.inspect_entry(session, entry_id=entry_id)
+
+
+@router.post("/entries/{entry_id}/deactivate")
+def deactivate_entry(
+    entry_id: int, body: DeactivateBody, principal: ListAdmin, service: BlocklistDep
+) -> dict[str, Any]:
+    return service.deactivate_entry(principal=principal, entry_id=entry_id, reason=body.reason)
+
+
+@router.post("/entries/{entry_id}/exceptions", status_code=201)
+def grant_exception(
+    entry_id: int,
+    principal: ListAdmin,
+    service: BlocklistExceptionsDep,
+    note: Annotated[str, Form(min_length=1, max_length=4000)],
+    voice_id: Annotated[str | None, Form(pattern=VOICE_KEY)] = None,
+    challenge_id: Annotated[str | None, Form(pattern=VOICE_KEY)] = None,
+    consent_recording: Annotated[UploadFile | None, File()] = None,
+) -> dict[str, Any]:
+    """Let one voice past one entry, on the protected person's own consent (gateway/blocklist/exceptions.py)."""
+    return service.grant(
+        principal=principal,
+        entry_id=entry_id,
+        note=note,
+        voice_id=voice_id,
+        challenge_id=challenge_id,
+        consent_recording=consent_recording.file.read() if consent_recording else None,
+    )
+
+
+@router.post("/entries/{entry_id}/exceptions/revoke")
+def revoke_exception(
+    entry_id: int, body: RevokeExceptionBody, principal: ListAdmin, service: BlocklistExceptionsDep
+) -> dict[str, Any]:
+    return service.revoke(principal=principal, entry_id=entry_id, voice_id=body.voice_id)
+
+
+@router.get("/reviews")
+def list_reviews(session: SessionDep, _: Reviewer, service: BlocklistDep) -> dict[str, Any]:
+    return {"reviews": service.list_reviews(session)}
+
+
+@router.get("/reviews/{review_id}")
+def get_review(review_id: int, session: SessionDep, _: Reviewer, service: BlocklistDep) -> dict[str, Any]:
+    return service.get_review(session, review_id=review_id)
+
+
+@router.post("/reviews/{review_id}/approve")
+def approve_review(review_id: int, body: DecisionBody, principal: Reviewer, service: BlocklistDep) -> dict[str, Any]:
+    return service.decide_review(principal=principal, review_id=review_id, approve=True, note=body.note)
+
+
+@router.post("/reviews/{review_id}/deny")
+def deny_review(review_id: int, body: DecisionBody, principal: Reviewer, service: BlocklistDep) -> dict[str, Any]:
+    return service.decide_review(principal=principal, review_id=review_id, approve=False, note=body.note)
+
+
+@router.get("/my-reviews/{review_id}")
+def my_review_status(
+    review_id: int, session: SessionDep, principal: Authenticated, service: BlocklistDep
+) -> dict[str, Any]:
+    """The requester of a held request sees its status (another's item answers 404)."""
+    return service.my_review_status(session, principal=principal, review_id=review_id)
+
+
+@router.post("/opt-out/challenges", status_code=201)
+def opt_out_challenge(session: SessionDep, principal: Owner, service: BlocklistDep) -> dict[str, Any]:
+    """A statement refusing cloning, with a random phrase, to be read aloud within ten minutes."""
+    return service.opt_out_challenge(session, principal=principal)
+
+
+@router.post("/opt-out", status_code=201)
+def opt_out(
+    principal: Owner,
+    service: BlocklistDep,
+    challenge_id: Annotated[str, Form(pattern=VOICE_KEY)],
+    recording: Annotated[UploadFile, File()],
+) -> dict[str, Any]:
+    """Put the caller's own voice on the list: the recording must read the opt-out challenge."""
+    return service.opt_out(principal=principal, challenge_id=challenge_id, recording=recording.file.read())

@@ -1,0 +1,74 @@
+"""Everything one app is built from: infrastructure, shared components and one service per use case.
+
+`create_app` (gateway/app.py) builds a `Gateway` once; routes reach its services through the typed
+dependencies of gateway/dependencies.py, never through the app's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from audit.checkpoint import SigningKey
+from audit.integrator import IntegratorThread
+from gateway.audit_log.service import AuditService
+from gateway.auth import TokenVerifier
+from gateway.blocklist.exceptions import BlocklistExceptions
+from gateway.blocklist.service import BlocklistService
+from gateway.components import Components
+from gateway.detection.rate_limit import AnonymousRateLimiter
+from gateway.detection.service import DetectionService
+from gateway.enrollment.service import EnrollmentService
+from gateway.readiness import Readiness
+from gateway.settings import Settings
+from gateway.synthesis.service import SynthesisService
+from gateway.voices.service import VoicesService
+
+
+@dataclass(frozen=True)
+class Services:
+    synthesis: SynthesisService
+    enrollment: EnrollmentService
+    voices: VoicesService
+    blocklist: BlocklistService
+    blocklist_exceptions: BlocklistExceptions
+    detection: DetectionService
+    audit: AuditService
+
+
+@dataclass(frozen=True)
+class Gateway:
+    settings: Settings
+    db_engine: Engine
+    sessions: sessionmaker[Session]
+    token_verifier: TokenVerifier
+    readiness: Readiness
+    components: Components
+    audit_key: SigningKey
+    audit_integrator: IntegratorThread
+    detect_rate_limiter: AnonymousRateLimiter
+    services: Services
+
+
+def build_services(
+    settings: Settings,
+    *,
+    sessions: sessionmaker[Session],
+    db_engine: Engine,
+    components: Components,
+    audit_key: SigningKey,
+) -> Services:
+    assurance = settings.require_owner_identity_assurance
+    return Services(
+        synthesis=SynthesisService(sessions=sessions, components=components),
+        enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),
+        voices=VoicesService(sessions=sessions, db_engine=db_engine),
+        blocklist=BlocklistService(sessions=sessions, components=components, require_identity_assurance=assurance),
+        blocklist_exceptions=BlocklistExceptions(
+            sessions=sessions, components=components, deny_threshold=settings.blocklist_deny_threshold
+        ),
+        detection=DetectionService(sessions=sessions, watermark=components.watermark),
+        audit=AuditService(key=audit_key),
+    )

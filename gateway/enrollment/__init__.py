@@ -1,0 +1,1 @@
+"""Enrollment of a voice: consent challenges, the spoken consent, reference samples."""

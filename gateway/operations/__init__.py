@@ -1,0 +1,1 @@
+"""Probes, who-am-I and the effective settings: operating the gateway itself."""

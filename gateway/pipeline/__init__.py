@@ -1,1 +1,0 @@
-"""The synthesis pipeline: the one path from a request to released, marked audio."""

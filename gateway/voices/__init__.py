@@ -1,0 +1,1 @@
+"""Voices and their consents after enrollment: listing, reading, revocation, usage, erasure."""
