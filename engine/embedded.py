@@ -196,7 +196,9 @@ class EmbeddedEngine(CloningEngine):
                 mapping_strength=mapping_strength,
             )
 
-        search: dict[str, float] = {"parallel_seconds": sum(r[0].f0.size for r in readings) * wa.FRAME_PERIOD_MS / 1e3}
+        search: dict[str, float] = {
+            "parallel_seconds": sum(owner.f0.size for _, owner in readings) * wa.FRAME_PERIOD_MS / 1e3
+        }
         mapping: SpectralMapping | None = None
         if similarity is None:
             # Without a scorer: vocal-tract length follows the pitch ratio (a weak but monotone cue).
