@@ -2,7 +2,9 @@
 
 Runs offline on CPU (CUDA for the ONNX model when onnxruntime has it). Adaptation parameters
 are searched once per voice in ``prepare_voice`` with the caller's similarity function and
-stored in the profile, so ``synthesize`` does no search.
+stored in the profile, so ``synthesize`` does no search. Reference clips that carry a
+transcript (the consent statement, recognised references) are read again by the Piper voice,
+and the two readings teach a spectral conversion (``engine.conversion``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine import world_adapt as wa
 from engine.checks import check_language, check_output, check_references, check_text, references_sha256
-from engine.errors import EngineUnavailable, ReferenceInvalid, VoiceProfileInvalid
+from engine.conversion import ParallelReading, SpectralMapping, learn_mapping
+from engine.conversion_profile import ADAPTATION_VERSION, decode_parameters, encode_parameters
+from engine.errors import EngineInputInvalid, EngineUnavailable, ReferenceInvalid
 from engine.interface import (
     CancelToken,
     CloningEngine,
@@ -34,10 +38,12 @@ from engine.interface import (
 )
 from engine.text import normalize_english, split_sentences
 
+if TYPE_CHECKING:
+    from piper import PiperVoice
+
 logger = logging.getLogger("engine.embedded")
 
 ENGINE_NAME = "embedded-piper-world"
-ADAPTATION_VERSION = "1"
 # A phonetically varied probe (about 4 s) that every candidate adaptation is scored on.
 PROBE_TEXT = "She sells bright yellow shells by the shore, while the quiet river flows past our village."
 WARM_UP_TEXT = "Warming up the voice engine."
@@ -49,8 +55,15 @@ MIN_CANDIDATES = 3
 # runs without it; mapping 0.25 and a stronger envelope match are tried at the best warp.
 SEARCH_FRAME_MIX = 0.0
 REFINEMENTS = ((1.0, 0.25), (1.5, 0.0))  # (envelope strength, frame mix)
+# Conversion strengths scored at the best warp (full mapping first: it usually wins).
+MAPPING_STRENGTHS = (1.0, 0.6)
+# Without a scorer there is no way to tell a bad alignment from a good one: a partial mapping.
+UNSCORED_MAPPING_STRENGTH = 0.6
+# Parallel speech used for learning: whole clips, in order, up to this much (Piper's reading and
+# its analysis grow with the length, the alignment with the square of a clip's length).
+MAX_PARALLEL_S = 30.0
 SENTENCE_PAUSE_S = 0.18
-DEFAULT_PREPARE_BUDGET_S = 12.0
+DEFAULT_PREPARE_BUDGET_S = 6.0
 
 
 def _onnx_cuda_available() -> bool:
@@ -99,7 +112,7 @@ class EmbeddedEngine(CloningEngine):
         self._prepare_budget_s = prepare_budget_s
         self._max_text_chars = max_text_chars
         self._model_sha256 = hashlib.sha256(self._model_path.read_bytes()).hexdigest()
-        self._voice = None
+        self._voice: PiperVoice | None = None
         self._probe: wa.WorldFeatures | None = None
         self._load_lock = threading.Lock()
 
@@ -121,8 +134,7 @@ class EmbeddedEngine(CloningEngine):
 
     @property
     def sample_rate(self) -> int:
-        self.load()
-        return int(self._voice.config.sample_rate)
+        return int(self._piper_voice().config.sample_rate)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -132,10 +144,11 @@ class EmbeddedEngine(CloningEngine):
                 return
             from piper import PiperVoice
 
-            self._voice = PiperVoice.load(self._model_path, self._config_path, use_cuda=self._use_cuda)
+            voice = PiperVoice.load(self._model_path, self._config_path, use_cuda=self._use_cuda)
+            self._voice = voice
             # The probe's Piper rendering and its analysis are voice-independent: computed once.
             probe = self._piper(PROBE_TEXT, length_scale=None)
-            self._probe = wa.analyze(probe, int(self._voice.config.sample_rate))
+            self._probe = wa.analyze(probe, int(voice.config.sample_rate))
 
     def warm_up(self) -> None:
         self.load()
@@ -155,7 +168,7 @@ class EmbeddedEngine(CloningEngine):
         clips = check_references(references)
         self.load()
         rate = self.sample_rate
-        resampled = [wa.resample(clip, ref.sample_rate, rate) for clip, ref in zip(clips, references)]
+        resampled = [wa.resample(clip, ref.sample_rate, rate) for clip, ref in zip(clips, references, strict=True)]
         # The same F0 estimator as for Piper's output, so source and target statistics compare.
         features = [wa.analyze(audio, rate) for audio in resampled]
         all_f0 = np.concatenate([f.f0 for f in features])
@@ -165,10 +178,11 @@ class EmbeddedEngine(CloningEngine):
             raise ReferenceInvalid("reference has no voiced speech") from exc
         reference_envelope = np.mean([wa.mean_voiced_envelope(f) for f in features], axis=0)
         pool = wa.build_frame_pool(features)
-        probe = self._probe
+        readings = self._parallel_readings(references, features, cancel=cancel)
+        probe = self._probe_features()
         source_mean, source_std = wa.lf0_stats(probe.f0)
 
-        def candidate(warp: float, mix: float, strength: float = 1.0) -> wa.Adaptation:
+        def candidate(warp: float, mix: float, strength: float = 1.0, mapping_strength: float = 0.0) -> wa.Adaptation:
             warped_mean = wa.mean_voiced_envelope(probe, wa.warp_envelope(probe.log_envelope, warp))
             return wa.Adaptation(
                 source_lf0_mean=source_mean,
@@ -179,13 +193,18 @@ class EmbeddedEngine(CloningEngine):
                 envelope_cepstrum=wa.smooth_correction(reference_envelope - warped_mean),
                 envelope_strength=strength,
                 frame_mix=mix,
+                mapping_strength=mapping_strength,
             )
 
-        search: dict[str, float] = {}
+        search: dict[str, float] = {
+            "parallel_seconds": sum(owner.f0.size for _, owner in readings) * wa.FRAME_PERIOD_MS / 1e3
+        }
+        mapping: SpectralMapping | None = None
         if similarity is None:
             # Without a scorer: vocal-tract length follows the pitch ratio (a weak but monotone cue).
             warp = float(np.clip(np.exp((target_mean - source_mean) * 0.25), min(WARP_GRID), max(WARP_GRID)))
-            best = candidate(warp, SEARCH_FRAME_MIX)
+            mapping = self._learn_mapping(readings, candidate(warp, SEARCH_FRAME_MIX))
+            best = candidate(warp, SEARCH_FRAME_MIX, mapping_strength=UNSCORED_MAPPING_STRENGTH if mapping else 0.0)
         else:
             scoring_reference = np.concatenate(resampled)
             search["unadapted_similarity"] = float(
@@ -196,12 +215,13 @@ class EmbeddedEngine(CloningEngine):
             def score(adaptation: wa.Adaptation) -> None:
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                audio = wa.convert(probe, adaptation, pool)
+                audio = wa.convert(probe, adaptation, pool, mapping=mapping)
                 scored.append((float(similarity(audio, rate, scoring_reference, rate)), adaptation))
 
-            # Coordinate search: warp at the default frame mapping, then the mapping strength.
-            # The budget bounds the search only (analysis above is fixed cost) and never cuts it
-            # below MIN_CANDIDATES, so a loaded machine gives a coarser search, not none.
+            # Coordinate search: warp without frame mapping, then the conversion learned at the
+            # best warp, then the older refinements. The budget bounds the search only (analysis
+            # above is fixed cost) and never cuts it below MIN_CANDIDATES, so a loaded machine
+            # gives a coarser search, not none.
             search_started = time.monotonic()
 
             def over_budget() -> bool:
@@ -212,6 +232,9 @@ class EmbeddedEngine(CloningEngine):
                     break
                 score(candidate(warp, SEARCH_FRAME_MIX))
             best_warp = max(scored, key=lambda item: item[0])[1].warp
+            mapping = self._learn_mapping(readings, candidate(best_warp, SEARCH_FRAME_MIX))
+            for mapping_strength in MAPPING_STRENGTHS if mapping is not None else ():
+                score(candidate(best_warp, SEARCH_FRAME_MIX, mapping_strength=mapping_strength))
             for strength, mix in REFINEMENTS:
                 if over_budget():
                     break
@@ -219,22 +242,68 @@ class EmbeddedEngine(CloningEngine):
             best_score, best = max(scored, key=lambda item: item[0])
             search["best_similarity"] = best_score
             search["candidates"] = float(len(scored))
+        if best.mapping_strength == 0:
+            mapping = None
+        search["mapping_pairs"] = float(mapping.pairs if mapping is not None else 0)
         search["prepare_seconds"] = time.monotonic() - started
         return VoiceProfile(
             engine=self.name,
             model_id=self.describe().model_id,
-            parameters={
-                "adaptation_version": ADAPTATION_VERSION,
-                "adaptation": {**asdict(best), "envelope_cepstrum": list(best.envelope_cepstrum)},
-                "frame_pool": {
-                    "coded": pool.to_text(),
-                    "voiced": pool.voiced_text(),
-                    "width": int(pool.coded.shape[1]),
-                },
-            },
+            parameters=encode_parameters(best, pool, mapping),
             reference_sha256=references_sha256(references),
             metrics=search,
         )
+
+    def _parallel_readings(
+        self,
+        references: Sequence[ReferenceClip],
+        features: Sequence[wa.WorldFeatures],
+        *,
+        cancel: CancelToken | None,
+    ) -> list[tuple[wa.WorldFeatures, wa.WorldFeatures]]:
+        """(Piper reading, owner's recording) for each clip with a transcript, whole clips in order
+        up to MAX_PARALLEL_S of the owner's speech. A transcript with nothing to say is skipped."""
+        readings: list[tuple[wa.WorldFeatures, wa.WorldFeatures]] = []
+        seconds = 0.0
+        for reference, owner in zip(references, features, strict=True):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if not reference.transcript:
+                continue
+            duration = owner.f0.size * wa.FRAME_PERIOD_MS / 1e3
+            if seconds + duration > MAX_PARALLEL_S:
+                continue
+            try:
+                text = normalize_english(check_text(reference.transcript, max_chars=self._max_text_chars))
+            except EngineInputInvalid:
+                continue
+            spoken = self._piper(text, length_scale=None)
+            if spoken.size < self.sample_rate // 2:
+                continue
+            readings.append((wa.analyze(spoken, self.sample_rate), owner))
+            seconds += duration
+        return readings
+
+    @staticmethod
+    def _learn_mapping(
+        readings: Sequence[tuple[wa.WorldFeatures, wa.WorldFeatures]], pre: wa.Adaptation
+    ) -> SpectralMapping | None:
+        """The conversion from Piper, already warped and corrected by ``pre``, to the owner."""
+        if not readings:
+            return None
+        parallel = [
+            ParallelReading(
+                source=wa.code_envelope(wa.adapted_log_envelope(source, pre), source.sample_rate),
+                target=wa.code_envelope(target.log_envelope, target.sample_rate),
+            )
+            for source, target in readings
+        ]
+        try:
+            return learn_mapping(parallel)
+        except ValueError:
+            # Too few speech frames in the readings to pair: adapt without a conversion.
+            logger.warning("parallel readings too short for a conversion; adapting without one")
+            return None
 
     # --- synthesis -----------------------------------------------------------------------
 
@@ -248,15 +317,21 @@ class EmbeddedEngine(CloningEngine):
         cancel: CancelToken | None = None,
     ) -> Iterator[EngineAudio]:
         sentences, _ = self._plan(text=text, language=language, voice=voice)
-        adaptation, pool = self._decode_profile(voice)
+        stored = decode_parameters(voice.parameters)
         self.load()
         for sentence in sentences:
             # Checked between sentences: a cancelled or timed-out request stops within one sentence.
             if cancel is not None:
                 cancel.raise_if_cancelled()
             raw = self._piper(sentence, length_scale=1.0 / controls.speed)
-            features = wa.analyze(raw, self.sample_rate)
-            audio = wa.convert(features, adaptation, pool, pitch_semitones=controls.pitch_semitones)
+            features = wa.analyze(raw, self.sample_rate, f0_estimator=stored.f0_estimator)
+            audio = wa.convert(
+                features,
+                stored.adaptation,
+                stored.pool,
+                mapping=stored.mapping,
+                pitch_semitones=controls.pitch_semitones,
+            )
             yield EngineAudio(samples=audio.astype(np.float32), sample_rate=self.sample_rate)
 
     def synthesize(
@@ -300,21 +375,32 @@ class EmbeddedEngine(CloningEngine):
     def _piper(self, text: str, *, length_scale: float | None) -> np.ndarray:
         from piper import SynthesisConfig
 
-        if self._voice is None:
-            self.load()
         config = SynthesisConfig(length_scale=length_scale)
-        parts = [chunk.audio_float_array for chunk in self._voice.synthesize(text, syn_config=config)]
+        parts = [chunk.audio_float_array for chunk in self._piper_voice().synthesize(text, syn_config=config)]
         if not parts:
             return np.zeros(0)
         return np.concatenate(parts).astype(np.float64)
 
+    def _piper_voice(self) -> PiperVoice:
+        if self._voice is None:
+            self.load()
+        if self._voice is None:
+            raise EngineUnavailable("the Piper voice did not load")
+        return self._voice
+
+    def _probe_features(self) -> wa.WorldFeatures:
+        self.load()
+        if self._probe is None:
+            raise EngineUnavailable("the Piper voice did not load")
+        return self._probe
+
     def _probe_audio(self) -> np.ndarray:
-        probe = self._probe
+        probe = self._probe_features()
         identity = self._identity_adaptation()
         return wa.convert(probe, identity, None)
 
     def _identity_adaptation(self) -> wa.Adaptation:
-        mean, std = wa.lf0_stats(self._probe.f0)
+        mean, std = wa.lf0_stats(self._probe_features().f0)
         return wa.Adaptation(
             source_lf0_mean=mean,
             source_lf0_std=std,
@@ -325,31 +411,3 @@ class EmbeddedEngine(CloningEngine):
             envelope_strength=0.0,
             frame_mix=0.0,
         )
-
-    def _decode_profile(self, voice: VoiceProfile) -> tuple[wa.Adaptation, wa.FramePool]:
-        params = voice.parameters
-        try:
-            if params["adaptation_version"] != ADAPTATION_VERSION:
-                raise VoiceProfileInvalid(f"adaptation version {params['adaptation_version']!r} is not supported")
-            raw = dict(params["adaptation"])
-            raw["envelope_cepstrum"] = tuple(float(c) for c in raw["envelope_cepstrum"])
-            adaptation = wa.Adaptation(**{key: raw[key] for key in wa.Adaptation.__dataclass_fields__})
-            numbers = [v for k, v in asdict(adaptation).items() if k != "envelope_cepstrum"]
-            if not all(
-                isinstance(v, (int, float)) and np.isfinite(v) for v in numbers + list(raw["envelope_cepstrum"])
-            ):
-                raise VoiceProfileInvalid("adaptation parameters must be finite numbers")
-            if (
-                not 0.7 <= adaptation.warp <= 1.4
-                or not 0.0 <= adaptation.frame_mix <= 1.0
-                or adaptation.source_lf0_std <= 0
-                or adaptation.target_lf0_std <= 0
-            ):
-                raise VoiceProfileInvalid("adaptation parameters are out of range")
-            pool_data = params["frame_pool"]
-            pool = wa.FramePool.from_text(pool_data["coded"], pool_data["voiced"], width=int(pool_data["width"]))
-        except VoiceProfileInvalid:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VoiceProfileInvalid(f"voice profile parameters are malformed: {exc}") from exc
-        return adaptation, pool

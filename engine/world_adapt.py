@@ -8,7 +8,9 @@ moved toward a reference speaker in four steps, each cheap enough for real time 
 2. Frequency warping of the log envelope by a factor ``warp`` (vocal-tract length).
 3. Long-term envelope matching: a smooth correction (low-order cepstrum) that moves the mean
    voiced envelope of the warped source onto the reference's.
-4. Frame mapping (optional, ``frame_mix``): each frame's coded envelope and aperiodicity are
+4. Parallel conversion (optional, ``mapping_strength``): a per-frame cepstral offset learned
+   from the base voice and the owner reading the same words (``engine.conversion``).
+5. Frame mapping (optional, ``frame_mix``): each frame's coded envelope and aperiodicity are
    pulled toward the mean of its nearest reference frames (k-nearest-neighbour regression, as in
    kNN voice conversion), carrying the reference's fine spectral detail at some cost in clarity.
 """
@@ -24,7 +26,11 @@ import pyworld
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import resample_poly
 
+from engine.conversion import SpectralMapping
+
 FRAME_PERIOD_MS = 5.0
+F0_FLOOR_HZ = 70.0
+F0_CEIL_HZ = 400.0
 CODED_DIMS = 40
 ENVELOPE_CEPSTRUM_ORDER = 24
 NEIGHBOURS = 4
@@ -42,7 +48,7 @@ class WorldFeatures:
 
     @property
     def fft_size(self) -> int:
-        return (self.log_envelope.shape[1] - 1) * 2
+        return int(self.log_envelope.shape[1] - 1) * 2
 
 
 @dataclass(frozen=True)
@@ -84,20 +90,37 @@ class Adaptation:
     envelope_cepstrum: tuple[float, ...]
     envelope_strength: float
     frame_mix: float
+    # 0 in profiles prepared before parallel conversion existed (adaptation version 1).
+    mapping_strength: float = 0.0
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     if source_rate == target_rate:
         return np.asarray(audio, dtype=np.float64)
     common = gcd(source_rate, target_rate)
-    return resample_poly(np.asarray(audio, dtype=np.float64), target_rate // common, source_rate // common)
+    resampled: np.ndarray = resample_poly(
+        np.asarray(audio, dtype=np.float64), target_rate // common, source_rate // common
+    )
+    return resampled
 
 
-def analyze(audio: np.ndarray, sample_rate: int) -> WorldFeatures:
-    """WORLD analysis: DIO + StoneMask F0 (fast enough for real time), CheapTrick, D4C."""
+def analyze(audio: np.ndarray, sample_rate: int, *, f0_estimator: str = "harvest") -> WorldFeatures:
+    """WORLD analysis: F0 (Harvest, or DIO + StoneMask for version 1 profiles), CheapTrick, D4C.
+
+    DIO put 27-43 % of the Piper voice's voiced frames far above Harvest's estimate
+    (on Harvard sentences), which WORLD renders as pitch breaks and roughness; Harvest, limited
+    to the range of speech, costs more CPU time (docs/benchmarks/engine.md).
+    """
     x = np.ascontiguousarray(audio, dtype=np.float64)
-    f0, times = pyworld.dio(x, sample_rate, frame_period=FRAME_PERIOD_MS)
-    f0 = pyworld.stonemask(x, f0, times, sample_rate)
+    if f0_estimator == "harvest":
+        f0, times = pyworld.harvest(
+            x, sample_rate, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ, frame_period=FRAME_PERIOD_MS
+        )
+    elif f0_estimator == "dio":
+        f0, times = pyworld.dio(x, sample_rate, frame_period=FRAME_PERIOD_MS)
+        f0 = pyworld.stonemask(x, f0, times, sample_rate)
+    else:
+        raise ValueError(f"unknown F0 estimator {f0_estimator!r}")
     envelope = pyworld.cheaptrick(x, f0, times, sample_rate)
     aperiodicity = pyworld.d4c(x, f0, times, sample_rate)
     return WorldFeatures(
@@ -128,7 +151,8 @@ def warp_envelope(log_envelope: np.ndarray, warp: float) -> np.ndarray:
 def mean_voiced_envelope(features: WorldFeatures, log_envelope: np.ndarray | None = None) -> np.ndarray:
     env = features.log_envelope if log_envelope is None else log_envelope
     voiced = features.f0 > 0
-    return env[voiced].mean(axis=0) if voiced.any() else env.mean(axis=0)
+    mean: np.ndarray = env[voiced].mean(axis=0) if voiced.any() else env.mean(axis=0)
+    return mean
 
 
 def smooth_correction(difference: np.ndarray) -> tuple[float, ...]:
@@ -144,6 +168,37 @@ def correction_curve(cepstrum: tuple[float, ...], bins: int) -> np.ndarray:
     full[:order] = cepstrum
     full[-(order - 1) :] = cepstrum[1:][::-1]  # a real cepstrum is symmetric
     return np.fft.rfft(full).real
+
+
+def code_envelope(log_envelope: np.ndarray, sample_rate: int) -> np.ndarray:
+    """WORLD's coded envelope (cepstrum of the mel-warped log envelope), frames x CODED_DIMS."""
+    coded: np.ndarray = pyworld.code_spectral_envelope(
+        np.ascontiguousarray(np.exp(log_envelope)), sample_rate, CODED_DIMS
+    )
+    return coded
+
+
+def _decoded_log(coded: np.ndarray, sample_rate: int, fft_size: int) -> np.ndarray:
+    envelope = pyworld.decode_spectral_envelope(np.ascontiguousarray(coded), sample_rate, fft_size)
+    log_envelope: np.ndarray = np.log(np.maximum(envelope, 1e-16))
+    return log_envelope
+
+
+def adapted_log_envelope(
+    features: WorldFeatures, adaptation: Adaptation, mapping: SpectralMapping | None = None
+) -> np.ndarray:
+    """Steps 2-4: warp, long-term correction, then the parallel conversion's offsets. The offsets
+    are added as the difference of two decoded envelopes, so the frame keeps its own detail."""
+    a = adaptation
+    bins = features.log_envelope.shape[1]
+    log_env = warp_envelope(features.log_envelope, a.warp)
+    log_env += a.envelope_strength * correction_curve(a.envelope_cepstrum, bins)[None, :]
+    if mapping is not None and a.mapping_strength > 0:
+        coded = code_envelope(log_env, features.sample_rate)
+        mapped = mapping.apply(coded, strength=a.mapping_strength)
+        rate, size = features.sample_rate, features.fft_size
+        log_env += _decoded_log(mapped, rate, size) - _decoded_log(coded, rate, size)
+    return log_env
 
 
 def _code(log_envelope: np.ndarray, aperiodicity: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -182,7 +237,8 @@ def _map_frames(coded: np.ndarray, voiced: np.ndarray, pool: FramePool, mix: flo
         target = candidates[nearest].mean(axis=1)
         out[mask, 1:] = mix * target[:, 1:] + (1 - mix) * coded[mask][:, 1:]
     # A three-frame average hides the seams between frames mapped to different neighbours.
-    return uniform_filter1d(out, 3, axis=0)
+    smoothed: np.ndarray = uniform_filter1d(out, 3, axis=0)
+    return smoothed
 
 
 def convert(
@@ -190,6 +246,7 @@ def convert(
     adaptation: Adaptation,
     pool: FramePool | None,
     *,
+    mapping: SpectralMapping | None = None,
     pitch_semitones: float = 0.0,
 ) -> np.ndarray:
     """Resynthesise source features as the adapted voice; returns float64 audio at the same rate."""
@@ -199,9 +256,7 @@ def convert(
     if voiced.any():
         z = (np.log(f0[voiced]) - a.source_lf0_mean) / a.source_lf0_std
         f0[voiced] = np.exp(z * a.target_lf0_std + a.target_lf0_mean + pitch_semitones * np.log(2) / 12)
-    bins = features.log_envelope.shape[1]
-    log_env = warp_envelope(features.log_envelope, a.warp)
-    log_env += a.envelope_strength * correction_curve(a.envelope_cepstrum, bins)[None, :]
+    log_env = adapted_log_envelope(features, a, mapping)
     # A 25 ms moving average of the envelope removes frame-to-frame analysis jitter that WORLD
     # renders as roughness (DNSMOS of plain resynthesis rose by about 0.15-0.2 in trials).
     log_env = uniform_filter1d(log_env, ENVELOPE_SMOOTHING_FRAMES, axis=0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,10 +22,12 @@ from gateway.settings import Settings, SettingsError
 from gateway.synthesis.provenance import ManifestSigner, SigningCredentialInvalid, generate_dev_chain
 from gateway.voices.vault import VoiceVault
 from gateway.watermarking import build_watermark_stack
+from policy.blocklist.calibration import ScoreCalibration
+from policy.blocklist.calibrations import builtin_calibration
 from policy.blocklist.live import LiveBlocklist
-from policy.blocklist.matching import BlocklistThresholds
 from policy.errors import PolicyError
-from policy.speaker import OnnxModelSpec, OnnxSpeakerEmbedder, ResemblyzerEmbedder, SpeakerEmbedder
+from policy.speaker import ResemblyzerEmbedder, SpeakerEmbedder, WindowFusionEmbedder
+from policy.speaker_onnx import OnnxModelSpec, OnnxSpeakerEmbedder
 from policy.text_rules import TextRules
 from watermark import WatermarkStack
 
@@ -52,20 +54,52 @@ def build_manifest_signer(settings: Settings) -> ManifestSigner:
 
 def build_embedder(settings: Settings) -> SpeakerEmbedder:
     try:
+        base: SpeakerEmbedder
         if settings.speaker_embedder == "resemblyzer":
-            return ResemblyzerEmbedder()
-        if settings.speaker_onnx_model is None or not settings.speaker_onnx_sha256:
-            raise SettingsError("the onnx speaker embedder needs CLONEGATE_SPEAKER_ONNX_MODEL and _SHA256")
-        spec = OnnxModelSpec(
-            path=settings.speaker_onnx_model,
-            sha256=settings.speaker_onnx_sha256,
-            dimension=settings.speaker_onnx_dimension,
-            name=f"onnx:{settings.speaker_onnx_sha256[:12]}",
-            front_end=settings.speaker_onnx_front_end,
-        )
-        return OnnxSpeakerEmbedder(spec)
+            base = ResemblyzerEmbedder()
+        else:
+            if settings.speaker_onnx_model is None or not settings.speaker_onnx_sha256:
+                raise SettingsError("the onnx speaker embedder needs CLONEGATE_SPEAKER_ONNX_MODEL and _SHA256")
+            base = OnnxSpeakerEmbedder(
+                OnnxModelSpec(
+                    path=settings.speaker_onnx_model,
+                    sha256=settings.speaker_onnx_sha256,
+                    dimension=settings.speaker_onnx_dimension,
+                    name=settings.speaker_onnx_name,
+                    front_end=settings.speaker_onnx_front_end,
+                )
+            )
+        return WindowFusionEmbedder(base) if settings.speaker_window_fusion else base
     except PolicyError as exc:
         raise SettingsError(f"CLONEGATE_SPEAKER_EMBEDDER={settings.speaker_embedder}: {exc}") from exc
+
+
+def load_calibration(settings: Settings, *, model_id: str) -> ScoreCalibration:
+    """The configured model's calibration, with the threshold overrides applied; refuses one
+    made for another model, and a model that has none."""
+    try:
+        if settings.speaker_calibration_file is not None:
+            calibration = ScoreCalibration.read(settings.speaker_calibration_file)
+        else:
+            found = builtin_calibration(model_id)
+            if found is None:
+                raise SettingsError(
+                    f"no speaker calibration for {model_id}: run `clonegate blocklist calibrate` on a labelled set "
+                    "and set CLONEGATE_SPEAKER_CALIBRATION_FILE"
+                )
+            calibration = found
+        calibration.require_model(model_id)
+        return replace(
+            calibration,
+            deny=calibration.deny if settings.blocklist_deny_threshold is None else settings.blocklist_deny_threshold,
+            review=(
+                calibration.review
+                if settings.blocklist_review_threshold is None
+                else settings.blocklist_review_threshold
+            ),
+        )
+    except PolicyError as exc:
+        raise SettingsError(f"speaker calibration: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -118,15 +152,15 @@ def build_components(
     """The shared components; registers the ``blocklist`` readiness check."""
     embedder = models.embedder
     try:
-        thresholds = BlocklistThresholds(
-            deny=settings.blocklist_deny_threshold, review=settings.blocklist_review_threshold
-        )
+        calibration = load_calibration(settings, model_id=embedder.name)
         blocklist = LiveBlocklist(
             session_factory=sessions,
             embedder_name=embedder.name,
             dimension=embedder.dimension,
-            thresholds=thresholds,
-            cohort_top_k=settings.blocklist_cohort_top_k,
+            thresholds=calibration.thresholds,
+            cohort_top_k=calibration.cohort_top_k,
+            normalization=calibration.normalization,
+            cohort_centering=calibration.cohort_centering,
             poll_seconds=settings.blocklist_poll_seconds,
         )
         text_rules = TextRules(

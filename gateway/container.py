@@ -66,9 +66,7 @@ def build_services(
         enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),
         voices=VoicesService(sessions=sessions, db_engine=db_engine),
         blocklist=BlocklistService(sessions=sessions, components=components, require_identity_assurance=assurance),
-        blocklist_exceptions=BlocklistExceptions(
-            sessions=sessions, components=components, deny_threshold=settings.blocklist_deny_threshold
-        ),
+        blocklist_exceptions=BlocklistExceptions(sessions=sessions, components=components),
         detection=DetectionService(sessions=sessions, watermark=components.watermark),
         audit=AuditService(key=audit_key),
     )

@@ -135,12 +135,17 @@ class Settings(BaseSettings):
     speaker_embedder: Literal["resemblyzer", "onnx"] = "resemblyzer"
     speaker_onnx_model: Path | None = None
     speaker_onnx_sha256: str | None = None
-    speaker_onnx_dimension: int = Field(default=192, ge=16, le=4096)
+    speaker_onnx_name: str = Field(default="onnx", pattern=r"^[A-Za-z0-9._-]{1,40}$")
+    speaker_onnx_dimension: int | None = Field(default=None, ge=16, le=4096)  # read from the model if unset
     speaker_onnx_front_end: Literal["fbank80", "waveform"] = "fbank80"
-    # Protected-speaker list: s-normalised score thresholds from docs/benchmarks/blocklist.md.
-    blocklist_deny_threshold: float = 4.3
-    blocklist_review_threshold: float = 2.1
-    blocklist_cohort_top_k: int = Field(default=50, ge=1, le=10_000)
+    # Fuse each embedding with those of its 3 s windows (about 3x the embedding time; a model id of its own).
+    speaker_window_fusion: bool = False
+    # Speaker-score calibration (thresholds, normalisation) for the configured model, written by
+    # `clonegate blocklist calibrate`; unset: the one shipped for that model (resemblyzer only).
+    # The two thresholds, when set, override the calibration's (normalised scores).
+    speaker_calibration_file: Path | None = None
+    blocklist_deny_threshold: float | None = None
+    blocklist_review_threshold: float | None = None
     blocklist_poll_seconds: float = Field(default=2.0, gt=0, le=5)
     # Voice storage: recordings and profiles are sealed under per-voice data keys, which are
     # wrapped with this key-encryption key (32 raw bytes; dev mode uses a public built-in key).

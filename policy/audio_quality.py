@@ -108,7 +108,7 @@ def speech_frames(audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
     # Fill pauses shorter than ~150 ms inside words, drop isolated clicks shorter than ~60 ms.
     mask = binary_closing(mask, structure=np.ones(5, dtype=bool))
     mask = binary_opening(mask, structure=np.ones(2, dtype=bool))
-    return mask
+    return np.asarray(mask, dtype=bool)
 
 
 def measure_quality(audio: np.ndarray, *, sample_rate: int) -> QualityReport:

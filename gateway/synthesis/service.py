@@ -145,9 +145,9 @@ class SynthesisService:
                     with times.step("blocklist_references"):
                         steps.check_references_not_protected(
                             parts.blocklist,
-                            embedder=parts.embedder,
                             voice_id=request.voice_id,
                             speaker_profile=voice.speaker_profile,
+                            profile_embedder_name=voice.profile_embedder_name,
                         )
                     with times.step("text_rules"):
                         text = steps.check_text(parts.text_rules, request.text)

@@ -97,13 +97,15 @@ def check_consent(session: Session, *, principal: Principal, request: SynthesisR
 
 
 def check_references_not_protected(
-    blocklist: LiveBlocklist, *, embedder: SpeakerEmbedder, voice_id: str, speaker_profile: np.ndarray
+    blocklist: LiveBlocklist, *, voice_id: str, speaker_profile: np.ndarray, profile_embedder_name: str
 ) -> None:
-    """The voice's references (their stored speaker profile) against the current list."""
+    """The voice's references (their stored speaker profile) against the current list. A profile
+    made by another speaker model than the list's is refused, never compared (after a model
+    change the voice has to be enrolled again)."""
     screen(
         blocklist.snapshot(),
         embeddings=[speaker_profile],
-        embedder_name=embedder.name,
+        embedder_name=profile_embedder_name,
         voice_id=voice_id,
         stage=ScreeningStage.SYNTHESIS,
     )

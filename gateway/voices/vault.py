@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.interface import VoiceProfile
-from policy.consent.models import VoiceSample
+from policy.consent.models import Voice, VoiceSample
 from policy.consent.storage import load_blob, load_samples, store_blob
 from policy.errors import VoiceNotFound
 
@@ -24,6 +24,7 @@ ENGINE_PROFILE_KIND = "engine_profile"
 class VoiceMaterial:
     voice_id: str
     speaker_profile: np.ndarray
+    profile_embedder_name: str  # the speaker model that made speaker_profile
     engine_profile: VoiceProfile
     reference_sha256: tuple[str, ...]
 
@@ -60,6 +61,14 @@ class VoiceVault:
         return VoiceMaterial(
             voice_id=voice_id,
             speaker_profile=profiles[-1][0],
+            profile_embedder_name=_profile_model(session, voice_id=voice_id),
             engine_profile=VoiceProfile.from_json(engine_profile),
             reference_sha256=tuple(references[:16]),
         )
+
+
+def _profile_model(session: Session, *, voice_id: str) -> str:
+    voice = session.get(Voice, voice_id)
+    if voice is None:
+        raise VoiceNotFound(f"voice {voice_id} does not exist")
+    return voice.embedder_name

@@ -1,18 +1,21 @@
 """The in-memory protected-speaker index: an (N x d) float32 matrix of entry models, their cohort
 statistics, and an exact best-match search.
 
-Exact over 100,000 entries within 10 ms on two cores: a float32 scan reads 100 MB per query and
+Exact over 100,000 entries within 10 ms on one core: a float32 scan reads 100 MB per query and
 is bound by memory bandwidth (about 20 ms here). Large lists are therefore scanned first with an
-int8 copy of the matrix (a quarter of the bytes) and a rigorous bound on the quantisation error;
-only entries whose upper bound could beat the best exactly scored entry are re-scored in
-float32. The answer is the same entry and the same scores as a full float32 scan (a test checks
-this against brute force); the int8 pass only decides which rows need exact scoring.
+int8 copy of the matrix (a quarter of the bytes, 25.6 MB at 100,000 x 256) and a rigorous bound
+on the quantisation error; only entries whose upper bound could beat the best exactly scored
+entry are re-scored in float32. The answer is the same entry and the same scores as a full
+float32 scan (tests check this against brute force); the int8 pass only decides which rows need
+exact scoring. The int8 product runs in onnxruntime's MatMulInteger (its MLAS kernel has a
+matrix-vector path; torch's int8 GEMM has none and pads the probe to eight columns).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,64 +24,79 @@ from policy.blocklist.matching import (
     BlocklistThresholds,
     Cohort,
     Decision,
-    as_norm,
-    unit_rows,
+    Normalization,
+    score_transform,
 )
 from policy.errors import BlocklistMisconfigured
 
-# Below this many entries the plain float32 scan is already well under a millisecond.
-PREFILTER_MIN_ENTRIES = 20_000
+# Below this many entries the plain float32 scan is already about a millisecond.
+PREFILTER_MIN_ENTRIES = 5_000
 # Slack for float32 rounding in the exact dot products and in the bound itself.
 BOUND_SLACK = 1e-4
 _STATS_CHUNK = 8_192
+# The probe goes in as uint8 with zero point 128 (MLAS's fast path is uint8 x int8).
+_PROBE_ZERO_POINT = 128
+
+
+def _int8_product_session(codes_t: np.ndarray) -> Any:
+    """An onnxruntime session computing ``(probe_u8 - 128) @ codes_t`` with int32 accumulation."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    dimension, rows = codes_t.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["probe", "codes", "zero_point"], ["dots"])],
+        "blocklist_int8_scan",
+        [helper.make_tensor_value_info("probe", TensorProto.UINT8, [1, dimension])],
+        [helper.make_tensor_value_info("dots", TensorProto.INT32, [1, rows])],
+        initializer=[
+            numpy_helper.from_array(codes_t, "codes"),
+            numpy_helper.from_array(np.array(_PROBE_ZERO_POINT, dtype=np.uint8), "zero_point"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # one query, one core: threads would only wait for each other
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 @dataclass
 class _Int8Copy:
     """Per-row symmetric int8 quantisation and the per-row terms of the error bound."""
 
-    codes: object  # torch.Tensor (N, d) int8; kept untyped so torch loads only when used
+    session: Any  # onnxruntime.InferenceSession holding the (d, N) int8 codes
     scale: np.ndarray  # (N,) float32: row value = code * scale
     residual_norm: np.ndarray  # (N,) ||e - e_hat||
     dequantized_norm: np.ndarray  # (N,) ||e_hat||
 
     @classmethod
     def build(cls, models: np.ndarray) -> _Int8Copy | None:
-        try:
-            import torch
-        except ImportError:  # pragma: no cover - torch is a hard dependency of the project
-            return None
-        if models.shape[1] % 8 != 0:
-            return None
         scale = np.abs(models).max(axis=1) / 127.0
         scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
         codes = np.clip(np.rint(models / scale[:, None]), -127, 127).astype(np.int8)
         dequantized = codes.astype(np.float32) * scale[:, None]
-        copy = cls(
-            codes=torch.from_numpy(codes),
+        try:
+            session = _int8_product_session(np.ascontiguousarray(codes.T))
+        except ImportError:  # pragma: no cover - both are dependencies; the float scan stays exact
+            return None
+        return cls(
+            session=session,
             scale=scale,
             residual_norm=np.linalg.norm(models - dequantized, axis=1).astype(np.float32),
             dequantized_norm=np.linalg.norm(dequantized, axis=1).astype(np.float32),
         )
-        try:  # torch._int_mm is the int8 GEMM with int32 accumulation; fall back if absent
-            copy.approximate(models[0])
-        except (RuntimeError, AttributeError):
-            return None
-        return copy
 
     def approximate(self, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Approximate raw scores and a bound with |exact - approximate| <= bound per row."""
-        import torch
-
         probe_scale = float(np.abs(probe).max()) / 127.0 or 1.0
-        probe_codes = np.clip(np.rint(probe / probe_scale), -127, 127).astype(np.int8)
+        probe_codes = np.clip(np.rint(probe / probe_scale), -127, 127)
         probe_error = float(np.linalg.norm(probe - probe_codes.astype(np.float32) * probe_scale))
-        # _int_mm wants a matrix on the right whose width is a multiple of 8.
-        right = torch.from_numpy(np.repeat(probe_codes[:, None], 8, axis=1))
-        dots = torch._int_mm(self.codes, right)[:, 0].numpy()
-        approx = dots.astype(np.float32) * self.scale * np.float32(probe_scale)
+        feed = (probe_codes + _PROBE_ZERO_POINT).astype(np.uint8)[np.newaxis, :]
+        (dots,) = self.session.run(["dots"], {"probe": feed})
+        approx = dots[0].astype(np.float32) * (self.scale * np.float32(probe_scale))
         # (e - e_hat).q + e_hat.(q - q_hat), each bounded by Cauchy-Schwarz; ||q|| = 1.
-        bound = self.residual_norm + self.dequantized_norm * np.float32(probe_error) + BOUND_SLACK
+        bound = self.residual_norm + self.dequantized_norm * np.float32(probe_error) + np.float32(BOUND_SLACK)
         return approx, bound
 
 
@@ -92,6 +110,7 @@ class BlocklistIndex:
     thresholds: BlocklistThresholds
     embedder_name: str
     version: int = 0
+    normalization: Normalization = "as-norm"
     entry_mean: np.ndarray = field(init=False)
     entry_sd: np.ndarray = field(init=False)
     _int8: _Int8Copy | None = field(init=False, default=None)
@@ -102,16 +121,17 @@ class BlocklistIndex:
         if self.thresholds is None:
             raise BlocklistMisconfigured("no blocklist thresholds configured")
         dimension = self.cohort.dimension
-        self.models = unit_rows(
-            np.asarray(self.models, dtype=np.float32).reshape(-1, dimension),
-            dimension=dimension,
-            what="entry models",
+        # Stored in the cohort's scoring space (centred), so a check is one product per entry.
+        self.models = self.cohort.project(
+            np.asarray(self.models, dtype=np.float32).reshape(-1, dimension), what="entry models"
         )
         self.entry_ids = np.asarray(self.entry_ids, dtype=np.int64).reshape(-1)
         if self.entry_ids.shape[0] != self.models.shape[0]:
             raise BlocklistMisconfigured("entry ids and entry models differ in number")
         if np.unique(self.entry_ids).size != self.entry_ids.size:
             raise BlocklistMisconfigured("duplicate entry ids in the blocklist index")
+        if self.normalization not in ("as-norm", "top-norm"):
+            raise BlocklistMisconfigured(f"unknown score normalisation {self.normalization!r}")
         means, sds = [], []
         for start in range(0, self.models.shape[0], _STATS_CHUNK):
             mean, sd = self.cohort.statistics(self.models[start : start + _STATS_CHUNK])
@@ -131,30 +151,33 @@ class BlocklistIndex:
         return self.cohort.dimension
 
     def _probe(self, embedding: np.ndarray) -> np.ndarray:
-        return unit_rows(np.asarray(embedding).reshape(1, -1), dimension=self.dimension, what="probe embedding")[0]
+        rows = self.cohort.project(np.asarray(embedding).reshape(1, -1), what="probe embedding")
+        return np.asarray(rows[0], dtype=np.float32)
 
     def scores(self, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw and normalised scores of the probe against every entry (full float32 scan)."""
         probe = self._probe(embedding)
-        probe_mean, probe_sd = self.cohort.statistics(probe)
+        slope, intercept = self._transform(probe)
         raw = _scan(self.models, probe)
-        normalized = as_norm(
-            raw,
+        return raw, raw * slope + intercept
+
+    def _transform(self, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probe_mean, probe_sd = self.cohort.statistics(probe)
+        slope, intercept = score_transform(
+            self.normalization,
             entry_mean=self.entry_mean,
             entry_sd=self.entry_sd,
-            probe_mean=probe_mean[0],
-            probe_sd=probe_sd[0],
+            probe_mean=float(probe_mean[0]),
+            probe_sd=float(probe_sd[0]),
         )
-        return raw, normalized
+        return slope.astype(np.float32), intercept.astype(np.float32)
 
     def check(self, embedding: np.ndarray, *, exempt_entry_ids: Collection[int] = ()) -> BlocklistDecision:
         """The best-matching active entry (ignoring ``exempt_entry_ids``) and the decision."""
         probe = self._probe(embedding)
         if self.size == 0:
             return BlocklistDecision(Decision.ALLOW, None, None, None)
-        probe_mean, probe_sd = (float(v[0]) for v in self.cohort.statistics(probe))
-        slope = 0.5 * (1.0 / self.entry_sd + 1.0 / probe_sd)
-        intercept = -0.5 * (self.entry_mean / self.entry_sd + probe_mean / probe_sd)
+        slope, intercept = self._transform(probe)
         excluded = np.isin(self.entry_ids, np.fromiter(exempt_entry_ids, dtype=np.int64)) if exempt_entry_ids else None
 
         if self._int8 is None:
@@ -163,7 +186,7 @@ class BlocklistIndex:
                 normalized[excluded] = -np.inf
             best = int(np.argmax(normalized))
         else:
-            best = self._best_by_prefilter(probe, slope, intercept, excluded)
+            best = self._best_by_prefilter(self._int8, probe, slope, intercept, excluded)
         if best < 0 or (excluded is not None and excluded[best]):
             return BlocklistDecision(Decision.ALLOW, None, None, None)
         raw = float(self.models[best] @ probe)
@@ -175,8 +198,10 @@ class BlocklistIndex:
             normalized_score=normalized_best,
         )
 
-    def _best_by_prefilter(self, probe, slope, intercept, excluded) -> int:
-        approx, bound = self._int8.approximate(probe)
+    def _best_by_prefilter(
+        self, copy: _Int8Copy, probe: np.ndarray, slope: np.ndarray, intercept: np.ndarray, excluded: np.ndarray | None
+    ) -> int:
+        approx, bound = copy.approximate(probe)
         approx_norm = approx * slope + intercept
         upper = (approx + bound) * slope + intercept
         if excluded is not None:
@@ -198,4 +223,4 @@ def _scan(models: np.ndarray, probe: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return torch.mv(torch.from_numpy(models), torch.from_numpy(probe)).numpy()
+        return np.asarray(torch.mv(torch.from_numpy(models), torch.from_numpy(probe)).numpy())

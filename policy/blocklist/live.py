@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from policy.blocklist.index import BlocklistIndex
-from policy.blocklist.matching import DEFAULT_COHORT_TOP_K, BlocklistThresholds, Cohort
+from policy.blocklist.matching import DEFAULT_COHORT_TOP_K, BlocklistThresholds, Cohort, Normalization
 from policy.blocklist.models import BlocklistException, ProtectedSpeaker, ReviewItem, ReviewStatus
 from policy.blocklist.repository import current_version, decode_vector, load_cohort_embeddings
 from policy.blocklist.screening import BlocklistSnapshot
@@ -37,12 +37,16 @@ def load_snapshot(
     dimension: int,
     thresholds: BlocklistThresholds,
     cohort_top_k: int = DEFAULT_COHORT_TOP_K,
+    normalization: Normalization = "as-norm",
+    cohort_centering: bool = True,
 ) -> BlocklistSnapshot:
     """Read the active list, its cohort, exceptions and clearances as one snapshot."""
     # Version first: a change committed while we read makes the next poll reload again.
     version = current_version(session)
     cohort = Cohort(
-        load_cohort_embeddings(session, embedder_name=embedder_name, dimension=dimension), top_k=cohort_top_k
+        load_cohort_embeddings(session, embedder_name=embedder_name, dimension=dimension),
+        top_k=cohort_top_k,
+        center=cohort_centering,
     )
     rows = session.execute(
         select(ProtectedSpeaker.id, ProtectedSpeaker.embedder_name, ProtectedSpeaker.model)
@@ -53,7 +57,8 @@ def load_snapshot(
     if foreign:
         raise BlocklistMisconfigured(
             f"{len(foreign)} active entries were embedded with another speaker model "
-            f"(first: {foreign[0]}); re-embed their samples with {embedder_name}"
+            f"(first: {foreign[0]}); move them with `clonegate blocklist reembed` (the original recordings) "
+            f"or deactivate them"
         )
     models = (
         np.stack([decode_vector(row.model, dimension=dimension) for row in rows])
@@ -67,6 +72,7 @@ def load_snapshot(
         thresholds=thresholds,
         embedder_name=embedder_name,
         version=version,
+        normalization=normalization,
     )
     exceptions: dict[str, set[int]] = defaultdict(set)
     for entry_id, voice_id in session.execute(
@@ -96,6 +102,8 @@ class LiveBlocklist:
         dimension: int,
         thresholds: BlocklistThresholds,
         cohort_top_k: int = DEFAULT_COHORT_TOP_K,
+        normalization: Normalization = "as-norm",
+        cohort_centering: bool = True,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -104,9 +112,8 @@ class LiveBlocklist:
         if not 0 < poll_seconds <= 5:
             raise BlocklistMisconfigured("poll_seconds must be in (0, 5]: changes must spread within 5 s")
         self._session_factory = session_factory
-        self._load_args = dict(
-            embedder_name=embedder_name, dimension=dimension, thresholds=thresholds, cohort_top_k=cohort_top_k
-        )
+        self._embedder_name, self._dimension, self._thresholds = embedder_name, dimension, thresholds
+        self._cohort_top_k, self._normalization, self._cohort_centering = cohort_top_k, normalization, cohort_centering
         self._poll_seconds = poll_seconds
         self._clock = clock
         self._lock = threading.Lock()
@@ -115,13 +122,29 @@ class LiveBlocklist:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def thresholds(self) -> BlocklistThresholds:
+        return self._thresholds
+
+    @property
+    def normalization(self) -> Normalization:
+        return self._normalization
+
     def refresh(self, *, force: bool = False) -> BlocklistSnapshot:
         """Poll the version now and reload if it moved (or if ``force``)."""
         with self._lock:
             with self._session_factory() as session:
                 version = current_version(session)
                 if force or self._snapshot is None or version != self._snapshot.version:
-                    self._snapshot = load_snapshot(session, **self._load_args)
+                    self._snapshot = load_snapshot(
+                        session,
+                        embedder_name=self._embedder_name,
+                        dimension=self._dimension,
+                        thresholds=self._thresholds,
+                        cohort_top_k=self._cohort_top_k,
+                        normalization=self._normalization,
+                        cohort_centering=self._cohort_centering,
+                    )
                 session.rollback()  # read-only: end the transaction, never commit from here
             self._polled_at = self._clock()
             return self._snapshot

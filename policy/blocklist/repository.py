@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from policy.blocklist.matching import Cohort, as_norm, speaker_model, unit_rows
+from policy.blocklist.matching import Cohort, Normalization, normalized_pair_score, speaker_model, unit_rows
 from policy.blocklist.models import (
     STATE_ROW_ID,
     BlocklistException,
@@ -76,6 +76,12 @@ def decode_vector(data: bytes, *, dimension: int) -> np.ndarray:
     return vector.astype(np.float32)
 
 
+def sample_digest(audio: np.ndarray) -> str:
+    """What the list keeps of a sample's audio: the sha256 of its decoded samples, so a later
+    dispute, or a move to another model, can show which recording was enrolled."""
+    return hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest()
+
+
 def bump_version(session: Session) -> None:
     # One atomic UPDATE: concurrent writers each add one, nobody's change is lost.
     result = session.execute(
@@ -83,7 +89,7 @@ def bump_version(session: Session) -> None:
         .where(BlocklistState.id == STATE_ROW_ID)
         .values(version=BlocklistState.version + 1, updated_at=utcnow())
     )
-    if result.rowcount != 1:
+    if cast("CursorResult[Any]", result).rowcount != 1:
         raise BlocklistMisconfigured("blocklist_state row missing: run the database migrations")
 
 
@@ -127,17 +133,19 @@ def _store_samples(
                 entry_id=entry.id,
                 embedder_name=embedder.name,
                 embedding=encode_vector(vector),
-                audio_sha256=hashlib.sha256(np.ascontiguousarray(sample.audio).tobytes()).hexdigest(),
+                audio_sha256=hashlib.sha256(
+                    np.ascontiguousarray(sample.audio).tobytes()
+                ).hexdigest(),  # see reembedding
                 seconds=float(sample.audio.size) / sample.sample_rate,
                 added_by=actor,
                 added_at=now,
             )
         )
     session.flush()
-    _rebuild_model(session, entry=entry, embedder=embedder)
+    rebuild_model(session, entry=entry, embedder=embedder)
 
 
-def _rebuild_model(session: Session, *, entry: ProtectedSpeaker, embedder: SpeakerEmbedder) -> None:
+def rebuild_model(session: Session, *, entry: ProtectedSpeaker, embedder: SpeakerEmbedder) -> None:
     rows = session.scalars(
         select(ProtectedSpeakerSample.embedding).where(
             ProtectedSpeakerSample.entry_id == entry.id,
@@ -162,9 +170,11 @@ def add_protected_speaker(
     actor: str,
 ) -> ProtectedSpeaker:
     """Put a speaker on the list (admin); the model is the mean of all samples' embeddings."""
-    fields = dict(
-        name=_text(name, field="name"), reason=_text(reason, field="reason"), source=_text(source, field="source")
-    )
+    fields = {
+        "name": _text(name, field="name"),
+        "reason": _text(reason, field="reason"),
+        "source": _text(source, field="source"),
+    }
     embedded = _embed(embedder, samples)
     entry = ProtectedSpeaker(
         kind=EntryKind.LISTED,
@@ -326,6 +336,7 @@ def grant_exception(
     *,
     cohort: Cohort,
     deny_threshold: float,
+    normalization: Normalization = "as-norm",
     entry_id: int,
     voice_id: str,
     consent_grant_id: str,
@@ -346,22 +357,11 @@ def grant_exception(
         raise BlocklistExceptionRefused("consent embedding comes from a different speaker model than the entry")
     if not voice_id or not consent_grant_id:
         raise BlocklistExceptionRefused("an exception needs a voice id and the protected person's consent grant")
-    model = decode_vector(entry.model, dimension=cohort.dimension)
-    probe = unit_rows(
-        np.asarray(consent_speaker_embedding).reshape(1, -1),
-        dimension=cohort.dimension,
-        what="consent speaker embedding",
-    )[0]
-    entry_mean, entry_sd = cohort.statistics(model)
-    probe_mean, probe_sd = cohort.statistics(probe)
-    score = float(
-        as_norm(
-            float(model @ probe),
-            entry_mean=entry_mean[0],
-            entry_sd=entry_sd[0],
-            probe_mean=probe_mean[0],
-            probe_sd=probe_sd[0],
-        )
+    _, score = normalized_pair_score(
+        cohort,
+        normalization,
+        entry_model=decode_vector(entry.model, dimension=cohort.dimension),
+        probe=consent_speaker_embedding,
     )
     if score < deny_threshold:
         raise BlocklistExceptionRefused(

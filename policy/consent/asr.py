@@ -1,6 +1,7 @@
 """Offline English speech recognition with pocketsphinx 5 (its US English model ships in the wheel).
 
-Two searches are used by statement verification:
+Two searches are used by statement verification (a third, ``transcribe_open``, transcribes
+reference recordings with the general language model):
 
 * ``transcribe``: decoding with a uniform unigram language model over a given word list (the
   statement's words, the phrase vocabulary and the 400 most frequent English words as decoys),
@@ -74,7 +75,7 @@ def to_asr_pcm(audio: np.ndarray, *, sample_rate: int) -> bytes:
     if rms > 0.0:
         floor = np.random.default_rng(_NOISE_SEED).normal(0.0, rms * 10 ** (NOISE_FLOOR_DB / 20), audio.size)
         audio = audio + floor
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    return bytes((np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
 
 
 class SpeechRecognizer:
@@ -116,6 +117,13 @@ class SpeechRecognizer:
             finally:
                 self._decoder.activate_search(self._lm_search)
                 self._decoder.remove_search("closed_vocabulary")
+
+    def transcribe_open(self, audio: np.ndarray, *, sample_rate: int) -> list[RecognizedWord]:
+        """Decode with the bundled general English language model: any words, as heard. For
+        reference recordings, whose text nobody gave (the embedded engine reads it back)."""
+        pcm = to_asr_pcm(audio, sample_rate=sample_rate)
+        with self._lock:
+            return self._decode(pcm)
 
     def decode_grammar(self, audio: np.ndarray, *, sample_rate: int, jsgf: str) -> list[RecognizedWord]:
         """Decode under a JSGF grammar; an empty list when no path through the grammar fits."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from policy.consent.models import ConsentChallenge
@@ -160,7 +161,7 @@ def consume_challenge(
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if cast("CursorResult[Any]", result).rowcount != 1:
         raise ChallengeAlreadyUsed("this challenge was already used")
     session.refresh(challenge)
     return challenge

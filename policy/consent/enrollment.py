@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -72,7 +72,7 @@ class EnrollmentThresholds:
     min_statement_score: float = DEFAULT_MIN_STATEMENT_SCORE
     min_speaker_similarity: float = DEFAULT_MIN_SPEAKER_SIMILARITY
     replay_match: float = DEFAULT_REPLAY_THRESHOLD
-    quality: QualityLimits = QualityLimits()
+    quality: QualityLimits = field(default_factory=QualityLimits)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from policy.consent.models import Consent, UsageRecord, Voice
@@ -49,7 +50,7 @@ class Grant:
         return self.consent_id is None
 
 
-def _grantee_clause(*, principal_sub: str, tenant: str | None):
+def _grantee_clause(*, principal_sub: str, tenant: str | None) -> ColumnElement[bool]:
     subject = (Consent.grantee_kind == "subject") & (Consent.grantee_id == principal_sub)
     if tenant is None:
         return subject
@@ -123,7 +124,7 @@ def authorize_use(
             .values(uses=Consent.uses + 1)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if cast("CursorResult[Any]", result).rowcount == 1:
             session.refresh(consent)
             return Grant(
                 consent_id=consent.id,

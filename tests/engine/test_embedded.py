@@ -1,15 +1,18 @@
-"""The embedded engine end to end on real speech: Piper + WORLD adaptation."""
+"""The embedded engine end to end on real speech: Piper + WORLD adaptation and parallel conversion."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from engine import world_adapt as wa
+from engine.conversion_profile import decode_parameters
 from engine.embedded import EmbeddedEngine
 from engine.errors import (
     EngineCancelled,
@@ -25,6 +28,11 @@ pytestmark = pytest.mark.slow
 torch.set_num_threads(1)
 
 SPEAKER = "en_brandon.wav"
+# What the consent check's recognizer (pocketsphinx, default language model) heard in the first
+# half of that clip: the parallel text the base voice reads.
+HEARD = "yeah it's definitely worth checking out especially"
+# A profile stored by the engine before parallel conversion (adaptation version 1, en_sarah).
+V1_PROFILE = Path(__file__).parent / "profiles" / "voice_profile_v1.json"
 SENTENCE = "Please call me back this afternoon, I will be at home after the meeting."
 
 
@@ -71,7 +79,7 @@ def voice(engine, clip, embed) -> VoiceProfile:
         return float(embed(candidate, candidate_rate) @ cache[id(reference)])
 
     prepare, _, rate = clip
-    return engine.prepare_voice(references=[ReferenceClip(prepare, rate)], similarity=similarity)
+    return engine.prepare_voice(references=[ReferenceClip(prepare, rate, transcript=HEARD)], similarity=similarity)
 
 
 def test_description_names_model_and_device(engine) -> None:
@@ -187,3 +195,68 @@ def test_prepare_without_similarity_still_adapts_pitch(engine, clip) -> None:
     profile = engine.prepare_voice(references=[ReferenceClip(prepare, rate)])
     assert "best_similarity" not in profile.metrics
     assert profile.parameters["adaptation"]["target_lf0_mean"] != profile.parameters["adaptation"]["source_lf0_mean"]
+
+
+def test_reading_with_a_transcript_teaches_a_conversion(engine, clip) -> None:
+    prepare, _, rate = clip
+    profile = engine.prepare_voice(references=[ReferenceClip(prepare, rate, transcript=HEARD)])
+    assert profile.parameters["adaptation_version"] == "2"
+    assert profile.parameters["adaptation"]["mapping_strength"] > 0
+    assert profile.metrics["mapping_pairs"] >= 100  # about 3 s of paired speech frames
+    assert profile.metrics["parallel_seconds"] > 2.0
+    stored = VoiceProfile.from_json(profile.to_json())
+    audio = engine.synthesize(text=SENTENCE, language="en", voice=stored)
+    assert np.all(np.isfinite(audio.samples)) and audio.duration_s > 2.0
+
+
+def test_conversion_changes_the_output_it_is_applied_to(engine, clip) -> None:
+    prepare, _, rate = clip
+    profile = engine.prepare_voice(references=[ReferenceClip(prepare, rate, transcript=HEARD)])
+    params = json.loads(json.dumps(profile.parameters))
+    params["adaptation"]["mapping_strength"] = 0.0
+    params["conversion"] = None
+    without = dataclasses.replace(profile, parameters=params)
+    features = engine._probe_features()
+    stored, plain = decode_parameters(profile.parameters), decode_parameters(without.parameters)
+    assert stored.mapping is not None and plain.mapping is None
+
+    converted = wa.adapted_log_envelope(features, stored.adaptation, stored.mapping)
+    unconverted = wa.adapted_log_envelope(features, plain.adaptation, plain.mapping)
+    assert float(np.abs(converted - unconverted).mean()) > 0.05
+
+
+def test_transcript_with_nothing_to_say_prepares_without_conversion(engine, clip) -> None:
+    prepare, _, rate = clip
+    profile = engine.prepare_voice(references=[ReferenceClip(prepare, rate, transcript=" ?! ")])
+    assert profile.parameters["conversion"] is None
+    assert profile.parameters["adaptation"]["mapping_strength"] == 0.0
+
+
+def test_profile_stored_before_conversion_still_synthesizes(engine) -> None:
+    old = VoiceProfile.from_json(V1_PROFILE.read_text())
+    assert old.parameters["adaptation_version"] == "1" and "conversion" not in old.parameters
+    audio = engine.synthesize(text=SENTENCE, language="en", voice=old)
+    assert 0.04 * len(SENTENCE) < audio.duration_s < 0.12 * len(SENTENCE)
+    # Its pitch parameters were fitted to DIO's F0 of the Piper voice, so it is still analysed
+    # with DIO: the output's median pitch follows the stored target (en_sarah, about 200 Hz).
+    import pyworld
+
+    f0, _ = pyworld.dio(audio.samples.astype(np.float64), audio.sample_rate)
+    target_hz = float(np.exp(old.parameters["adaptation"]["target_lf0_mean"]))
+    assert abs(np.log(np.median(f0[f0 > 0]) / target_hz)) < np.log(1.25)
+
+
+def test_tampered_conversion_is_refused(engine, clip) -> None:
+    prepare, _, rate = clip
+    profile = engine.prepare_voice(references=[ReferenceClip(prepare, rate, transcript=HEARD)])
+    for change in (
+        lambda p: p["conversion"].update(keys="not base64!"),
+        lambda p: p.update(conversion=None),  # strength > 0 without the conversion it names
+        lambda p: p.update(conversion=["keys"]),
+        lambda p: p["adaptation"].update(mapping_strength=7.0),
+        lambda p: p.update(adaptation_version="3"),
+    ):
+        params = json.loads(json.dumps(profile.parameters))
+        change(params)
+        with pytest.raises(VoiceProfileInvalid):
+            engine.synthesize(text=SENTENCE, language="en", voice=dataclasses.replace(profile, parameters=params))

@@ -312,7 +312,7 @@ def test_exception_for_voice_enrolled_before_listing(tmp_path, loaded_models, sp
     """A voice enrolled before its speaker was listed: the exception rests on that voice's own
     stored consent recording, and only that voice passes the synthesis-time list check."""
     from gateway.synthesis.steps import check_references_not_protected
-    from policy.errors import SpeakerProtected
+    from policy.errors import EmbeddingInvalid, SpeakerProtected
 
     gateway_run = running_gateway(tmp_path / "earlier", models=loaded_models, speech_dir=speech_dir)
     gateway = next(gateway_run)
@@ -338,15 +338,20 @@ def test_exception_for_voice_enrolled_before_listing(tmp_path, loaded_models, sp
         ).json()["entry_id"]
         components = gateway_of(gateway.app).components
         with gateway_of(gateway.app).sessions() as session:
-            profile = components.voices.load(session, voice_id=voice_id).speaker_profile
+            material = components.voices.load(session, voice_id=voice_id)
+        profile = material.speaker_profile
+        assert material.profile_embedder_name == components.embedder.name
 
-        def check(voice: str) -> None:
+        def check(voice: str, *, model: str = material.profile_embedder_name) -> None:
             check_references_not_protected(
-                components.blocklist, embedder=components.embedder, voice_id=voice, speaker_profile=profile
+                components.blocklist, voice_id=voice, speaker_profile=profile, profile_embedder_name=model
             )
 
         with pytest.raises(SpeakerProtected):
             check(voice_id)
+        # A profile another speaker model made is refused, never compared (fail closed after a model change).
+        with pytest.raises(EmbeddingInvalid):
+            check(voice_id, model="onnx-0123456789ab")
         granted = gateway.post(
             f"/v1/blocklist/entries/{entry_id}/exceptions",
             headers=admin,

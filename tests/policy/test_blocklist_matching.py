@@ -1,4 +1,5 @@
-"""AS-norm matching and the exact index search, on embeddings shaped like real d-vectors."""
+"""Score normalisation (AS-norm, Top-norm, cohort centring) and the exact index search, on
+embeddings shaped like real d-vectors."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from policy.blocklist.matching import (
     BlocklistThresholds,
     Cohort,
     Decision,
-    as_norm,
+    normalized_pair_score,
     speaker_model,
 )
 from policy.errors import BlocklistMisconfigured, EmbeddingInvalid
@@ -36,20 +37,22 @@ def rng_vectors() -> tuple[np.ndarray, np.ndarray]:
     return everyone[:200], everyone[200:]  # cohort, entries
 
 
-def _index(cohort: np.ndarray, entries: np.ndarray, **kwargs) -> BlocklistIndex:
+def _index(cohort: np.ndarray, entries: np.ndarray, *, center: bool = True, **kwargs) -> BlocklistIndex:
     return BlocklistIndex(
         entry_ids=np.arange(100, 100 + len(entries)),
         models=entries,
-        cohort=Cohort(cohort),
+        cohort=Cohort(cohort, center=center),
         thresholds=THRESHOLDS,
         embedder_name="test",
         **kwargs,
     )
 
 
-def test_int8_prefilter_returns_exactly_the_full_scan_best(rng_vectors) -> None:
+@pytest.mark.parametrize("normalization", ["as-norm", "top-norm"])
+@pytest.mark.parametrize("center", [True, False])
+def test_int8_prefilter_returns_exactly_the_full_scan_best(rng_vectors, normalization, center) -> None:
     cohort, entries = rng_vectors
-    index = _index(cohort, entries)
+    index = _index(cohort, entries, center=center, normalization=normalization)
     assert index._int8 is not None, "a list this long must use the int8 prefilter"
     rng = np.random.default_rng(1)
     probes = [
@@ -115,31 +118,59 @@ def test_probe_of_wrong_dimension_or_nan_refused(rng_vectors) -> None:
 
 
 def test_normalisation_is_symmetric_and_uses_top_k_cohort() -> None:
-    """S-norm scores the pair the same whichever side is enrolled; the statistics come from the
+    """AS-norm scores the pair the same whichever side is enrolled; the statistics come from the
     K most similar cohort speakers only, so far-away cohort members cannot dilute them."""
     rng = np.random.default_rng(3)
     population = _clustered(rng, 300)
-    cohort = Cohort(population[:200], top_k=10)
+    cohort = Cohort(population[:200], top_k=10, center=False)
     first, second = population[250], population[251]
 
     def score(entry: np.ndarray, probe: np.ndarray) -> float:
-        entry_mean, entry_sd = cohort.statistics(entry)
-        probe_mean, probe_sd = cohort.statistics(probe)
-        return float(
-            as_norm(
-                float(entry @ probe),
-                entry_mean=entry_mean[0],
-                entry_sd=entry_sd[0],
-                probe_mean=probe_mean[0],
-                probe_sd=probe_sd[0],
-            )
-        )
+        return normalized_pair_score(cohort, "as-norm", entry_model=entry, probe=probe)[1]
 
     assert score(first, second) == pytest.approx(score(second, first), rel=1e-5)
     top = np.sort(population[:200] @ first)[-10:]
     mean, sd = cohort.statistics(first)
     assert mean[0] == pytest.approx(top.mean(), rel=1e-5)
     assert sd[0] == pytest.approx(top.std(), rel=1e-4)
+    expected = 0.5 * (
+        (first @ second - mean[0]) / sd[0]
+        + (first @ second - cohort.statistics(second)[0][0]) / cohort.statistics(second)[1][0]
+    )
+    assert score(first, second) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_top_norm_uses_the_entry_side_only() -> None:
+    rng = np.random.default_rng(5)
+    population = _clustered(rng, 300)
+    cohort = Cohort(population[:200], top_k=10, center=False)
+    entry, probe = population[250], population[251]
+    mean, sd = cohort.statistics(entry)
+    raw, normalized = normalized_pair_score(cohort, "top-norm", entry_model=entry, probe=probe)
+    assert normalized == pytest.approx(float((raw - mean[0]) / sd[0]), rel=1e-4)
+    # Not symmetric: the probe's own neighbourhood plays no part.
+    assert normalized != pytest.approx(normalized_pair_score(cohort, "top-norm", entry_model=probe, probe=entry)[1])
+
+
+def test_centring_removes_the_common_direction() -> None:
+    """Voices that share only the population's mean direction stop looking alike once the
+    cohort mean is taken out; the same voice still does."""
+    rng = np.random.default_rng(6)
+    population = _clustered(rng, 260, spread=0.04)
+    centred = Cohort(population[:200], center=True)
+    plain = Cohort(population[:200], center=False)
+    first, second = population[250], population[251]
+    assert float(first @ second) > 0.5
+    assert float(centred.project(first)[0] @ centred.project(second)[0]) < 0.3
+    same = first + rng.standard_normal(DIM).astype(np.float32) * 0.01
+    assert float(centred.project(first)[0] @ centred.project(same)[0]) > 0.8
+    assert np.allclose(plain.project(first)[0], first / np.linalg.norm(first), atol=1e-6)
+
+
+def test_unknown_normalisation_refused(rng_vectors) -> None:
+    cohort, entries = rng_vectors
+    with pytest.raises(BlocklistMisconfigured):
+        _index(cohort, entries[:5], normalization="z-norm")
 
 
 def test_speaker_model_averages_samples() -> None:

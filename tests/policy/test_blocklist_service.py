@@ -33,7 +33,8 @@ from policy.blocklist import (
     review_status_for_requester,
     screen,
 )
-from policy.blocklist.matching import DEFAULT_DENY_THRESHOLD, DEFAULT_REVIEW_THRESHOLD
+from policy.blocklist.calibrations import builtin_calibration
+from policy.blocklist.matching import Decision
 from policy.blocklist.models import ProtectedSpeaker, ProtectedSpeakerSample
 from policy.errors import (
     AudioNotFinite,
@@ -53,7 +54,10 @@ from policy.errors import (
 from policy.speaker import ResemblyzerEmbedder
 
 torch.set_num_threads(1)
-THRESHOLDS = BlocklistThresholds(deny=DEFAULT_DENY_THRESHOLD, review=DEFAULT_REVIEW_THRESHOLD)
+# The calibration the gateway ships for resemblyzer: these tests exercise its real thresholds.
+CALIBRATION = builtin_calibration(ResemblyzerEmbedder().name)
+assert CALIBRATION is not None
+THRESHOLDS = CALIBRATION.thresholds
 PROTECTED = "en_andrew"
 COHORT = [
     "en_ashley",
@@ -476,3 +480,43 @@ def test_background_refresh_picks_up_a_deactivation(db_session, listed, db_engin
             time.sleep(0.05)
     finally:
         live.stop()
+
+
+def test_moving_to_another_model_reembeds_each_entry_from_its_own_recordings(
+    db_session, listed, db_engine, embedder, clips, embeddings
+) -> None:
+    """The list keeps digests, not audio: the original recordings move an entry to the new model;
+    another voice's recording cannot stand in for a sample, and until every entry has moved the
+    new model's gateway refuses the list instead of comparing across models."""
+    from policy.blocklist.reembedding import reembed_entries
+    from policy.speaker import WindowFusionEmbedder
+
+    new_model = WindowFusionEmbedder(embedder)
+    for name in COHORT:
+        add_cohort_embedding(
+            db_session, embedder_name=new_model.name, label=name, embedding=embeddings[name], actor=ADMIN
+        )
+    first, second = _halves(clips, PROTECTED)
+    impostor = AudioSample(*clips["en_patricia"])
+    partial = reembed_entries(db_session, embedder=new_model, recordings=[first, impostor], actor=ADMIN)
+    db_session.commit()
+    assert partial.moved == [] and partial.missing == {listed: 1}
+    on_new_model = LiveBlocklist(
+        session_factory=make_session_factory(db_engine),
+        embedder_name=new_model.name,
+        dimension=new_model.dimension,
+        thresholds=THRESHOLDS,
+    )
+    with pytest.raises(BlocklistMisconfigured, match="another speaker model"):
+        on_new_model.refresh(force=True)
+
+    report = reembed_entries(db_session, embedder=new_model, recordings=[first, second], actor=ADMIN)
+    db_session.commit()
+    assert report.moved == [listed] and report.missing == {}
+    rows = db_session.query(ProtectedSpeakerSample).filter_by(entry_id=listed).all()
+    assert sorted(r.embedder_name for r in rows) == sorted([embedder.name] * 2 + [new_model.name] * 2)
+    probe = new_model.embed(first.audio, sample_rate=first.sample_rate)
+    decision = on_new_model.refresh(force=True).index.check(probe)
+    assert decision.entry_id == listed and decision.decision is not Decision.ALLOW
+    # Running it again changes nothing.
+    assert reembed_entries(db_session, embedder=new_model, recordings=[first, second], actor=ADMIN).already == 1
