@@ -23,6 +23,7 @@ from gateway.enrollment import routes as enrollment_routes
 from gateway.errors import install_error_handlers
 from gateway.keyfiles import audit_signing_key, check_key_files
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gateway.openapi import install_openapi
 from gateway.operations import routes as operations_routes
 from gateway.readiness import Readiness
 from gateway.settings import Settings
@@ -110,4 +111,5 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     app.add_middleware(RequestContextMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app)
     return app

@@ -2,16 +2,23 @@
 
 Domain packages raise their own exceptions (each with a `code` class attribute); this module
 maps exception classes to statuses. A class missing from the table is a bug and answers 500.
+
+The same table documents the answers: a route declares the errors it can answer with
+`responses=error_responses(VoiceNotFound, ...)`, a dependency with `declare_dependency_errors`,
+and gateway/openapi.py writes both into the OpenAPI document as `ErrorBody`, each status with
+the codes it can carry.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import audit.errors as audit_errors
@@ -19,8 +26,6 @@ import engine.errors as engine_errors
 import policy.errors as policy_errors
 import policy.text_rules as text_rules
 import watermark.errors as watermark_errors
-
-log = logging.getLogger("clonegate.errors")
 
 
 class GatewayError(Exception):
@@ -42,7 +47,10 @@ class AuthenticationFailed(GatewayError):
 
     code = "authentication_failed"
     status = 401
-    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.headers = {"WWW-Authenticate": "Bearer"}
 
 
 class IdentityProviderUnavailable(GatewayError):
@@ -186,6 +194,93 @@ def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
 
+class ErrorBody(BaseModel):
+    """The body of every error answer (the OpenAI-compatible routes answer OpenAI's shape)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str = Field(description="a stable, machine-readable code; each status lists the codes it can carry")
+    detail: str = Field(description="what went wrong, in words")
+
+
+# What a route or dependency can answer: an exception class (its code and those of its
+# subclasses, each with its status from the table above or its own `status`), or an explicit
+# (status, code) for codes chosen at the raise site, e.g. (401, "token_expired").
+ErrorSource = type[Exception] | tuple[int, str]
+# The OpenAPI response key that lists a status' codes, read by gateway/openapi.py.
+ERROR_CODES_KEY = "x-error-codes"
+VALIDATION_ERROR = (422, "invalid_request")
+
+
+def status_of_class(cls: type[Exception]) -> int:
+    if issubclass(cls, GatewayError):
+        return cls.status
+    for base in cls.__mro__:
+        if base in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[base]
+    return 500
+
+
+def _codes(source: ErrorSource) -> Iterator[tuple[int, str]]:
+    if isinstance(source, tuple):
+        yield source
+        return
+    pending = [source]
+    while pending:
+        cls = pending.pop()
+        code = getattr(cls, "code", None)
+        status = status_of_class(cls)
+        if isinstance(code, str) and status != 500:  # a 500 is a bug, never a documented answer
+            yield status, code
+        pending += cls.__subclasses__()
+
+
+def error_codes(*sources: ErrorSource) -> dict[int, list[str]]:
+    """Each status the sources answer, with its codes in order."""
+    by_status: dict[int, list[str]] = {}
+    for source in sources:
+        for status, code in _codes(source):
+            if code not in by_status.setdefault(status, []):
+                by_status[status].append(code)
+    return dict(sorted(by_status.items()))
+
+
+def error_responses(*sources: ErrorSource, model: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: every status its errors answer, with its codes, as `ErrorBody`
+    (or, for a route that answers another error shape, as `model`)."""
+    return {
+        status: {"model": model, "description": describe_codes(codes), ERROR_CODES_KEY: codes}
+        for status, codes in error_codes(*sources).items()
+    }
+
+
+def describe_codes(codes: list[str]) -> str:
+    return "error: " + ", ".join(f"`{code}`" for code in codes)
+
+
+# Dependencies (the caller, the session, a rate limit) raise the same errors on every route that
+# uses them; gateway/openapi.py adds these to each route whose dependency tree contains them.
+_DEPENDENCY_ERRORS: dict[Callable[..., Any], tuple[ErrorSource, ...]] = {}
+
+
+def declare_dependency_errors(dependency: Callable[..., Any], *sources: ErrorSource) -> None:
+    _DEPENDENCY_ERRORS[dependency] = sources
+
+
+def dependency_errors(dependency: Callable[..., Any]) -> tuple[ErrorSource, ...]:
+    return _DEPENDENCY_ERRORS.get(dependency, ())
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of this path answers (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(request.url.path):
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
@@ -199,9 +294,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_request", detail), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers or None)
 
     async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
         headers = {}
@@ -215,8 +313,4 @@ def install_error_handlers(app: FastAPI) -> None:
     # server-error middleware, which is only right for the unexpected-500 case below.
     for error_class in STATUS_BY_ERROR:
         app.add_exception_handler(error_class, _domain_error)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
-        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+    # Anything else is a bug: gateway/middleware.py logs it with the request id and answers 500.

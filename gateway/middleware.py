@@ -20,7 +20,12 @@ _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestContextMiddleware:
-    """Assigns the request id, echoes it as `X-Request-ID`, and writes one access log line."""
+    """Assigns the request id, echoes it as `X-Request-ID`, and writes one access log line.
+
+    It is also the last resort for an error nothing mapped: the log line is written here, while
+    the request id is still set (Starlette's server-error handler runs outside every middleware),
+    and the 500 answer carries the id too.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,17 +39,24 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            log.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
+            if response_started:
+                raise  # a body already under way cannot become an error answer: the server drops it
+            await _send_json(send_with_id, 500, error_body("internal_error", "internal error"))
         finally:
             log.info(
                 "request",
@@ -100,19 +112,25 @@ class BodySizeLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(error_body("payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"request body exceeds {self.max_body_bytes} bytes"
+        await _send_json(send, 413, error_body("payload_too_large", detail))
+
+
+async def _send_json(send: Send, status: int, content: dict[str, str]) -> None:
+    body = json.dumps(content).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
-            return value.decode("latin-1")
+            decoded: str = value.decode("latin-1")
+            return decoded
     return None

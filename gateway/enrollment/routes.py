@@ -6,13 +6,47 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
+from engine import errors as engine
+from gateway.audio_io import DECODE_ERRORS
 from gateway.dependencies import EnrollmentDep, Owner, SessionDep
-from gateway.enrollment.schemas import HEX_ID, ChallengeBody, challenge_dict
+from gateway.enrollment.schemas import (
+    HEX_ID,
+    SPOKEN_CHALLENGE_ERRORS,
+    ChallengeBody,
+    EnrolledVoice,
+    IssuedChallengeView,
+    challenge_dict,
+)
+from gateway.errors import error_responses
+from gateway.voices.schemas import VoiceView
+from policy import errors as policy
 
 router = APIRouter(prefix="/v1", tags=["consent"])
 
+# What checking and storing references can refuse, on enrollment and on more samples alike.
+REFERENCE_ERRORS = (
+    (413, "too_many_references"),
+    *DECODE_ERRORS,
+    policy.AudioUnusable,
+    policy.ReferenceQualityError,
+    policy.ConsentSpeakerMismatch,
+    policy.SpeakerProtected,
+    policy.SpeakerReviewRequired,
+    policy.SpeakerModelError,
+    policy.BlocklistMisconfigured,
+    policy.EmbeddingInvalid,
+    policy.VoiceKeyUnwrapFailed,
+    engine.EngineError,
+)
+OWNER_ERRORS = (policy.IdentityAssuranceRequired, policy.ConsentRequestInvalid)
 
-@router.post("/consent/challenges", status_code=201)
+
+@router.post(
+    "/consent/challenges",
+    status_code=201,
+    response_model=IssuedChallengeView,
+    responses=error_responses(*OWNER_ERRORS, policy.StatementTemplateInvalid),
+)
 def issue_challenge(
     body: ChallengeBody, session: SessionDep, principal: Owner, service: EnrollmentDep
 ) -> dict[str, Any]:
@@ -20,7 +54,12 @@ def issue_challenge(
     return challenge_dict(service.issue_challenge(session, principal=principal, terms=body.terms()))
 
 
-@router.post("/voices", status_code=201)
+@router.post(
+    "/voices",
+    status_code=201,
+    response_model=EnrolledVoice,
+    responses=error_responses(*OWNER_ERRORS, *SPOKEN_CHALLENGE_ERRORS, *REFERENCE_ERRORS),
+)
 def enroll(
     principal: Owner,
     service: EnrollmentDep,
@@ -37,7 +76,11 @@ def enroll(
     )
 
 
-@router.post("/voices/{voice_id}/samples")
+@router.post(
+    "/voices/{voice_id}/samples",
+    response_model=VoiceView,
+    responses=error_responses(policy.VoiceNotFound, policy.VoiceErased, policy.VoiceKeyDestroyed, *REFERENCE_ERRORS),
+)
 def add_samples(
     voice_id: Annotated[str, Path(pattern=HEX_ID)],
     principal: Owner,
