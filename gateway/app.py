@@ -23,6 +23,8 @@ from gateway.enrollment import routes as enrollment_routes
 from gateway.errors import install_error_handlers
 from gateway.keyfiles import audit_signing_key, check_key_files
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gateway.openai_api import routes as openai_routes
+from gateway.openai_api.errors import OpenAIErrorShape
 from gateway.openapi import install_openapi
 from gateway.operations import routes as operations_routes
 from gateway.readiness import Readiness
@@ -42,6 +44,7 @@ ROUTERS = (
     voices_routes.router,
     blocklist_routes.router,
     audit_routes.router,
+    openai_routes.router,
 )
 
 
@@ -105,10 +108,11 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     app.state.gateway = gateway  # read only by gateway/dependencies.py
     app.state.token_verifier = gateway.token_verifier  # read by gateway.auth.current_principal
 
-    install_error_handlers(app)
+    error_shapes = [OpenAIErrorShape()]  # OpenAI's body on its routes
+    install_error_handlers(app, shapes=error_shapes)
     # The middleware added last is outermost: the request id covers the 413 answer too.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, shapes=error_shapes)
     for router in ROUTERS:
         app.include_router(router)
     install_openapi(app)

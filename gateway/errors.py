@@ -11,8 +11,8 @@ the codes it can carry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,10 +47,7 @@ class AuthenticationFailed(GatewayError):
 
     code = "authentication_failed"
     status = 401
-
-    def __init__(self, detail: str, *, code: str | None = None) -> None:
-        super().__init__(detail, code=code)
-        self.headers = {"WWW-Authenticate": "Bearer"}
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 (read, never mutated)
 
 
 class IdentityProviderUnavailable(GatewayError):
@@ -281,17 +278,50 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
-def install_error_handlers(app: FastAPI) -> None:
+class ErrorShape(Protocol):
+    """Another API's error body (OpenAI's, gateway/openai_api/errors.py) for the paths it serves."""
+
+    def serves(self, path: str) -> bool: ...
+
+    def body(self, *, status: int, code: str, detail: str, param: str | None) -> dict[str, Any]: ...
+
+
+def shaped_error_body(
+    shapes: Sequence[ErrorShape], path: str, *, status: int, code: str, detail: str, param: str | None = None
+) -> dict[str, Any]:
+    """The error body of this path: another API's shape where one serves it, else `ErrorBody`'s."""
+    shape = next((shape for shape in shapes if shape.serves(path)), None)
+    if shape is None:
+        return error_body(code, detail)
+    return shape.body(status=status, code=code, detail=detail, param=param)
+
+
+def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -> None:
+    def answer(
+        request: Request,
+        *,
+        status: int,
+        code: str,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
+        param: str | None = None,
+    ) -> JSONResponse:
+        body = shaped_error_body(shapes, request.url.path, status=status, code=code, detail=detail, param=param)
+        return JSONResponse(body, status_code=status, headers=headers)
+
     @app.exception_handler(GatewayError)
-    async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers)
+    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        return answer(request, status=exc.status, code=exc.code, detail=exc.detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()))
+        location = [str(part) for part in first.get("loc", ())]
+        where = ".".join(location)
         detail = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-        return JSONResponse(error_body("invalid_request", detail), status_code=422)
+        # the field, without where it was sent ("body", "query", "header")
+        param = ".".join(location[1:]) or None
+        return answer(request, status=422, code="invalid_request", detail=detail, param=param)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -299,18 +329,18 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers or None)
+        return answer(request, status=exc.status_code, code=code, detail=str(exc.detail), headers=headers or None)
 
-    async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {}
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, round(retry_after)))
         code = getattr(exc, "code", None) or "internal_error"
-        return JSONResponse(error_body(code, str(exc)), status_code=status_for(exc), headers=headers or None)
+        return answer(request, status=status_for(exc), code=code, detail=str(exc), headers=headers or None)
 
-    # Registered per class: Starlette routes a handler for bare `Exception` through its
-    # server-error middleware, which is only right for the unexpected-500 case below.
+    # Registered per class: a handler for bare `Exception` would run in Starlette's server-error
+    # middleware, outside every other one. Anything else is a bug: gateway/middleware.py logs it
+    # with the request id and answers 500.
     for error_class in STATUS_BY_ERROR:
         app.add_exception_handler(error_class, _domain_error)
-    # Anything else is a bug: gateway/middleware.py logs it with the request id and answers 500.

@@ -7,10 +7,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import error_body
+from gateway.errors import ErrorShape, error_body, shaped_error_body
 from gateway.logs import request_id_var
 
 log = logging.getLogger("clonegate.http")
@@ -27,8 +29,9 @@ class RequestContextMiddleware:
     and the 500 answer carries the id too.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, shapes: Sequence[ErrorShape] = ()) -> None:
         self.app = app
+        self.shapes = shapes  # the error bodies of other APIs, for the 500 on their paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,7 +59,10 @@ class RequestContextMiddleware:
             log.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
             if response_started:
                 raise  # a body already under way cannot become an error answer: the server drops it
-            await _send_json(send_with_id, 500, error_body("internal_error", "internal error"))
+            body = shaped_error_body(
+                self.shapes, scope["path"], status=500, code="internal_error", detail="internal error"
+            )
+            await _send_json(send_with_id, 500, body)
         finally:
             log.info(
                 "request",
@@ -116,7 +122,7 @@ class BodySizeLimitMiddleware:
         await _send_json(send, 413, error_body("payload_too_large", detail))
 
 
-async def _send_json(send: Send, status: int, content: dict[str, str]) -> None:
+async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:
     body = json.dumps(content).encode()
     await send(
         {
