@@ -207,6 +207,9 @@ ErrorSource = type[Exception] | tuple[int, str]
 # The OpenAPI response key that lists a status' codes, read by gateway/openapi.py.
 ERROR_CODES_KEY = "x-error-codes"
 VALIDATION_ERROR = (422, "invalid_request")
+# FastAPI's own answers: a body that is not JSON or multipart at all (400), no such path, no such method.
+HTTP_ERROR_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+MALFORMED_BODY = (400, "malformed_body")
 
 
 def status_of_class(cls: type[Exception]) -> int:
@@ -325,7 +328,7 @@ def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")

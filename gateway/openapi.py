@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from gateway.errors import (
     ERROR_CODES_KEY,
+    MALFORMED_BODY,
     VALIDATION_ERROR,
     ErrorBody,
     ErrorSource,
@@ -60,7 +61,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         if _validates_input(route):
             sources.append(VALIDATION_ERROR)
         if route.body_field is not None:
-            sources.append(BODY_TOO_LARGE)
+            sources += [BODY_TOO_LARGE, MALFORMED_BODY]
         for method in route.methods or ():
             operation = document["paths"].get(route.path_format, {}).get(method.lower())
             if operation is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from gateway.audit_log.schemas import (
 from gateway.audit_log.service import EventQuery
 from gateway.dependencies import AuditDep, AuditReader, SessionDep
 from gateway.errors import NotFound, error_responses
-from gateway.shared.schemas import DB_INT_MAX
+from gateway.shared.schemas import DB_INT_MAX, DateTimeText
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -45,8 +44,8 @@ def events(
     session: SessionDep,
     principal: AuditReader,
     service: AuditDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: DateTimeText | None = None,
+    until: DateTimeText | None = None,
     action: Action | None = None,
     actor: Annotated[str | None, Query(description="the actor's token subject")] = None,
     voice: str | None = None,

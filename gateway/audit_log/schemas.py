@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
 from audit.events import Action
 from gateway.audit_log.service import EventQuery
-from gateway.shared.schemas import RequestBody, ResponseModel, Timestamp
+from gateway.shared.schemas import DateTimeText, RequestBody, ResponseModel, Timestamp
 
 
 class ExportRequest(RequestBody):
     """No filter: a full bundle (every event). Any filter: a selected bundle with inclusion proofs."""
 
-    since: datetime | None = None
-    until: datetime | None = None
-    action: Action | None = None
+    since: DateTimeText | None = None
+    until: DateTimeText | None = None
+    action: Annotated[Action, Field(strict=False)] | None = None  # its value's text, as the schema says
     actor: str | None = Field(default=None, max_length=200)
     voice: str | None = Field(default=None, max_length=200)
     tenant: str | None = Field(default=None, max_length=200)

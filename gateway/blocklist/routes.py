@@ -27,6 +27,7 @@ from gateway.enrollment.schemas import SPOKEN_CHALLENGE_ERRORS, IssuedChallengeV
 from gateway.errors import error_responses
 from gateway.shared.schemas import RowId
 from policy import errors as policy
+from policy.blocklist.repository import MAX_SAMPLES_PER_REQUEST
 
 router = APIRouter(prefix="/v1/blocklist", tags=["blocklist"])
 
@@ -44,7 +45,7 @@ def add_entry(
     name: Annotated[str, Form(min_length=1, max_length=200)],
     reason: Annotated[str, Form(min_length=1, max_length=4000)],
     source: Annotated[str, Form(min_length=1, max_length=500)],
-    samples: Annotated[list[UploadFile], File(min_length=1)],
+    samples: Annotated[list[UploadFile], File(min_length=1, max_length=MAX_SAMPLES_PER_REQUEST)],
 ) -> dict[str, Any]:
     """List a speaker from recordings; only their embeddings and hashes are kept."""
     recordings = [upload.file.read() for upload in samples]

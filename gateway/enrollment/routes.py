@@ -18,6 +18,7 @@ from gateway.enrollment.schemas import (
     challenge_dict,
 )
 from gateway.errors import error_responses
+from gateway.shared.uploads import MAX_REFERENCES
 from gateway.voices.schemas import VoiceView
 from policy import errors as policy
 
@@ -25,7 +26,6 @@ router = APIRouter(prefix="/v1", tags=["consent"])
 
 # What checking and storing references can refuse, on enrollment and on more samples alike.
 REFERENCE_ERRORS = (
-    (413, "too_many_references"),
     *DECODE_ERRORS,
     policy.AudioUnusable,
     policy.ReferenceQualityError,
@@ -65,7 +65,7 @@ def enroll(
     service: EnrollmentDep,
     challenge_id: Annotated[str, Form(pattern=HEX_ID)],
     consent_recording: Annotated[UploadFile, File()],
-    references: Annotated[list[UploadFile], File(min_length=1)],
+    references: Annotated[list[UploadFile], File(min_length=1, max_length=MAX_REFERENCES)],
 ) -> dict[str, Any]:
     """Enroll a voice: consent recording + references, checks a-f, engine profile, audit."""
     return service.enroll(
@@ -85,7 +85,7 @@ def add_samples(
     voice_id: Annotated[str, Path(pattern=HEX_ID)],
     principal: Owner,
     service: EnrollmentDep,
-    references: Annotated[list[UploadFile], File(min_length=1)],
+    references: Annotated[list[UploadFile], File(min_length=1, max_length=MAX_REFERENCES)],
 ) -> dict[str, Any]:
     """More references for an enrolled voice: quality, same speaker as the consent recording,
     not protected; the speaker and engine profiles are recomputed from all references."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from gateway.enrollment.service import ChallengeTerms, IssuedChallenge
 from gateway.errors import ChallengeWrongKind
-from gateway.shared.schemas import RequestBody, ResponseModel, Timestamp
+from gateway.shared.schemas import DateTimeText, RequestBody, ResponseModel, Timestamp
 from gateway.voices.schemas import VoiceView
 from policy import errors as policy
 
@@ -42,8 +41,8 @@ class ChallengeBody(RequestBody):
     grantee_name: str = Field(min_length=1, max_length=100)
     purposes: list[Annotated[str, Field(pattern=WORD)]] = Field(min_length=1, max_length=10)
     languages: list[Annotated[str, Field(pattern=LANGUAGE)]] = Field(min_length=1, max_length=10)
-    not_before: datetime | None = None
-    not_after: datetime
+    not_before: DateTimeText | None = None
+    not_after: DateTimeText
     max_uses: int = Field(ge=1, le=1_000_000_000)
 
     def terms(self) -> ChallengeTerms:

@@ -101,6 +101,7 @@ def _schemathesis(base: str, token: str, workspace: Path) -> dict:
         str(workspace),
     ]
     done = subprocess.run(command, cwd=workspace, capture_output=True, text=True, timeout=900, check=False)
+    (workspace / "schemathesis.log").write_text(done.stdout + done.stderr)  # every failure, reproducible
     reports = list(workspace.glob("json-*.json")) or list(workspace.glob("*.json"))
     assert reports, (
         f"schemathesis wrote no report (exit {done.returncode}):\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
