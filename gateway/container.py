@@ -22,6 +22,7 @@ from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
 from gateway.readiness import Readiness
+from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
 from gateway.synthesis.service import SynthesisService
 from gateway.voices.service import VoicesService
@@ -49,6 +50,7 @@ class Gateway:
     audit_key: SigningKey
     audit_integrator: IntegratorThread
     detect_rate_limiter: AnonymousRateLimiter
+    replica: ThisReplica
     services: Services
 
 
@@ -59,10 +61,11 @@ def build_services(
     db_engine: Engine,
     components: Components,
     audit_key: SigningKey,
+    replica: ThisReplica,
 ) -> Services:
     assurance = settings.require_owner_identity_assurance
     return Services(
-        synthesis=SynthesisService(sessions=sessions, components=components),
+        synthesis=SynthesisService(sessions=sessions, components=components, replica=replica),
         enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),
         voices=VoicesService(sessions=sessions, db_engine=db_engine),
         blocklist=BlocklistService(sessions=sessions, components=components, require_identity_assurance=assurance),
