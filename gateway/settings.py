@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     replica_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
     replica_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     # SIGTERM: stop accepting, let requests in flight finish for this long, then cancel the rest.
-    drain_seconds: float = Field(default=30.0, ge=0, le=3600)
+    drain_seconds: int = Field(default=30, ge=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # JWT: HS256 with a shared secret in dev; RS256/ES256 keys from a JWKS file or URL in prod.
@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     engine_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     engine_prepare_timeout_seconds: float = Field(default=90.0, gt=0, le=3600)
     engine_max_text_chars: int = Field(default=2000, ge=1, le=20000)
+    # Load and warm the engine before the app serves (set for `serve --workers`); otherwise in
+    # the background while /readyz says so.
+    engine_warm_before_serving: bool = False
     # Watermark: layers embedded in this order on every output and all checked on detection
     # (default keyed alone: docs/watermark.md), and layers only looked for on detection, never
     # embedded. The keyed layer's secret key file (raw bytes, at least 16; dev mode falls back to a

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy import Connection, Engine, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import Action, Actor, AuditEvent, Decision, Digests, Subjects
@@ -195,17 +195,22 @@ class ThisReplica:
             session.commit()
 
     def sweep(self) -> int:
-        """Close the leases of every dead replica; returns how many were closed."""
+        """Close the leases of every dead replica and mark it stopped; returns how many
+        requests were closed."""
         me = self.id
         with self._sessions() as session:
-            holders = session.execute(
+            others = session.execute(
                 select(Replica.id, Replica.heartbeat_at).where(
-                    Replica.id.in_(select(RequestLease.replica_id).where(RequestLease.replica_id != me).distinct())
+                    Replica.id != me,
+                    or_(
+                        Replica.stopped_at.is_(None),
+                        Replica.id.in_(select(RequestLease.replica_id).distinct()),
+                    ),
                 )
             ).all()
         closed = 0
         expired_before = self._clock() - timedelta(seconds=self.lease_seconds)
-        for replica_id, heartbeat_at in holders:
+        for replica_id, heartbeat_at in others:
             if self._process_ended(replica_id):
                 closed += self._close_leases_of(replica_id, reason=GATEWAY_RESTARTED)
             elif heartbeat_at < expired_before:
@@ -244,7 +249,7 @@ class ThisReplica:
                     session.execute(
                         update(Replica)
                         .where(Replica.id == replica_id, Replica.stopped_at.is_(None))
-                        .values(stopped_at=func.coalesce(Replica.stopped_at, self._clock()))
+                        .values(stopped_at=self._clock())
                     )
                     session.commit()
                     break
