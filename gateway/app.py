@@ -25,6 +25,8 @@ from gateway.keyfiles import audit_signing_key, check_key_files
 from gateway.logs import stamp_request_ids
 from gateway.metrics import AuditLogCollector, MetricsExporter
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gateway.openai_api import routes as openai_routes
+from gateway.openai_api.errors import OpenAIErrorShape
 from gateway.operations import routes as operations_routes
 from gateway.readiness import Readiness
 from gateway.settings import Settings
@@ -43,6 +45,7 @@ ROUTERS = (
     voices_routes.router,
     blocklist_routes.router,
     audit_routes.router,
+    openai_routes.router,
 )
 
 
@@ -108,7 +111,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     app.state.gateway = gateway  # read only by gateway/dependencies.py
     app.state.token_verifier = gateway.token_verifier  # read by gateway.auth.current_principal
 
-    install_error_handlers(app)
+    install_error_handlers(app, shapes=[OpenAIErrorShape()])  # OpenAI's body on its routes
     # The middleware added last is outermost: the request id covers the 413 answer too.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -71,6 +71,7 @@ def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) ->
         except WatermarkSelfCheckFailed as exc:
             failure = exc
     else:
+        assert failure is not None  # the loop ran and every attempt failed
         WATERMARK_SELF_CHECK_FAILURES.inc()
         raise failure
     if marked.shape != source.shape or not np.all(np.isfinite(marked)):

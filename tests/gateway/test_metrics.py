@@ -24,13 +24,8 @@ from gateway.logs import JsonFormatter
 from gateway.metrics import MULTIPROCESS_DIR_VARIABLE, AuditLogCollector, MetricsExporter
 from tests.audit.storage_helpers import ORIGIN, event
 from tests.conftest import REPO_ROOT
-from tests.gateway import synthesis_fixtures
 from tests.gateway.conftest import bearer
 from tests.gateway.synthesis_fixtures import PURPOSE, TEXT
-
-# The warm gateway with a granted voice, and a client token of its tenant.
-gateway = synthesis_fixtures.gateway
-client_token = synthesis_fixtures.client_token
 
 
 def scrape(client) -> dict[str, list]:
