@@ -21,6 +21,8 @@ from gateway.components import Components
 from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
+from gateway.metrics import MetricsExporter
+from gateway.openai_api.service import OpenAISpeechService
 from gateway.readiness import Readiness
 from gateway.settings import Settings
 from gateway.synthesis.service import SynthesisService
@@ -36,6 +38,7 @@ class Services:
     blocklist_exceptions: BlocklistExceptions
     detection: DetectionService
     audit: AuditService
+    openai_speech: OpenAISpeechService
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Gateway:
     audit_key: SigningKey
     audit_integrator: IntegratorThread
     detect_rate_limiter: AnonymousRateLimiter
+    metrics: MetricsExporter
     services: Services
 
 
@@ -61,12 +65,14 @@ def build_services(
     audit_key: SigningKey,
 ) -> Services:
     assurance = settings.require_owner_identity_assurance
+    synthesis = SynthesisService(sessions=sessions, components=components)
     return Services(
-        synthesis=SynthesisService(sessions=sessions, components=components),
+        synthesis=synthesis,
         enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),
         voices=VoicesService(sessions=sessions, db_engine=db_engine),
         blocklist=BlocklistService(sessions=sessions, components=components, require_identity_assurance=assurance),
         blocklist_exceptions=BlocklistExceptions(sessions=sessions, components=components),
         detection=DetectionService(sessions=sessions, watermark=components.watermark),
         audit=AuditService(key=audit_key),
+        openai_speech=OpenAISpeechService(synthesis=synthesis, settings=settings, watermark=components.watermark),
     )

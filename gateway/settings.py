@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     # The detector: anonymous callers (no token) only if allowed, and then rate limited per address.
     detect_allow_anonymous: bool = False
     detect_anonymous_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # OpenAI-compatible speech API (docs/openai-api.md): the model names it accepts (each runs the
+    # configured engine), a default purpose per tenant (OpenAI's API has none), and voice aliases
+    # per tenant (alias -> voice id), e.g. {"acme": {"alloy": "<voice id>"}}. Both maps are JSON.
+    openai_models: Annotated[list[str], NoDecode] = ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"]
+    openai_default_purposes: dict[str, str] = {}
+    openai_voice_aliases: dict[str, dict[str, str]] = {}
     # Who provides the service, written into every output's AI label.
     provider_name: str = "clonegate (development)"
     # C2PA manifests on outputs (gateway/synthesis/provenance.py): a PEM chain (the ES256 leaf, then the CA
@@ -173,7 +179,12 @@ class Settings(BaseSettings):
     c2pa_signing_key_file: Path | None = None
 
     _split_plain_lists = field_validator(
-        "jwt_algorithms", "identity_assurance_values", "watermark_schemes", "watermark_detect_only", mode="before"
+        "jwt_algorithms",
+        "identity_assurance_values",
+        "watermark_schemes",
+        "watermark_detect_only",
+        "openai_models",
+        mode="before",
     )(_plain_or_json_list)
     _parse_pattern_list = field_validator("synthesis_deny_patterns", mode="before")(_json_list_only)
 
