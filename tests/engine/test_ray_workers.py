@@ -37,14 +37,13 @@ from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, ReferenceClip
 from engine.workers.client import RayServeEngine
 from tests.gateway import conftest as gateway_conftest
-from tests.gateway import synthesis_fixtures
 from tests.gateway.synthesis_fixtures import audit_events, read_clip, ready_gateway, synthesize
 
 # The gateway tests' fixtures, for the test that runs the whole pipeline on a worker.
 settings = gateway_conftest.settings
 claims = gateway_conftest.claims
 hs256_token = gateway_conftest.hs256_token
-client_token = synthesis_fixtures.client_token
+client_token = gateway_conftest.client_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE_CONFIG = REPO_ROOT / "deploy" / "engine-workers.yaml"
