@@ -23,7 +23,11 @@ from gateway.engines import install_engine
 from gateway.enrollment import routes as enrollment_routes
 from gateway.errors import install_error_handlers
 from gateway.keyfiles import audit_signing_key, check_key_files
+from gateway.logs import stamp_request_ids
+from gateway.metrics import AuditLogCollector, MetricsExporter
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gateway.openai_api import routes as openai_routes
+from gateway.openai_api.errors import OpenAIErrorShape
 from gateway.operations import routes as operations_routes
 from gateway.readiness import Readiness
 from gateway.replicas.replica import ThisReplica
@@ -43,6 +47,7 @@ ROUTERS = (
     voices_routes.router,
     blocklist_routes.router,
     audit_routes.router,
+    openai_routes.router,
 )
 
 
@@ -53,6 +58,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     a cohort (gateway/startup_checks.py). `models` lets a process that builds several apps (the
     test suite) load the slow models once.
     """
+    stamp_request_ids()
     check_key_files(settings)  # before any model loads: a bad key is the quickest thing to report
     db_engine = create_db_engine(settings.resolved_database_url)
     enforce(settings, schema_problem(db_engine))
@@ -113,6 +119,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         audit_integrator=integrator,
         detect_rate_limiter=AnonymousRateLimiter(per_minute=settings.detect_anonymous_per_minute),
         replica=replica,
+        metrics=MetricsExporter(collectors=[AuditLogCollector(sessions)]),
         services=build_services(
             settings,
             sessions=sessions,
@@ -125,7 +132,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     app.state.gateway = gateway  # read only by gateway/dependencies.py
     app.state.token_verifier = gateway.token_verifier  # read by gateway.auth.current_principal
 
-    install_error_handlers(app)
+    install_error_handlers(app, shapes=[OpenAIErrorShape()])  # OpenAI's body on its routes
     # The middleware added last is outermost: the request id covers the 413 answer too.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

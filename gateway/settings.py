@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     audit_checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     # Cloning engine: the embedded offline CPU engine (Piper + WORLD adaptation) by default, or an
     # adapter for a real engine. gateway/engines.py builds it and names missing settings.
-    engine: Literal["embedded", "gpt-sovits", "xtts", "zonos", "f5-tts", "chatterbox"] = "embedded"
+    engine: Literal["embedded", "gpt-sovits", "xtts", "zonos", "f5-tts", "chatterbox", "ray"] = "embedded"
     engine_device: Literal["auto", "cpu", "cuda"] = "auto"
     # HTTP engines (gpt-sovits, xtts, zonos): the engine server's base URL and a model label for audit.
     engine_url: str | None = None
@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     engine_checkpoint: Path | None = None
     engine_vocab_file: Path | None = None
     engine_vocoder_dir: Path | None = None
+    # Engine workers on Ray Serve (CLONEGATE_ENGINE=ray): the Serve application of the engine to
+    # call, the Ray cluster to join ("auto": the cluster of the Ray node on this host), and how
+    # often a synthesis whose replica died runs again on another replica (0: it fails closed).
+    engine_worker_app: str | None = None
+    engine_worker_ray_address: str = "auto"
+    engine_worker_retries: int = Field(default=1, ge=0, le=3)
     # Bounded executor: concurrent jobs, waiting jobs (beyond them: 429), per-request deadlines.
     engine_max_concurrency: int = Field(default=1, ge=1, le=64)
     engine_max_queue: int = Field(default=4, ge=0, le=1000)
@@ -167,6 +173,12 @@ class Settings(BaseSettings):
     # The detector: anonymous callers (no token) only if allowed, and then rate limited per address.
     detect_allow_anonymous: bool = False
     detect_anonymous_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # OpenAI-compatible speech API (docs/openai-api.md): the model names it accepts (each runs the
+    # configured engine), a default purpose per tenant (OpenAI's API has none), and voice aliases
+    # per tenant (alias -> voice id), e.g. {"acme": {"alloy": "<voice id>"}}. Both maps are JSON.
+    openai_models: Annotated[list[str], NoDecode] = ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"]
+    openai_default_purposes: dict[str, str] = {}
+    openai_voice_aliases: dict[str, dict[str, str]] = {}
     # Who provides the service, written into every output's AI label.
     provider_name: str = "clonegate (development)"
     # C2PA manifests on outputs (gateway/synthesis/provenance.py): a PEM chain (the ES256 leaf, then the CA
@@ -176,7 +188,12 @@ class Settings(BaseSettings):
     c2pa_signing_key_file: Path | None = None
 
     _split_plain_lists = field_validator(
-        "jwt_algorithms", "identity_assurance_values", "watermark_schemes", "watermark_detect_only", mode="before"
+        "jwt_algorithms",
+        "identity_assurance_values",
+        "watermark_schemes",
+        "watermark_detect_only",
+        "openai_models",
+        mode="before",
     )(_plain_or_json_list)
     _parse_pattern_list = field_validator("synthesis_deny_patterns", mode="before")(_json_list_only)
 

@@ -34,6 +34,7 @@ from engine.interface import CancelToken, EngineAudio, concatenate_chunks
 from gateway import __version__
 from gateway.auth import Principal
 from gateway.components import Components
+from gateway.metrics import PIPELINE_STEP, engine_job
 from gateway.replicas import leases
 from gateway.replicas.replica import ThisReplica
 from gateway.shared.actors import actor_of
@@ -71,7 +72,9 @@ class StepTimes(dict[str, float]):
         try:
             yield
         finally:
-            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self[name] = self.get(name, 0.0) + elapsed
+            PIPELINE_STEP.labels(name).observe(elapsed)
 
 
 class SynthesisService:
@@ -275,7 +278,7 @@ class SynthesisService:
         release. With ``may_hold_back``, a piece whose mark does not verify comes back as
         `HeldBack` instead of failing, to go out marked together with the next piece."""
         parts, times = self._parts, times if times is not None else StepTimes()
-        with times.step("engine"):
+        with times.step("engine"), engine_job(max_concurrency=parts.executor.max_concurrency):
             audio = steps.run_engine(
                 parts.executor,
                 request=request,
