@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import threading
@@ -226,7 +227,8 @@ class BoundedExecutor:
                 with self._lock:
                     self._recent_job_s = 0.8 * self._recent_job_s + 0.2 * elapsed
 
-        future = self._pool.submit(run)
+        # The job runs in the caller's context: what it logs carries the caller's request id.
+        future = self._pool.submit(contextvars.copy_context().run, run)
 
         def release(_: Future[T]) -> None:
             with self._lock:

@@ -22,6 +22,8 @@ from gateway.engines import install_engine
 from gateway.enrollment import routes as enrollment_routes
 from gateway.errors import install_error_handlers
 from gateway.keyfiles import audit_signing_key, check_key_files
+from gateway.logs import stamp_request_ids
+from gateway.metrics import AuditLogCollector, MetricsExporter
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.openai_api import routes as openai_routes
 from gateway.openai_api.errors import OpenAIErrorShape
@@ -54,6 +56,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     a cohort (gateway/startup_checks.py). `models` lets a process that builds several apps (the
     test suite) load the slow models once.
     """
+    stamp_request_ids()
     check_key_files(settings)  # before any model loads: a bad key is the quickest thing to report
     db_engine = create_db_engine(settings.resolved_database_url)
     enforce(settings, schema_problem(db_engine))
@@ -100,6 +103,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         audit_key=audit_key,
         audit_integrator=integrator,
         detect_rate_limiter=AnonymousRateLimiter(per_minute=settings.detect_anonymous_per_minute),
+        metrics=MetricsExporter(collectors=[AuditLogCollector(sessions)]),
         services=build_services(
             settings, sessions=sessions, db_engine=db_engine, components=components, audit_key=audit_key
         ),

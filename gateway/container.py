@@ -21,6 +21,7 @@ from gateway.components import Components
 from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
+from gateway.metrics import MetricsExporter
 from gateway.openai_api.service import OpenAISpeechService
 from gateway.readiness import Readiness
 from gateway.settings import Settings
@@ -51,6 +52,7 @@ class Gateway:
     audit_key: SigningKey
     audit_integrator: IntegratorThread
     detect_rate_limiter: AnonymousRateLimiter
+    metrics: MetricsExporter
     services: Services
 
 

@@ -20,6 +20,7 @@ import engine.errors as engine_errors
 import policy.errors as policy_errors
 import policy.text_rules as text_rules
 import watermark.errors as watermark_errors
+from gateway.logs import request_id_var
 
 log = logging.getLogger("clonegate.errors")
 
@@ -248,4 +249,7 @@ def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
-        return answer(request, status=500, code="internal_error", detail="internal error")
+        # This answer is sent from outside the request-id middleware; the id is still in context.
+        request_id = request_id_var.get()
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return answer(request, status=500, code="internal_error", detail="internal error", headers=headers)

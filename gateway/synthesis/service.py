@@ -28,6 +28,7 @@ from engine.interface import CancelToken, EngineAudio, concatenate_chunks
 from gateway import __version__
 from gateway.auth import Principal
 from gateway.components import Components
+from gateway.metrics import PIPELINE_STEP, engine_job
 from gateway.shared.clock import utcnow
 from gateway.shared.transactions import commit_write_ahead, database_errors
 from gateway.synthesis import steps
@@ -62,7 +63,9 @@ class StepTimes(dict[str, float]):
         try:
             yield
         finally:
-            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self[name] = self.get(name, 0.0) + elapsed
+            PIPELINE_STEP.labels(name).observe(elapsed)
 
 
 class SynthesisService:
@@ -234,7 +237,7 @@ class SynthesisService:
         release. With ``may_hold_back``, a piece whose mark does not verify comes back as
         `HeldBack` instead of failing, to go out marked together with the next piece."""
         parts, times = self._parts, times if times is not None else StepTimes()
-        with times.step("engine"):
+        with times.step("engine"), engine_job(max_concurrency=parts.executor.max_concurrency):
             audio = steps.run_engine(
                 parts.executor, request=request, text=text, voice=admission.voice_profile, cancel=cancel
             )
