@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     audit_checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     # Cloning engine: the embedded offline CPU engine (Piper + WORLD adaptation) by default, or an
     # adapter for a real engine. gateway/engines.py builds it and names missing settings.
-    engine: Literal["embedded", "gpt-sovits", "xtts", "zonos", "f5-tts", "chatterbox"] = "embedded"
+    engine: Literal["embedded", "gpt-sovits", "xtts", "zonos", "f5-tts", "chatterbox", "ray"] = "embedded"
     engine_device: Literal["auto", "cpu", "cuda"] = "auto"
     # HTTP engines (gpt-sovits, xtts, zonos): the engine server's base URL and a model label for audit.
     engine_url: str | None = None
@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     engine_checkpoint: Path | None = None
     engine_vocab_file: Path | None = None
     engine_vocoder_dir: Path | None = None
+    # Engine workers on Ray Serve (CLONEGATE_ENGINE=ray): the Serve application of the engine to
+    # call, the Ray cluster to join ("auto": the cluster of the Ray node on this host), and how
+    # often a synthesis whose replica died runs again on another replica (0: it fails closed).
+    engine_worker_app: str | None = None
+    engine_worker_ray_address: str = "auto"
+    engine_worker_retries: int = Field(default=1, ge=0, le=3)
     # Bounded executor: concurrent jobs, waiting jobs (beyond them: 429), per-request deadlines.
     engine_max_concurrency: int = Field(default=1, ge=1, le=64)
     engine_max_queue: int = Field(default=4, ge=0, le=1000)
