@@ -21,8 +21,10 @@ from gateway.components import Components
 from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
+from gateway.metrics import MetricsExporter
 from gateway.openai_api.service import OpenAISpeechService
 from gateway.readiness import Readiness
+from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
 from gateway.synthesis.service import SynthesisService
 from gateway.voices.service import VoicesService
@@ -51,6 +53,8 @@ class Gateway:
     audit_key: SigningKey
     audit_integrator: IntegratorThread
     detect_rate_limiter: AnonymousRateLimiter
+    replica: ThisReplica
+    metrics: MetricsExporter
     services: Services
 
 
@@ -61,9 +65,10 @@ def build_services(
     db_engine: Engine,
     components: Components,
     audit_key: SigningKey,
+    replica: ThisReplica,
 ) -> Services:
     assurance = settings.require_owner_identity_assurance
-    synthesis = SynthesisService(sessions=sessions, components=components)
+    synthesis = SynthesisService(sessions=sessions, components=components, replica=replica)
     return Services(
         synthesis=synthesis,
         enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),

@@ -11,6 +11,7 @@ the codes it can carry.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -26,6 +27,9 @@ import engine.errors as engine_errors
 import policy.errors as policy_errors
 import policy.text_rules as text_rules
 import watermark.errors as watermark_errors
+from gateway.logs import request_id_var
+
+log = logging.getLogger("clonegate.errors")
 
 
 class GatewayError(Exception):
@@ -342,8 +346,15 @@ def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -
         code = getattr(exc, "code", None) or "internal_error"
         return answer(request, status=status_for(exc), code=code, detail=str(exc), headers=headers or None)
 
-    # Registered per class: a handler for bare `Exception` would run in Starlette's server-error
-    # middleware, outside every other one. Anything else is a bug: gateway/middleware.py logs it
-    # with the request id and answers 500.
+    # Registered per class: Starlette routes a handler for bare `Exception` through its
+    # server-error middleware, which is only right for the unexpected-500 case below.
     for error_class in STATUS_BY_ERROR:
         app.add_exception_handler(error_class, _domain_error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
+        # This answer is sent from outside the request-id middleware; the id is still in context.
+        request_id = request_id_var.get()
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return answer(request, status=500, code="internal_error", detail="internal error", headers=headers)

@@ -7,13 +7,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import ErrorShape, error_body, shaped_error_body
+from gateway.errors import error_body
 from gateway.logs import request_id_var
+from gateway.metrics import HTTP_DURATION, HTTP_REQUESTS, outcome_of, reason_label
 
 log = logging.getLogger("clonegate.http")
 
@@ -22,16 +21,11 @@ _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestContextMiddleware:
-    """Assigns the request id, echoes it as `X-Request-ID`, and writes one access log line.
+    """Assigns the request id, echoes it as `X-Request-ID`, writes one access log line and counts
+    the answer in the HTTP metrics (route template, status, outcome, error code)."""
 
-    It is also the last resort for an error nothing mapped: the log line is written here, while
-    the request id is still set (Starlette's server-error handler runs outside every middleware),
-    and the 500 answer carries the id too.
-    """
-
-    def __init__(self, app: ASGIApp, *, shapes: Sequence[ErrorShape] = ()) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.shapes = shapes  # the error bodies of other APIs, for the 500 on their paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,38 +36,66 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
-        response_started = False
+        reason = "ok"
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
+            nonlocal status, reason
             if message["type"] == "http.response.start":
                 status = message["status"]
-                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                reason = "ok" if status < 400 else "unknown"
+            elif message["type"] == "http.response.body" and reason == "unknown":
+                reason = _error_code(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception as exc:
-            log.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
-            if response_started:
-                raise  # a body already under way cannot become an error answer: the server drops it
-            body = shaped_error_body(
-                self.shapes, scope["path"], status=500, code="internal_error", detail="internal error"
-            )
-            await _send_json(send_with_id, 500, body)
-        finally:
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
-            request_id_var.reset(token)
+        except BaseException:
+            # Left set: the server logs the escaping error after this returns, in this request's
+            # task, and that line must carry the id too.
+            self._finish(scope, status=500, reason="internal_error", started=started)
+            raise
+        self._finish(scope, status=status, reason=reason, started=started)
+        request_id_var.reset(token)
+
+    @staticmethod
+    def _finish(scope: Scope, *, status: int, reason: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = _route_template(scope)
+        method = scope["method"]
+        HTTP_REQUESTS.labels(route, method, str(status), outcome_of(status), reason).inc()
+        HTTP_DURATION.labels(route, method).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": method,
+                "path": scope["path"],
+                "status": status,
+                "reason": reason,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (`/v1/voices/{voice_id}`), never the raw path: a raw
+    path would make one time series per id. A path no route matched is 'unmatched'."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def _error_code(body: bytes) -> str:
+    """The code of an error answer: `{"error": "<code>"}`, or the OpenAI shape's `error.code`/`type`."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return "other"
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        error = error.get("code") or error.get("type")
+    return reason_label(error)
 
 
 class BodySizeLimitMiddleware:
@@ -118,25 +140,19 @@ class BodySizeLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
-        detail = f"request body exceeds {self.max_body_bytes} bytes"
-        await _send_json(send, 413, error_body("payload_too_large", detail))
-
-
-async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:
-    body = json.dumps(content).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        body = json.dumps(error_body("payload_too_large", f"request body exceeds {self.max_body_bytes} bytes")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
-            decoded: str = value.decode("latin-1")
-            return decoded
+            return value.decode("latin-1")
     return None

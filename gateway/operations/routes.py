@@ -1,13 +1,15 @@
-"""Liveness and readiness probes, who-am-I for token debugging, the effective settings (admin)."""
+"""Liveness and readiness probes, Prometheus metrics, who-am-I for token debugging, the effective settings (admin)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from gateway.dependencies import GatewayDep, SelfReader, SettingsReader
 from gateway.errors import error_responses
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.operations.schemas import EffectiveSettings, Identity, Liveness, NotServing, ReadinessView
 from gateway.operations.service import effective_settings, identity
 from gateway.readiness import not_ready_detail
@@ -29,6 +31,12 @@ def readyz(gateway: GatewayDep) -> dict[str, str]:
     if problems:
         raise NotServing(not_ready_detail(problems))
     return {"status": "ready"}
+
+
+@router.get("/metrics", include_in_schema=False, response_class=Response)
+def metrics(gateway: GatewayDep) -> Response:
+    """Prometheus text format: HTTP answers, pipeline steps, engine queue, audit backlog, rate limits."""
+    return Response(gateway.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
 @router.get("/v1/me", tags=["auth"], response_model=Identity)

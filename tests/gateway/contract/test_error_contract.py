@@ -71,7 +71,7 @@ def test_unexpected_error_is_logged_with_its_request_id(client, hs256_token):
             seen.append(json.loads(JsonFormatter().format(record)))
 
     handler = Capture()
-    logger = logging.getLogger("clonegate.http")
+    logger = logging.getLogger("clonegate.errors")
     logger.addHandler(handler)
     client.app.dependency_overrides[voices_service] = broken
     try:
