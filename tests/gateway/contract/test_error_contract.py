@@ -9,6 +9,7 @@ from typing import Annotated
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from gateway.auth import Permission, require
@@ -75,7 +76,7 @@ def test_unexpected_error_is_logged_with_its_request_id(client, hs256_token):
     logger.addHandler(handler)
     client.app.dependency_overrides[voices_service] = broken
     try:
-        answer = client.get(
+        answer = TestClient(client.app, raise_server_exceptions=False).get(
             "/v1/voices", headers={**bearer(hs256_token(role=["owner"])), "X-Request-ID": "req-bug12345"}
         )
     finally:
