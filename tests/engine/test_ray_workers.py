@@ -241,6 +241,6 @@ def test_worker_errors_keep_their_engine_error_class(cluster, tone):
     with pytest.raises(LanguageUnsupported):
         client.synthesize(text="Bonjour à tous.", language="fr", voice=voice)
     with pytest.raises(EngineUnavailable):
-        _client("no-such-engine")
+        _client("no-such-engine", load_timeout_s=1)
     assert issubclass(LanguageUnsupported, Exception) and not issubclass(LanguageUnsupported, EngineRequestFailed)
     assert Counter(pid for pid, _ in _events(cluster, "loaded"))  # replicas were built from the config
