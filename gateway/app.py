@@ -17,7 +17,6 @@ from gateway.components import LoadedModels, build_components, load_models
 from gateway.container import Gateway, build_services
 from gateway.db import DATABASE_FIX, SCHEMA_FIX, check_reachable, create_db_engine, make_session_factory, schema_check
 from gateway.detection import routes as detection_routes
-from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.engines import install_engine
 from gateway.enrollment import routes as enrollment_routes
 from gateway.errors import install_error_handlers
@@ -28,6 +27,8 @@ from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.openai_api import routes as openai_routes
 from gateway.openai_api.errors import OpenAIErrorShape
 from gateway.operations import routes as operations_routes
+from gateway.rate_limits.limiter import RateLimiter
+from gateway.rate_limits.reporting import RefusalReporter
 from gateway.readiness import Readiness
 from gateway.settings import Settings
 from gateway.startup_checks import cohort_problem, enforce, schema_problem, voice_storage_problem
@@ -70,15 +71,22 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     integrator = build_integrator(sessions, key=audit_key, settings=settings)
     readiness.register("audit_log", lambda: integrator.healthy, fix=AUDIT_LOG_FIX)
     models = models or load_models(settings)
+    rate_limiter = RateLimiter(
+        sessions=sessions,
+        limits=settings.rate_limits,
+        anonymous_detection_per_minute=settings.detect_anonymous_per_minute,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         check_at_start_up(sessions, audit_key, settings=settings)  # a tampered log stops the gateway here
         integrator.start()
         gateway.components.blocklist.start_background_refresh()
+        gateway.rate_limit_reporter.start()
         try:
             yield
         finally:
+            gateway.rate_limit_reporter.stop()
             gateway.components.blocklist.stop()
             integrator.stop()
             db_engine.dispose()
@@ -102,10 +110,16 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         components=components,
         audit_key=audit_key,
         audit_integrator=integrator,
-        detect_rate_limiter=AnonymousRateLimiter(per_minute=settings.detect_anonymous_per_minute),
+        rate_limiter=rate_limiter,
+        rate_limit_reporter=RefusalReporter(sessions, interval=settings.rate_limit_report_seconds),
         metrics=MetricsExporter(collectors=[AuditLogCollector(sessions)]),
         services=build_services(
-            settings, sessions=sessions, db_engine=db_engine, components=components, audit_key=audit_key
+            settings,
+            sessions=sessions,
+            db_engine=db_engine,
+            components=components,
+            audit_key=audit_key,
+            rate_limiter=rate_limiter,
         ),
     )
     app.state.gateway = gateway  # read only by gateway/dependencies.py

@@ -29,6 +29,7 @@ from gateway import __version__
 from gateway.auth import Principal
 from gateway.components import Components
 from gateway.metrics import PIPELINE_STEP, engine_job
+from gateway.rate_limits.limiter import RateLimiter, RequestKind
 from gateway.shared.clock import utcnow
 from gateway.shared.transactions import commit_write_ahead, database_errors
 from gateway.synthesis import steps
@@ -74,10 +75,12 @@ class SynthesisService:
         *,
         sessions: sessionmaker[Session],
         components: Components,
+        rate_limiter: RateLimiter,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
         self._parts = components
+        self._rate_limiter = rate_limiter
         self._clock = clock
         self.refusals = RefusalRecorder(sessions)
 
@@ -137,6 +140,8 @@ class SynthesisService:
         """Consent, the voice's references, text rules, and the `admitted` event committed with the
         counted use; a refusal records `request.denied` (or a review hold) and raises."""
         parts, times = self._parts, times if times is not None else StepTimes()
+        # Before anything is recorded: a flood of refused requests writes no event per request.
+        self._rate_limiter.admit(principal, RequestKind.SYNTHESIS)
         request_id = uuid.uuid4().hex
         with self._sessions() as session:
             try:
@@ -268,6 +273,7 @@ class SynthesisService:
                 watermark_id=marked.watermark_id,
                 first=first,
             )
+        self._rate_limiter.spend_audio(principal, seconds=len(marked.samples) / marked.sample_rate)
         return ReleasedPiece(body=body, watermark_id=marked.watermark_id, released_audit_id=released_audit_id)
 
     def label_for(self, admission: Admission) -> ContentLabel:
