@@ -40,6 +40,8 @@ class Action(StrEnum):
     REQUEST_CANCELLED = "request.cancelled"
     # One event for many requests refused by one rate limit in one window (see `Aggregate`).
     REQUEST_RATE_LIMITED = "request.rate_limited"
+    # the replica running the request ended without an outcome; another closed it
+    REQUEST_ABANDONED = "request.abandoned"
     CONSENT_CHALLENGE_ISSUED = "consent.challenge_issued"
     CONSENT_GRANTED = "consent.granted"
     CONSENT_DENIED = "consent.denied"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from gateway import __version__
@@ -30,6 +31,7 @@ from gateway.operations import routes as operations_routes
 from gateway.rate_limits.limiter import RateLimiter
 from gateway.rate_limits.reporting import RefusalReporter
 from gateway.readiness import Readiness
+from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
 from gateway.startup_checks import cohort_problem, enforce, schema_problem, voice_storage_problem
 from gateway.synthesis import routes as synthesis_routes
@@ -77,15 +79,28 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         anonymous_detection_per_minute=settings.detect_anonymous_per_minute,
     )
 
+    replica = ThisReplica(
+        sessions=sessions,
+        db_engine=db_engine,
+        heartbeat_seconds=settings.replica_heartbeat_seconds,
+        lease_seconds=settings.replica_lease_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         check_at_start_up(sessions, audit_key, settings=settings)  # a tampered log stops the gateway here
         integrator.start()
         gateway.components.blocklist.start_background_refresh()
+        # Closes what replicas that died left before this one admits anything.
+        await anyio.to_thread.run_sync(replica.start)
         gateway.rate_limit_reporter.start()
         try:
             yield
         finally:
+            # The server has stopped accepting and waited up to CLONEGATE_DRAIN_SECONDS for the
+            # requests in flight; what still runs is cancelled and closed now.
+            await anyio.to_thread.run_sync(replica.drain)
+            replica.stop()
             gateway.rate_limit_reporter.stop()
             gateway.components.blocklist.stop()
             integrator.stop()
@@ -112,6 +127,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         audit_integrator=integrator,
         rate_limiter=rate_limiter,
         rate_limit_reporter=RefusalReporter(sessions, interval=settings.rate_limit_report_seconds),
+        replica=replica,
         metrics=MetricsExporter(collectors=[AuditLogCollector(sessions)]),
         services=build_services(
             settings,
@@ -120,6 +136,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
             components=components,
             audit_key=audit_key,
             rate_limiter=rate_limiter,
+            replica=replica,
         ),
     )
     app.state.gateway = gateway  # read only by gateway/dependencies.py

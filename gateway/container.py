@@ -25,6 +25,7 @@ from gateway.openai_api.service import OpenAISpeechService
 from gateway.rate_limits.limiter import RateLimiter
 from gateway.rate_limits.reporting import RefusalReporter
 from gateway.readiness import Readiness
+from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
 from gateway.synthesis.service import SynthesisService
 from gateway.voices.service import VoicesService
@@ -54,6 +55,7 @@ class Gateway:
     audit_integrator: IntegratorThread
     rate_limiter: RateLimiter
     rate_limit_reporter: RefusalReporter
+    replica: ThisReplica
     metrics: MetricsExporter
     services: Services
 
@@ -66,9 +68,10 @@ def build_services(
     components: Components,
     audit_key: SigningKey,
     rate_limiter: RateLimiter,
+    replica: ThisReplica,
 ) -> Services:
     assurance = settings.require_owner_identity_assurance
-    synthesis = SynthesisService(sessions=sessions, components=components, rate_limiter=rate_limiter)
+    synthesis = SynthesisService(sessions=sessions, components=components, rate_limiter=rate_limiter, replica=replica)
     return Services(
         synthesis=synthesis,
         enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),
