@@ -256,7 +256,9 @@ def test_rate_limited_synthesis_writes_no_event_and_released_audio_is_spent(gate
         limits=RateLimits(tenant=LimitSet(synthesis_requests_per_minute=1, synthesis_audio_seconds_per_day=3600)),
         anonymous_detection_per_minute=10,
     )
-    service = SynthesisService(sessions=parts.sessions, components=parts.components, rate_limiter=tight)
+    service = SynthesisService(
+        sessions=parts.sessions, components=parts.components, rate_limiter=tight, replica=parts.replica
+    )
     app.dependency_overrides[synthesis_service] = lambda: service
     body = {"voice_id": voice.voice_id, "text": TEXT, "purpose": PURPOSE, "language": "en", "format": "wav"}
     try:
