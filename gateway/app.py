@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from gateway import __version__
@@ -29,6 +30,7 @@ from gateway.openai_api import routes as openai_routes
 from gateway.openai_api.errors import OpenAIErrorShape
 from gateway.operations import routes as operations_routes
 from gateway.readiness import Readiness
+from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
 from gateway.startup_checks import cohort_problem, enforce, schema_problem, voice_storage_problem
 from gateway.synthesis import routes as synthesis_routes
@@ -71,14 +73,27 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     readiness.register("audit_log", lambda: integrator.healthy, fix=AUDIT_LOG_FIX)
     models = models or load_models(settings)
 
+    replica = ThisReplica(
+        sessions=sessions,
+        db_engine=db_engine,
+        heartbeat_seconds=settings.replica_heartbeat_seconds,
+        lease_seconds=settings.replica_lease_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         check_at_start_up(sessions, audit_key, settings=settings)  # a tampered log stops the gateway here
         integrator.start()
         gateway.components.blocklist.start_background_refresh()
+        # Closes what replicas that died left before this one admits anything.
+        await anyio.to_thread.run_sync(replica.start)
         try:
             yield
         finally:
+            # The server has stopped accepting and waited up to CLONEGATE_DRAIN_SECONDS for the
+            # requests in flight; what still runs is cancelled and closed now.
+            await anyio.to_thread.run_sync(replica.drain)
+            replica.stop()
             gateway.components.blocklist.stop()
             integrator.stop()
             db_engine.dispose()
@@ -103,9 +118,15 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         audit_key=audit_key,
         audit_integrator=integrator,
         detect_rate_limiter=AnonymousRateLimiter(per_minute=settings.detect_anonymous_per_minute),
+        replica=replica,
         metrics=MetricsExporter(collectors=[AuditLogCollector(sessions)]),
         services=build_services(
-            settings, sessions=sessions, db_engine=db_engine, components=components, audit_key=audit_key
+            settings,
+            sessions=sessions,
+            db_engine=db_engine,
+            components=components,
+            audit_key=audit_key,
+            replica=replica,
         ),
     )
     app.state.gateway = gateway  # read only by gateway/dependencies.py

@@ -24,6 +24,7 @@ from gateway.enrollment.service import EnrollmentService
 from gateway.metrics import MetricsExporter
 from gateway.openai_api.service import OpenAISpeechService
 from gateway.readiness import Readiness
+from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
 from gateway.synthesis.service import SynthesisService
 from gateway.voices.service import VoicesService
@@ -52,6 +53,7 @@ class Gateway:
     audit_key: SigningKey
     audit_integrator: IntegratorThread
     detect_rate_limiter: AnonymousRateLimiter
+    replica: ThisReplica
     metrics: MetricsExporter
     services: Services
 
@@ -63,9 +65,10 @@ def build_services(
     db_engine: Engine,
     components: Components,
     audit_key: SigningKey,
+    replica: ThisReplica,
 ) -> Services:
     assurance = settings.require_owner_identity_assurance
-    synthesis = SynthesisService(sessions=sessions, components=components)
+    synthesis = SynthesisService(sessions=sessions, components=components, replica=replica)
     return Services(
         synthesis=synthesis,
         enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # Replicas (docs/operations.md): each renews its heartbeat this often; a replica whose
+    # heartbeat is older than the lease has its requests closed as abandoned by the others.
+    replica_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    replica_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # SIGTERM: stop accepting, let requests in flight finish for this long, then cancel the rest.
+    drain_seconds: int = Field(default=30, ge=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # JWT: HS256 with a shared secret in dev; RS256/ES256 keys from a JWKS file or URL in prod.
@@ -124,6 +130,9 @@ class Settings(BaseSettings):
     engine_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     engine_prepare_timeout_seconds: float = Field(default=90.0, gt=0, le=3600)
     engine_max_text_chars: int = Field(default=2000, ge=1, le=20000)
+    # Load and warm the engine before the app serves (set for `serve --workers`); otherwise in
+    # the background while /readyz says so.
+    engine_warm_before_serving: bool = False
     # Watermark: layers embedded in this order on every output and all checked on detection
     # (default keyed alone: docs/watermark.md), and layers only looked for on detection, never
     # embedded. The keyed layer's secret key file (raw bytes, at least 16; dev mode falls back to a
@@ -197,6 +206,15 @@ class Settings(BaseSettings):
         if self.jwt_jwks_min_refresh_seconds > self.jwt_jwks_refresh_seconds:
             raise ValueError(
                 "CLONEGATE_JWT_JWKS_MIN_REFRESH_SECONDS must not exceed CLONEGATE_JWT_JWKS_REFRESH_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_replica_lease(self) -> Settings:
+        # Two missed beats are tolerated before another replica may close this one's requests.
+        if self.replica_lease_seconds < 2 * self.replica_heartbeat_seconds:
+            raise ValueError(
+                "CLONEGATE_REPLICA_LEASE_SECONDS must be at least twice CLONEGATE_REPLICA_HEARTBEAT_SECONDS"
             )
         return self
 
