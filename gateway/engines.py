@@ -123,7 +123,7 @@ def install_engine(
             description.model_id,
             description.device,
         )
-        executor.start()
+        executor.start(background=not settings.engine_warm_before_serving)
 
     run_during_lifespan(app, start=start, stop=executor.shutdown)
     return executor

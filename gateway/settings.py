@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvironmentParseError
 
@@ -56,6 +56,55 @@ def _json_list_only(value: Any) -> Any:
     return parsed
 
 
+class LimitSet(BaseModel):
+    """The budgets of one tenant or one token subject. A field left out keeps the default; null
+    means no limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    synthesis_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    synthesis_audio_seconds_per_day: float | None = Field(default=None, gt=0, le=1e9)
+    detection_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    enrollment_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    def over(self, base: LimitSet) -> LimitSet:
+        """These budgets where set (null included), ``base``'s elsewhere."""
+        return base.model_copy(update={name: getattr(self, name) for name in self.model_fields_set})
+
+
+DEFAULT_TENANT_LIMITS = LimitSet(
+    synthesis_requests_per_minute=120,
+    synthesis_audio_seconds_per_day=36_000,
+    detection_requests_per_minute=600,
+    enrollment_requests_per_minute=60,
+)
+DEFAULT_SUBJECT_LIMITS = LimitSet(
+    synthesis_requests_per_minute=60,
+    synthesis_audio_seconds_per_day=None,
+    detection_requests_per_minute=300,
+    enrollment_requests_per_minute=30,
+)
+
+
+class RateLimits(BaseModel):
+    """`CLONEGATE_RATE_LIMITS`, a JSON object: budgets per tenant (`tenant`), per token subject
+    (`subject`), and per-tenant overrides (`tenants`: {"acme": {...}}); see docs/operations.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: LimitSet = LimitSet()
+    subject: LimitSet = LimitSet()
+    tenants: dict[Annotated[str, Field(min_length=1, max_length=200)], LimitSet] = {}
+
+    def of_tenant(self, tenant: str) -> LimitSet:
+        base = self.tenant.over(DEFAULT_TENANT_LIMITS)
+        override = self.tenants.get(tenant)
+        return base if override is None else override.over(base)
+
+    def of_subject(self) -> LimitSet:
+        return self.subject.over(DEFAULT_SUBJECT_LIMITS)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLONEGATE_", extra="ignore")
 
@@ -67,6 +116,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # Replicas (docs/operations.md): each renews its heartbeat this often; a replica whose
+    # heartbeat is older than the lease has its requests closed as abandoned by the others.
+    replica_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    replica_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # SIGTERM: stop accepting, let requests in flight finish for this long, then cancel the rest.
+    drain_seconds: int = Field(default=30, ge=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # JWT: HS256 with a shared secret in dev; RS256/ES256 keys from a JWKS file or URL in prod.
@@ -124,6 +179,9 @@ class Settings(BaseSettings):
     engine_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     engine_prepare_timeout_seconds: float = Field(default=90.0, gt=0, le=3600)
     engine_max_text_chars: int = Field(default=2000, ge=1, le=20000)
+    # Load and warm the engine before the app serves (set for `serve --workers`); otherwise in
+    # the background while /readyz says so.
+    engine_warm_before_serving: bool = False
     # Watermark: layers embedded in this order on every output and all checked on detection
     # (default keyed alone: docs/watermark.md), and layers only looked for on detection, never
     # embedded. The keyed layer's secret key file (raw bytes, at least 16; dev mode falls back to a
@@ -164,6 +222,10 @@ class Settings(BaseSettings):
     # The detector: anonymous callers (no token) only if allowed, and then rate limited per address.
     detect_allow_anonymous: bool = False
     detect_anonymous_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # Rate limits and quotas, shared by every replica through the database (gateway/rate_limits/).
+    rate_limits: RateLimits = RateLimits()
+    # How often each replica turns finished windows' refusals into `request.rate_limited` events.
+    rate_limit_report_seconds: float = Field(default=10.0, gt=0, le=3600)
     # OpenAI-compatible speech API (docs/openai-api.md): the model names it accepts (each runs the
     # configured engine), a default purpose per tenant (OpenAI's API has none), and voice aliases
     # per tenant (alias -> voice id), e.g. {"acme": {"alloy": "<voice id>"}}. Both maps are JSON.
@@ -197,6 +259,15 @@ class Settings(BaseSettings):
         if self.jwt_jwks_min_refresh_seconds > self.jwt_jwks_refresh_seconds:
             raise ValueError(
                 "CLONEGATE_JWT_JWKS_MIN_REFRESH_SECONDS must not exceed CLONEGATE_JWT_JWKS_REFRESH_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_replica_lease(self) -> Settings:
+        # Two missed beats are tolerated before another replica may close this one's requests.
+        if self.replica_lease_seconds < 2 * self.replica_heartbeat_seconds:
+            raise ValueError(
+                "CLONEGATE_REPLICA_LEASE_SECONDS must be at least twice CLONEGATE_REPLICA_HEARTBEAT_SECONDS"
             )
         return self
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,9 +34,8 @@ class SpeechBody(BaseModel):
 
     model: str = Field(min_length=1, max_length=64)
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
-    voice: str | VoiceRef = Field(
+    voice: Annotated[str, Field(pattern=VOICE_PATTERN)] | VoiceRef = Field(
         description="a clonegate voice id, a voice alias of the caller's tenant, or {'id': voice id}",
-        # a plain string is checked here; the object form by VoiceRef
         union_mode="left_to_right",
     )
     response_format: ResponseFormat = "mp3"

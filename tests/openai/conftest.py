@@ -59,6 +59,7 @@ def served(tmp_path_factory, loaded_models, speech_dir) -> Iterator[Served]:
         data_dir=tmp_path_factory.mktemp("openai"),
         openai_default_purposes={TENANT: PURPOSE},
         synthesis_deny_patterns=[r"\bwire (the )?money\b"],
+        engine_max_queue=0,  # one job at a time and none waiting: a second one is refused (429)
     )
     with ready_gateway(settings, loaded_models, speech_dir, reference_clip=2) as (client, app, voice):
         settings.openai_voice_aliases[TENANT] = {ALIAS: voice.voice_id}  # the tenant's alias for its voice

@@ -5,14 +5,18 @@ raise the openai client's typed errors with clonegate's reason code."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import threading
 from datetime import UTC, datetime
 
 import numpy as np
 import openai
 import pytest
 
+from engine.errors import EngineCancelled
+from engine.interface import CancelToken, SynthesisControls
 from gateway.audio_io import decode_audio
 from gateway.dependencies import gateway_of
 from gateway.openai_api.encodings import PCM_SAMPLE_RATE
@@ -99,7 +103,7 @@ def _split_by_digests(body: bytes, digests: list[str]) -> list[bytes]:
     return pieces
 
 
-@pytest.mark.parametrize("response_format", ["pcm", "aac"])
+@pytest.mark.parametrize("response_format", ["pcm", "aac", "mp3"])
 def test_streamed_audio_is_sent_chunk_by_chunk_each_released_and_marked(served, response_format):
     with served.openai().audio.speech.with_streaming_response.create(
         model="tts-1", voice=served.voice.voice_id, input=STORY, response_format=response_format, stream_format="audio"
@@ -109,8 +113,15 @@ def test_streamed_audio_is_sent_chunk_by_chunk_each_released_and_marked(served, 
     events = _request_events(served.app, admitted_id)
     assert [event.action.value for event in events] == ["request.admitted"] + ["request.released"] * 3
     pieces = _split_by_digests(body, [event.digests.output_sha256 for event in events[1:]])
+    piece_seconds = 0.0
     for piece in pieces:  # each chunk, as it was sent, carries the request's payload
-        _assert_marked_for(served.app, *_samples(piece, response_format), admitted_id)
+        samples, rate = _samples(piece, response_format)
+        _assert_marked_for(served.app, samples, rate, admitted_id)
+        piece_seconds += len(samples) / rate
+    # The chunks play as one stream: a decoder reads on past the first one (an MP3 Xing header
+    # would make it stop there). Codec padding at each chunk's end may add a little, never less.
+    whole, rate = _samples(body, response_format)
+    assert len(whole) / rate >= piece_seconds - 0.05 * len(pieces)
 
 
 def test_sse_stream_sends_openai_delta_events_of_released_chunks_then_done(served):
@@ -134,6 +145,11 @@ def _refusal(served, error_class, *, token=None, **overrides) -> openai.APIStatu
     with pytest.raises(error_class) as caught:
         served.openai(token).audio.speech.create(**body)
     return caught.value
+
+
+def test_formats_that_need_the_whole_file_are_not_streamed(served):
+    error = _refusal(served, openai.UnprocessableEntityError, response_format="flac", stream_format="audio")
+    assert error.code == "stream_format_unsupported"
 
 
 def test_voice_without_consent_for_the_caller_raises_permission_denied(served):
@@ -207,7 +223,7 @@ def test_speed_the_engine_cannot_do_is_a_clear_422_not_a_clamp(served):
 
 def test_denied_text_is_refused_with_the_text_rules_code(served):
     error = _refusal(served, openai.UnprocessableEntityError, input="Please wire the money to this account today.")
-    assert error.code == "text_rejected"
+    assert error.code == "text_denied"
 
 
 def test_missing_token_raises_authentication_error(served):
@@ -218,6 +234,31 @@ def test_missing_token_raises_authentication_error(served):
 
 def test_unknown_model_raises_not_found(served):
     assert _refusal(served, openai.NotFoundError, model="tts-2").code == "model_not_found"
+
+
+def test_busy_engine_raises_rate_limit_error_with_retry_after(served):
+    """The served gateway's engine runs one job and queues none: while another job holds it, a
+    request gets 429, which the openai client raises as `RateLimitError`."""
+    components = gateway_of(served.app).components
+    with gateway_of(served.app).sessions() as session:
+        profile = components.voices.load(session, voice_id=served.voice.voice_id).engine_profile
+    cancel = CancelToken()
+    holder = threading.Thread(target=lambda: _run_until_cancelled(components.executor, profile, cancel), daemon=True)
+    holder.start()
+    try:
+        while components.executor.in_flight == 0:
+            holder.join(0.01)
+        error = _refusal(served, openai.RateLimitError)
+        assert error.code == "engine_busy" and int(error.response.headers["retry-after"]) >= 1
+    finally:
+        cancel.cancel("test over")
+        holder.join(60)
+
+
+def _run_until_cancelled(executor, profile, cancel: CancelToken) -> None:
+    text = " ".join([STORY] * 5)  # far longer than the request under test takes to be refused
+    with contextlib.suppress(EngineCancelled):  # it only held the engine
+        executor.synthesize(text=text, language="en", voice=profile, controls=SynthesisControls(), cancel=cancel)
 
 
 def test_models_lists_the_accepted_names(served):
