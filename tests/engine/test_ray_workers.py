@@ -37,7 +37,7 @@ from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, ReferenceClip
 from engine.workers.client import RayServeEngine
 from tests.gateway import conftest as gateway_conftest
-from tests.gateway.synthesis_fixtures import audit_events, read_clip, ready_gateway, synthesize
+from tests.gateway.synthesis_fixtures import audit_events, consent_uses, read_clip, ready_gateway, synthesize
 
 # The gateway tests' fixtures, for the test that runs the whole pipeline on a worker.
 settings = gateway_conftest.settings
@@ -176,11 +176,12 @@ def test_replica_killed_mid_request_runs_again_on_the_other(cluster, tone):
 def test_replica_killed_mid_request_fails_closed_in_the_pipeline(
     cluster, settings, loaded_models, speech_dir, client_token
 ):
-    """No retries: the gateway records `request.failed` and releases no audio; the next request
-    is served by the surviving replica."""
+    """No retries: the gateway records `request.failed`, releases no audio and gives the consent
+    use back; the next request is served by the surviving replica."""
     engine = _client("embedded", timeout_s=120, prepare_timeout_s=120, retries=0)
     models = dataclasses.replace(loaded_models, engine=engine)
     with ready_gateway(settings, models, speech_dir, reference_clip=2) as (client, app, voice):
+        uses = consent_uses(app, voice.consent_id)
         killer = _kill_when_started(cluster, "The library opens")
         response = synthesize(client, client_token, voice)
         killer.join()
@@ -189,6 +190,7 @@ def test_replica_killed_mid_request_fails_closed_in_the_pipeline(
         assert not response.headers["content-type"].startswith("audio/")
         event = audit_events(app, voice_id=voice.voice_id)[-1][1]
         assert (event.action.value, event.reason) == ("request.failed", "engine_request_failed")
+        assert consent_uses(app, voice.consent_id) == uses  # the use was given back
         response = synthesize(client, client_token, voice)
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("audio/")
