@@ -76,7 +76,15 @@ def other(two_replicas):
     _, app, _, _ = two_replicas
     gateway = gateway_of(app)
     replica = ThisReplica(sessions=gateway.sessions, db_engine=gateway.db_engine)
-    yield replica, SynthesisService(sessions=gateway.sessions, components=gateway.components, replica=replica)
+    yield (
+        replica,
+        SynthesisService(
+            sessions=gateway.sessions,
+            components=gateway.components,
+            rate_limiter=gateway.rate_limiter,
+            replica=replica,
+        ),
+    )
     replica.stop()
 
 
