@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Path, UploadFile
 
 from engine import errors as engine
 from gateway.audio_io import DECODE_ERRORS
-from gateway.dependencies import EnrollmentDep, Owner, SessionDep
+from gateway.dependencies import Enroller, EnrollmentDep, SessionDep
 from gateway.enrollment.schemas import (
     HEX_ID,
     SPOKEN_CHALLENGE_ERRORS,
@@ -48,7 +48,7 @@ OWNER_ERRORS = (policy.IdentityAssuranceRequired, policy.ConsentRequestInvalid)
     responses=error_responses(*OWNER_ERRORS, policy.StatementTemplateInvalid),
 )
 def issue_challenge(
-    body: ChallengeBody, session: SessionDep, principal: Owner, service: EnrollmentDep
+    body: ChallengeBody, session: SessionDep, principal: Enroller, service: EnrollmentDep
 ) -> dict[str, Any]:
     """A single-use statement with a random phrase, to be read aloud within ten minutes."""
     return challenge_dict(service.issue_challenge(session, principal=principal, terms=body.terms()))
@@ -61,7 +61,7 @@ def issue_challenge(
     responses=error_responses(*OWNER_ERRORS, *SPOKEN_CHALLENGE_ERRORS, *REFERENCE_ERRORS),
 )
 def enroll(
-    principal: Owner,
+    principal: Enroller,
     service: EnrollmentDep,
     challenge_id: Annotated[str, Form(pattern=HEX_ID)],
     consent_recording: Annotated[UploadFile, File()],
@@ -83,7 +83,7 @@ def enroll(
 )
 def add_samples(
     voice_id: Annotated[str, Path(pattern=HEX_ID)],
-    principal: Owner,
+    principal: Enroller,
     service: EnrollmentDep,
     references: Annotated[list[UploadFile], File(min_length=1, max_length=MAX_REFERENCES)],
 ) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import policy.text_rules as text_rules
 import watermark.errors as watermark_errors
 from gateway.dependencies import SynthesisDep, Synthesizer
 from gateway.errors import ProvenanceSigningFailed, StreamFormatUnsupported, error_responses
+from gateway.rate_limits.limiter import RateLimited
 from gateway.synthesis.http import streamed_response, whole_response
 from gateway.synthesis.schemas import SynthesisBody
 
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/v1", tags=["synthesis"])
 # engine, watermark, provenance, the audit log; any of them denies, none releases unmarked audio.
 SYNTHESIS_ERRORS = (
     StreamFormatUnsupported,
+    RateLimited,
     policy.VoiceNotFound,
     policy.VoiceErased,
     policy.VoiceKeyDestroyed,
