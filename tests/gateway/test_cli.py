@@ -92,6 +92,14 @@ def test_serve_refuses_prod_with_dev_secret_naming_the_setting(tmp_path):
     assert "CLONEGATE_JWT_SECRET" in result.stderr
 
 
+def test_serve_refuses_several_workers_on_sqlite(tmp_path):
+    """SQLite has one writer: several replicas need PostgreSQL (several workers are run by the
+    load-and-kill test, tests/gateway/test_load_and_kill.py)."""
+    result = _run(["serve", "--workers", "2"], {"CLONEGATE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "PostgreSQL" in result.stderr and "--workers" in result.stderr
+
+
 def test_serve_answers_healthz_and_readyz(tmp_path, speech_dir):
     env = {"CLONEGATE_DATA_DIR": str(tmp_path / "data")}
     assert _run(["db", "upgrade"], env).returncode == 0
