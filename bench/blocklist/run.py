@@ -239,8 +239,7 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit("policy/blocklist", "policy/speaker.py", "bench/blocklist"),
         "machine": machine(),
-        "command": ".venv/bin/python -m bench.blocklist.run "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "command": ".venv/bin/python -m bench.blocklist.run " + _arguments(args),
         "embedder": corpus.embedder_name,
         "speakers": len(corpus.speakers),
         "half_seconds_percentiles_0_50_100": [round(float(x), 2) for x in np.percentile(corpus.seconds, [0, 50, 100])],
@@ -305,6 +304,18 @@ def _latency(corpus: Any, calibration: ScoreCalibration, *, queries: int) -> tup
     )
     run["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return rows, run
+
+
+def _arguments(args: argparse.Namespace) -> str:
+    """The command line of this run: value options as given, switches only when set."""
+    parts = []
+    for key, value in vars(args).items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            parts += [flag] if value else []
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
 
 
 def _committed_latency() -> tuple[list[dict], dict[str, Any]]:
