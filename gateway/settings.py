@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     voice_storage_key_file: Path | None = None
     # Owners must present the identity-assurance claim before they may consent to a clone.
     require_owner_identity_assurance: bool = False
+    # Consent liveness: a challenge's four words are shown only when the owner starts recording
+    # (POST /v1/consent/challenges/{id}/reveal); the recording must reach the gateway within this
+    # many seconds of the reveal, by the gateway's clock (docs/consent.md says what this stops).
+    consent_recording_window_seconds: float = Field(default=60.0, ge=10, le=600)
     # Synthesis requests: text limit and deny patterns (regular expressions on normalised text).
     synthesis_max_text_chars: int = Field(default=5000, ge=1, le=100_000)
     synthesis_deny_patterns: Annotated[list[str], NoDecode] = []

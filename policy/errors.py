@@ -119,6 +119,20 @@ class ChallengeAlreadyUsed(ConsentError):
     code = "challenge_already_used"
 
 
+class ConsentWordsNotRevealed(ConsentError):
+    """A recording for a challenge whose confirmation words were never revealed: nobody was
+    shown them, so the recording cannot be a live reading of them."""
+
+    code = "consent_words_not_revealed"
+
+
+class ConsentRecordingLate(ConsentError):
+    """The recording arrived after the window that opened when the words were revealed: time
+    enough to have them synthesized elsewhere, so it is not taken as a live reading."""
+
+    code = "consent_recording_late"
+
+
 class ChallengeNotYours(ConsentError):
     """The challenge was issued to another identity than the one enrolling."""
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
 from gateway.dependencies import EnrollmentDep, Owner, SessionDep
-from gateway.enrollment.schemas import HEX_ID, ChallengeBody, challenge_dict
+from gateway.enrollment.schemas import HEX_ID, ChallengeBody, challenge_dict, revealed_dict
 
 router = APIRouter(prefix="/v1", tags=["consent"])
 
@@ -16,8 +16,18 @@ router = APIRouter(prefix="/v1", tags=["consent"])
 def issue_challenge(
     body: ChallengeBody, session: SessionDep, principal: Owner, service: EnrollmentDep
 ) -> dict[str, Any]:
-    """A single-use statement with a random phrase, to be read aloud within ten minutes."""
+    """A single-use statement; its four confirmation words stay hidden until the reveal, which
+    must come within ten minutes."""
     return challenge_dict(service.issue_challenge(session, principal=principal, terms=body.terms()))
+
+
+@router.post("/consent/challenges/{challenge_id}/reveal")
+def reveal_challenge(
+    challenge_id: Annotated[str, Path(pattern=HEX_ID)], session: SessionDep, principal: Owner, service: EnrollmentDep
+) -> dict[str, Any]:
+    """The full statement with its four words, when the owner starts recording: the recording
+    must arrive within the recording window (CLONEGATE_CONSENT_RECORDING_WINDOW_SECONDS)."""
+    return revealed_dict(service.reveal_challenge(session, principal=principal, challenge_id=challenge_id))
 
 
 @router.post("/voices", status_code=201)

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from gateway.enrollment.service import ChallengeTerms, IssuedChallenge
+from gateway.enrollment.service import ChallengeTerms, IssuedChallenge, RevealedChallenge
+from policy.consent.challenges import statement_preview
 
 IDENTIFIER = r"^[A-Za-z0-9._:@|+=~#-]{1,200}$"
 WORD = r"^[a-z][a-z0-9_]{0,31}$"
@@ -31,9 +32,19 @@ class ChallengeBody(BaseModel):
 
 
 def challenge_dict(issued: IssuedChallenge) -> dict[str, Any]:
+    """The statement without its confirmation words: they are shown by the reveal only."""
     return {
         "challenge_id": issued.challenge.id,
-        "statement": issued.statement.text,
-        "phrase": list(issued.statement.phrase),
+        "statement_preview": statement_preview(issued.statement),
+        "phrase_words": len(issued.statement.phrase),
         "expires_at": issued.challenge.expires_at.isoformat(),
+    }
+
+
+def revealed_dict(revealed: RevealedChallenge) -> dict[str, Any]:
+    return {
+        "challenge_id": revealed.challenge.id,
+        "statement": revealed.statement.text,
+        "phrase": list(revealed.statement.phrase),
+        "recording_due_by": revealed.recording_due_by.isoformat(),
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,8 +94,12 @@ def consume_committed(
     principal: Principal,
     templates: dict[str, str] | None,
     now: datetime,
+    recording_window: timedelta | None = None,
 ) -> ConsentChallenge:
     """Mark the challenge used and commit at once, in a transaction of its own.
+
+    With ``recording_window`` (consent enrollment), the words must have been revealed and the
+    recording (arrived at ``now``) be within the window; such a refusal consumes nothing.
 
     A check that fails later (wrong statement, other speaker, replay) must not give the
     challenge back: otherwise one challenge could be tried against the recognizer with any
@@ -109,7 +113,12 @@ def consume_committed(
         ):
             statement_for(challenge, templates=templates)  # refuse the wrong kind before consuming
         challenge = consume_challenge(
-            session, challenge_id=challenge_id, owner_iss=principal.issuer, owner_sub=principal.subject, now=now
+            session,
+            challenge_id=challenge_id,
+            owner_iss=principal.issuer,
+            owner_sub=principal.subject,
+            now=now,
+            recording_window=recording_window,
         )
         session.commit()
         session.expunge(challenge)
