@@ -68,6 +68,7 @@ def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) ->
         except WatermarkSelfCheckFailed as exc:
             failure = exc
     else:
+        assert failure is not None  # the loop ran and every attempt failed
         raise failure
     if marked.shape != source.shape or not np.all(np.isfinite(marked)):
         raise WatermarkSelfCheckFailed("the watermark stack changed the length or produced non-finite samples")
