@@ -2,7 +2,7 @@
 exist (status, error code, detail, headers that matter), and names no id, per route family.
 
 One ready gateway (engine warm, cohort seeded) with a voice of `owner-1` granted to tenant `acme`
-(tests/gateway/synthesis_fixtures.py); the prober is another owner, or a client of another tenant.
+(the `gateway` fixture of tests/gateway/conftest.py); the prober is another owner, or a client of another tenant.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from gateway.dependencies import gateway_of
-from tests.gateway import synthesis_fixtures
 from tests.gateway.conftest import bearer
 from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import OWNER_ISSUER_SUB, TENANT, grant_voice, read_clip, synthesize
@@ -19,10 +18,6 @@ from tests.gateway.synthesis_fixtures import OWNER_ISSUER_SUB, TENANT, grant_voi
 pytestmark = pytest.mark.slow
 
 UNKNOWN_ID = "0123456789abcdef" * 2
-
-# The module's ready gateway and the granted tenant's client token.
-gateway = synthesis_fixtures.gateway
-client_token = synthesis_fixtures.client_token
 
 
 def _same_answer(seen, unknown, *, hidden: str) -> None:
