@@ -215,9 +215,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.data_dir / 'clonegate.db').resolve()}"
+        return _database_url(self.database_url, data_dir=self.data_dir)
 
     @property
     def is_dev(self) -> bool:
@@ -226,6 +224,25 @@ class Settings(BaseSettings):
     @property
     def accepts_hs_tokens(self) -> bool:
         return any(algorithm in HS_JWT_ALGORITHMS for algorithm in self.jwt_algorithms)
+
+
+def _database_url(database_url: str | None, *, data_dir: Path) -> str:
+    # Default: a SQLite file in the data folder.
+    return database_url or f"sqlite:///{(data_dir / 'clonegate.db').resolve()}"
+
+
+class DatabaseLocation(BaseSettings):
+    """Where the database is, read on its own: `clonegate db` needs nothing else, so a prod host
+    migrates before its keys and identity provider are configured (docs/operations.md, step 2)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLONEGATE_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return _database_url(self.database_url, data_dir=self.data_dir)
 
 
 def load_settings(**overrides: Any) -> Settings:
