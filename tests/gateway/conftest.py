@@ -77,7 +77,9 @@ def synthesis_replaced(app, *, sessions=None, **components) -> Iterator[Synthesi
     dead database): a synthesis service built from them replaces the app's through its dependency."""
     gateway = gateway_of(app)
     service = SynthesisService(
-        sessions=sessions or gateway.sessions, components=dataclasses.replace(gateway.components, **components)
+        sessions=sessions or gateway.sessions,
+        components=dataclasses.replace(gateway.components, **components),
+        replica=gateway.replica,
     )
     app.dependency_overrides[synthesis_service] = lambda: service
     try:
