@@ -24,7 +24,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway.settings import Settings
-from policy.blocklist.calibration import DEFAULT_LIST_SIZE, DEFAULT_MAX_OWN_ALLOWED, DEFAULT_MAX_WRONGFUL_DENIAL
+from policy.blocklist.calibration import (
+    DEFAULT_CONSENT_FALSE_MATCH,
+    DEFAULT_LIST_SIZE,
+    DEFAULT_MAX_OWN_ALLOWED,
+    DEFAULT_MAX_WRONGFUL_DENIAL,
+)
 from policy.blocklist.matching import DEFAULT_COHORT_TOP_K
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".webm", ".m4a", ".mp4", ".aac"}
@@ -58,6 +63,12 @@ def register_blocklist_commands(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=DEFAULT_MAX_OWN_ALLOWED,
         help="share of a protected speaker's own speech that may pass unreviewed",
+    )
+    calibrate.add_argument(
+        "--consent-false-match",
+        type=float,
+        default=DEFAULT_CONSENT_FALSE_MATCH,
+        help="share of different-speaker pairs the consent same-speaker check may accept",
     )
     calibrate.set_defaults(run=_calibrate)
     reembed = sub.add_parser("reembed", help="move the list to the configured speaker model")
@@ -154,11 +165,12 @@ def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
             list_size=args.list_size,
             max_wrongful_denial=args.max_wrongful_denial,
             max_own_allowed=args.max_own_allowed,
+            consent_false_match=args.consent_false_match,
             source=(
                 f"clonegate blocklist calibrate: {len(set(labels))} speakers, {len(labels)} recordings, "
                 f"{targets.size} target / {impostors.size} impostor trials, cohort of {cohort_rows.shape[0]}; "
                 f"list size {args.list_size}, wrongful denials <= {args.max_wrongful_denial}, "
-                f"own speech allowed <= {args.max_own_allowed}"
+                f"own speech allowed <= {args.max_own_allowed}, consent false matches <= {args.consent_false_match}"
             ),
         )
         args.output.write_text(calibration.to_json(), encoding="utf-8")
@@ -169,8 +181,9 @@ def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
     allowed = float(np.mean(targets < calibration.review))
     print(
         f"calibration for {embedder.name} written to {args.output}: deny >= {calibration.deny}, "
-        f"review >= {calibration.review}; on this set (in-sample) own speech denied {denied:.1%}, "
-        f"allowed {allowed:.1%}; set CLONEGATE_SPEAKER_CALIBRATION_FILE={args.output}"
+        f"review >= {calibration.review}, consent match >= {calibration.consent_match}; on this set (in-sample) "
+        f"own speech denied {denied:.1%}, allowed {allowed:.1%}, consent accepted "
+        f"{float(np.mean(targets >= calibration.consent_match)):.1%}; set CLONEGATE_SPEAKER_CALIBRATION_FILE={args.output}"
     )
     return 0
 

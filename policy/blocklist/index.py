@@ -36,6 +36,13 @@ BOUND_SLACK = 1e-4
 _STATS_CHUNK = 8_192
 # The probe goes in as uint8 with zero point 128 (MLAS's fast path is uint8 x int8).
 _PROBE_ZERO_POINT = 128
+# Entry codes use 7 bits. MLAS's uint8 x int8 kernel on CPUs without VNNI (AVX2: vpmaddubsw)
+# adds each pair of adjacent products into a saturating int16, so 2 * 255 * 127 = 64,770 is
+# clipped to 32,767 and the dot product comes out wrong (measured here: 995 of 1,000 random full-
+# range rows). With codes in [-63, 63] a pair is at most 2 * 255 * 63 = 32,130 and never clips;
+# this is the "reduce_range" 7-bit weights that onnxruntime's quantization guide
+# (docs/performance/model-optimizations/quantization.md) recommends for such CPUs.
+_CODE_MAX = 63
 
 
 def _int8_product_session(codes_t: np.ndarray) -> Any:
@@ -72,9 +79,9 @@ class _Int8Copy:
 
     @classmethod
     def build(cls, models: np.ndarray) -> _Int8Copy | None:
-        scale = np.abs(models).max(axis=1) / 127.0
+        scale = np.abs(models).max(axis=1) / float(_CODE_MAX)
         scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        codes = np.clip(np.rint(models / scale[:, None]), -127, 127).astype(np.int8)
+        codes = np.clip(np.rint(models / scale[:, None]), -_CODE_MAX, _CODE_MAX).astype(np.int8)
         dequantized = codes.astype(np.float32) * scale[:, None]
         try:
             session = _int8_product_session(np.ascontiguousarray(codes.T))

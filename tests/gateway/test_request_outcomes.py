@@ -27,7 +27,7 @@ from gateway.settings import Settings
 from gateway.synthesis.service import StepTimes, SynthesisService
 from gateway.synthesis.steps import SynthesisRequest
 from policy.consent.models import Consent, UsageRecord
-from policy.errors import ConsentUsesExhausted
+from policy.errors import ConsentRevoked, ConsentUsesExhausted
 from tests.gateway.conftest import bearer
 from tests.gateway.synthesis_fixtures import (
     OWNER_ISSUER_SUB,
@@ -250,3 +250,29 @@ def test_concurrent_admissions_never_reserve_more_uses_than_granted(two_replicas
         assert session.scalars(select(RequestLease).where(RequestLease.replica_id == gateway.replica.id)).all() == []
         released = session.scalar(select(func.count()).where(UsageRecord.consent_id == voice.consent_id))
         assert session.get(Consent, voice.consent_id).uses == released  # only releases spent uses
+
+
+def test_revocation_on_one_replica_stops_the_other_at_once(two_replicas, other, hs256_token):
+    """Consent is read from the database at admission and before release: no replica caches it."""
+    client, app, voice, _ = two_replicas
+    _, service = other
+    in_flight = _admit(service, app, voice)
+    owner = hs256_token(sub=OWNER_ISSUER_SUB, role=["owner"])
+    try:
+        revoked = client.post(f"/v1/consents/{voice.consent_id}/revoke", headers=bearer(owner))
+        assert revoked.status_code == 200, revoked.text
+        with pytest.raises(ConsentRevoked):
+            _admit(service, app, voice)
+        with pytest.raises(ConsentRevoked):
+            service.release_whole(
+                principal=_client_principal(gateway_of(app).settings),
+                request=_request(voice),
+                admission=in_flight,
+                encoding=service.file_encoding("wav"),
+                cancel=CancelToken(),
+                times=StepTimes(),
+            )
+    finally:
+        with gateway_of(app).sessions() as session:
+            session.get(Consent, voice.consent_id).revoked_at = None
+            session.commit()
