@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
-from gateway.dependencies import EnrollmentDep, Owner, SessionDep
+from gateway.dependencies import Enroller, EnrollmentDep, Owner, SessionDep
 from gateway.enrollment.schemas import HEX_ID, ChallengeBody, challenge_dict, revealed_dict
 
 router = APIRouter(prefix="/v1", tags=["consent"])
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1", tags=["consent"])
 
 @router.post("/consent/challenges", status_code=201)
 def issue_challenge(
-    body: ChallengeBody, session: SessionDep, principal: Owner, service: EnrollmentDep
+    body: ChallengeBody, session: SessionDep, principal: Enroller, service: EnrollmentDep
 ) -> dict[str, Any]:
     """A single-use statement; its four confirmation words stay hidden until the reveal, which
     must come within ten minutes."""
@@ -26,13 +26,14 @@ def reveal_challenge(
     challenge_id: Annotated[str, Path(pattern=HEX_ID)], session: SessionDep, principal: Owner, service: EnrollmentDep
 ) -> dict[str, Any]:
     """The full statement with its four words, when the owner starts recording: the recording
-    must arrive within the recording window (CLONEGATE_CONSENT_RECORDING_WINDOW_SECONDS)."""
+    must arrive within the recording window (CLONEGATE_CONSENT_RECORDING_WINDOW_SECONDS). Not
+    counted against the enrollment rate limit: one window per challenge, repeats change nothing."""
     return revealed_dict(service.reveal_challenge(session, principal=principal, challenge_id=challenge_id))
 
 
 @router.post("/voices", status_code=201)
 def enroll(
-    principal: Owner,
+    principal: Enroller,
     service: EnrollmentDep,
     challenge_id: Annotated[str, Form(pattern=HEX_ID)],
     consent_recording: Annotated[UploadFile, File()],
@@ -50,7 +51,7 @@ def enroll(
 @router.post("/voices/{voice_id}/samples")
 def add_samples(
     voice_id: Annotated[str, Path(pattern=HEX_ID)],
-    principal: Owner,
+    principal: Enroller,
     service: EnrollmentDep,
     references: Annotated[list[UploadFile], File(min_length=1)],
 ) -> dict[str, Any]:

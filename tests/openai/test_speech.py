@@ -161,6 +161,14 @@ def test_voice_id_probing_through_the_openai_route(served):
     assert error.body == unknown.body and served.voice.voice_id not in error.message
 
 
+def test_purpose_from_the_header_reaches_the_consent_check(served):
+    stranger = served.token(sub="studio-9", tenant=OTHER_TENANT)  # no default purpose
+    error = _refusal(
+        served, openai.PermissionDeniedError, token=stranger, extra_headers={"X-Clonegate-Purpose": PURPOSE}
+    )
+    assert error.code == "consent_missing"
+
+
 def test_protected_voice_raises_permission_denied(served):
     components = gateway_of(served.app).components
     with gateway_of(served.app).sessions() as session:
@@ -262,6 +270,16 @@ def _run_until_cancelled(executor, profile, cancel: CancelToken) -> None:
     text = " ".join([STORY] * 5)  # far longer than the request under test takes to be refused
     with contextlib.suppress(EngineCancelled):  # it only held the engine
         executor.synthesize(text=text, language="en", voice=profile, controls=SynthesisControls(), cancel=cancel)
+
+
+def test_openapi_document_declares_openai_errors_on_the_openai_routes(served):
+    document = served.client.get("/openapi.json").json()
+    for path, method in (("/v1/audio/speech", "post"), ("/v1/audio/voices", "get"), ("/v1/models", "get")):
+        responses = document["paths"][path][method]["responses"]
+        for status in ("401", "403", "422"):
+            schema = responses[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/OpenAIErrorBody"}, (path, status)
+    assert set(document["components"]["schemas"]["OpenAIError"]["required"]) == {"message", "type", "code"}
 
 
 def test_models_lists_the_accepted_names(served):
