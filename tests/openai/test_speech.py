@@ -163,10 +163,10 @@ def test_voice_id_probing_through_the_openai_route(served):
 
 def test_purpose_from_the_header_reaches_the_consent_check(served):
     stranger = served.token(sub="studio-9", tenant=OTHER_TENANT)  # no default purpose
-    error = _refusal(
-        served, openai.PermissionDeniedError, token=stranger, extra_headers={"X-Clonegate-Purpose": PURPOSE}
-    )
-    assert error.code == "consent_missing"
+    error = _refusal(served, openai.NotFoundError, token=stranger, extra_headers={"X-Clonegate-Purpose": PURPOSE})
+    # Past purpose_required (422): the consent check found no consent naming this caller, which
+    # answers like an unknown voice (docs/consent.md, "No existence oracle").
+    assert error.code == "voice_not_found"
 
 
 def test_protected_voice_raises_permission_denied(served):
