@@ -220,6 +220,12 @@ class Settings(BaseSettings):
     # (POST /v1/consent/challenges/{id}/reveal); the recording must reach the gateway within this
     # many seconds of the reveal, by the gateway's clock (docs/consent.md says what this stops).
     consent_recording_window_seconds: float = Field(default=60.0, ge=10, le=600)
+    # Anti-spoofing for consent recordings: a local ONNX export of an AASIST-style countermeasure
+    # (16 kHz waveform in, [spoof, bona fide] logits out), its pinned sha256, and the bona fide
+    # logit below which a recording is refused as synthetic (from the model's own calibration).
+    consent_countermeasure_model: Path | None = None
+    consent_countermeasure_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    consent_countermeasure_threshold: float | None = None
     # Synthesis requests: text limit and deny patterns (regular expressions on normalised text).
     synthesis_max_text_chars: int = Field(default=5000, ge=1, le=100_000)
     synthesis_deny_patterns: Annotated[list[str], NoDecode] = []

@@ -74,6 +74,12 @@ class SpeakerModelHashMismatch(SpeakerModelError):
     code = "speaker_model_hash_mismatch"
 
 
+class CountermeasureFailed(SpeakerModelError):
+    """The anti-spoofing model could not score a recording: the recording is refused (503)."""
+
+    code = "countermeasure_failed"
+
+
 class EmbeddingInvalid(PolicyError):
     """An embedding of the wrong dimension, not finite, or of zero norm."""
 

@@ -139,7 +139,12 @@ class BlocklistExceptions:
             raise ConsentWordsNotRevealed("the confirmation words of this challenge were never revealed")
         # Verified, not consumed: the challenge stays unused for the owner's own enrollment.
         verify_reading(
-            challenge=challenge, templates=None, watermark=self._parts.watermark, audio=audio, sample_rate=sample_rate
+            challenge=challenge,
+            templates=None,
+            watermark=self._parts.watermark,
+            audio=audio,
+            sample_rate=sample_rate,
+            countermeasure=self._parts.countermeasure,
         )
         return f"challenge:{challenge_id}", self._parts.embedder.embed(audio, sample_rate=sample_rate)
 

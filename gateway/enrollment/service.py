@@ -257,6 +257,7 @@ class EnrollmentService:
                 speaker_scorer=self._speaker_scorer(),
                 recognizer=recognizer(),
                 detect_watermark=watermark_detector(parts.watermark),
+                countermeasure=parts.countermeasure,
                 check_protected=self._protected_check(voice_id=provisional),
                 key_encryption_key=parts.voices.key_encryption_key,
                 now=now,

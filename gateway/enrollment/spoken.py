@@ -25,7 +25,7 @@ from gateway.engines import similarity_from_embedder
 from gateway.errors import ChallengeWrongKind
 from policy.consent.asr import SpeechRecognizer, default_recognizer
 from policy.consent.challenges import OwnerIdentity, consume_challenge, statement_of
-from policy.consent.enrollment import Recording, check_not_synthetic
+from policy.consent.enrollment import Recording, SpoofCheck, check_not_synthetic
 from policy.consent.models import ConsentChallenge
 from policy.consent.statement_check import verify_statement
 from policy.consent.statement_text import Statement
@@ -133,6 +133,7 @@ class SpokenChallengeCheck:
     challenge: ConsentChallenge
     templates: dict[str, str] | None
     watermark: WatermarkStack
+    countermeasure: SpoofCheck | None = None
 
     def verify(self, *, audio: np.ndarray, sample_rate: int) -> None:
         if self.challenge.used_at is None:
@@ -143,6 +144,7 @@ class SpokenChallengeCheck:
             watermark=self.watermark,
             audio=audio,
             sample_rate=sample_rate,
+            countermeasure=self.countermeasure,
         )
 
 
@@ -153,12 +155,16 @@ def verify_reading(
     watermark: WatermarkStack,
     audio: np.ndarray,
     sample_rate: int,
+    countermeasure: SpoofCheck | None = None,
 ) -> None:
-    """Raise unless the audio says the challenge's statement and phrase and is not our output."""
+    """Raise unless the audio says the challenge's statement and phrase and is not synthetic
+    (our watermark, or the countermeasure where one is configured)."""
     statement = statement_for(challenge, templates=templates)
     verify_statement(audio=audio, sample_rate=sample_rate, statement=statement, recognizer=recognizer())
     check_not_synthetic(
-        consent=Recording(audio=audio, sample_rate=sample_rate), detect_watermark=watermark_detector(watermark)
+        consent=Recording(audio=audio, sample_rate=sample_rate),
+        detect_watermark=watermark_detector(watermark),
+        countermeasure=countermeasure,
     )
 
 
