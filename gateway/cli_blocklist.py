@@ -30,7 +30,7 @@ from policy.blocklist.calibration import (
     DEFAULT_MAX_OWN_ALLOWED,
     DEFAULT_MAX_WRONGFUL_DENIAL,
 )
-from policy.blocklist.matching import DEFAULT_COHORT_TOP_K
+from policy.blocklist.matching import DEFAULT_COHORT_TOP_K, NORMALIZATIONS
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".webm", ".m4a", ".mp4", ".aac"}
 
@@ -48,7 +48,7 @@ def register_blocklist_commands(commands: argparse._SubParsersAction) -> None:
     calibrate = sub.add_parser("calibrate", help="thresholds for the configured speaker model from a labelled set")
     calibrate.add_argument("labelled", type=Path, help="folder with one sub-folder of recordings per speaker")
     calibrate.add_argument("--output", type=Path, required=True, help="calibration file to write (JSON)")
-    calibrate.add_argument("--normalization", choices=["as-norm", "top-norm"], default="as-norm")
+    calibrate.add_argument("--normalization", choices=list(NORMALIZATIONS), default="as-norm")
     calibrate.add_argument("--cohort-top-k", type=int, default=DEFAULT_COHORT_TOP_K)
     calibrate.add_argument("--no-centering", action="store_true", help="do not centre scores on the cohort mean")
     calibrate.add_argument("--list-size", type=int, default=DEFAULT_LIST_SIZE, help="entries the list is sized for")

@@ -52,6 +52,9 @@ def two_replicas(tmp_path_factory, loaded_models, speech_dir, postgres_databases
         database_url=postgres_databases.migrated(),
         engine_max_concurrency=1,
         engine_max_queue=1,
+        # The tests sweep themselves; the app's own beat comes rarely, so it cannot get ahead of them.
+        replica_heartbeat_seconds=60,
+        replica_lease_seconds=300,
     )
     engine = FaultEngine(loaded_models.engine)
     with ready_gateway(settings, dataclasses.replace(loaded_models, engine=engine), speech_dir, reference_clip=3) as (
@@ -73,7 +76,15 @@ def other(two_replicas):
     _, app, _, _ = two_replicas
     gateway = gateway_of(app)
     replica = ThisReplica(sessions=gateway.sessions, db_engine=gateway.db_engine)
-    yield replica, SynthesisService(sessions=gateway.sessions, components=gateway.components, replica=replica)
+    yield (
+        replica,
+        SynthesisService(
+            sessions=gateway.sessions,
+            components=gateway.components,
+            rate_limiter=gateway.rate_limiter,
+            replica=replica,
+        ),
+    )
     replica.stop()
 
 
@@ -276,3 +287,23 @@ def test_revocation_on_one_replica_stops_the_other_at_once(two_replicas, other, 
         with gateway_of(app).sessions() as session:
             session.get(Consent, voice.consent_id).revoked_at = None
             session.commit()
+
+
+def test_a_replica_whose_database_session_ended_takes_its_lock_again(two_replicas, other):
+    """After a database restart (every session ended) a live replica is not taken for dead
+    for longer than one heartbeat: it takes its lock again."""
+    _, app, voice, _ = two_replicas
+    _, service = other
+    survivor = gateway_of(app).replica
+    admission = _admit(service, app, voice)
+    _kill(app, service.replica)
+    service.replica.heartbeat()  # the replica's next beat
+    survivor.sweep()
+    assert _outcomes(app, admission.request_id) == []
+    with gateway_of(app).db_engine.connect() as connection:
+        held = connection.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :class AND objid = :object"),
+            {"class": REPLICA_LOCK_CLASS, "object": service.replica.id},
+        ).scalar_one()
+    assert held == 1
+    service.replica.drain(grace_seconds=0)

@@ -24,7 +24,7 @@ from gateway.synthesis.steps import payload_for
 from policy.blocklist.repository import AudioSample, add_protected_speaker, deactivate_protected_speaker
 from policy.consent.grants import revoke_consent
 from tests.gateway.synthesis_fixtures import OWNER_ISSUER_SUB, PURPOSE, TEXT, audit_events, grant_voice
-from tests.openai.conftest import ALIAS, OTHER_TENANT
+from tests.openai.conftest import ALIAS, LIMITED_TENANT, OTHER_TENANT
 
 STORY = (
     "The old lighthouse keeper climbed the narrow stairs every evening before the sun went down. "
@@ -264,6 +264,18 @@ def test_busy_engine_raises_rate_limit_error_with_retry_after(served):
     finally:
         cancel.cancel("test over")
         holder.join(60)
+
+
+def test_spent_rate_limit_raises_rate_limit_error_with_retry_after(served):
+    limited = served.openai(served.token(sub="studio-7", tenant=LIMITED_TENANT))
+    body = {"model": "tts-1", "voice": served.voice.voice_id, "input": TEXT, "extra_body": {"purpose": PURPOSE}}
+    # The first request of a minute spends the budget (and is then refused for want of consent);
+    # the next one in the same window is refused before anything else. Three cover a new minute.
+    with pytest.raises(openai.RateLimitError) as caught:
+        for _ in range(3):
+            with contextlib.suppress(openai.PermissionDeniedError):
+                limited.audio.speech.create(**body)
+    assert caught.value.code == "rate_limited" and int(caught.value.response.headers["retry-after"]) >= 1
 
 
 def _run_until_cancelled(executor, profile, cancel: CancelToken) -> None:

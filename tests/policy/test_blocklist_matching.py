@@ -48,7 +48,7 @@ def _index(cohort: np.ndarray, entries: np.ndarray, *, center: bool = True, **kw
     )
 
 
-@pytest.mark.parametrize("normalization", ["as-norm", "top-norm"])
+@pytest.mark.parametrize("normalization", ["as-norm", "top-norm", "none"])
 @pytest.mark.parametrize("center", [True, False])
 def test_int8_prefilter_returns_exactly_the_full_scan_best(rng_vectors, normalization, center) -> None:
     cohort, entries = rng_vectors
@@ -150,6 +150,16 @@ def test_top_norm_uses_the_entry_side_only() -> None:
     assert normalized == pytest.approx(float((raw - mean[0]) / sd[0]), rel=1e-4)
     # Not symmetric: the probe's own neighbourhood plays no part.
     assert normalized != pytest.approx(normalized_pair_score(cohort, "top-norm", entry_model=probe, probe=entry)[1])
+
+
+def test_no_normalisation_scores_the_centred_cosine() -> None:
+    rng = np.random.default_rng(8)
+    population = _clustered(rng, 300)
+    cohort = Cohort(population[:200], top_k=10)
+    entry, probe = population[250], population[251]
+    raw, normalized = normalized_pair_score(cohort, "none", entry_model=entry, probe=probe)
+    assert normalized == pytest.approx(raw, abs=1e-6)
+    assert raw == pytest.approx(float(cohort.project(entry)[0] @ cohort.project(probe)[0]), abs=1e-6)
 
 
 def test_centring_removes_the_common_direction() -> None:
