@@ -269,11 +269,12 @@ def test_busy_engine_raises_rate_limit_error_with_retry_after(served):
 def test_spent_rate_limit_raises_rate_limit_error_with_retry_after(served):
     limited = served.openai(served.token(sub="studio-7", tenant=LIMITED_TENANT))
     body = {"model": "tts-1", "voice": served.voice.voice_id, "input": TEXT, "extra_body": {"purpose": PURPOSE}}
-    # The first request of a minute spends the budget (and is then refused for want of consent);
-    # the next one in the same window is refused before anything else. Three cover a new minute.
+    # The first request of a minute spends the budget (and is then refused for want of consent,
+    # answered like an unknown voice); the next one in the same window is refused before anything
+    # else. Three cover a new minute.
     with pytest.raises(openai.RateLimitError) as caught:
         for _ in range(3):
-            with contextlib.suppress(openai.PermissionDeniedError):
+            with contextlib.suppress(openai.NotFoundError):
                 limited.audio.speech.create(**body)
     assert caught.value.code == "rate_limited" and int(caught.value.response.headers["retry-after"]) >= 1
 
