@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from typing import TYPE_CHECKING
 
 from gateway.cli_audit import register_audit_commands
@@ -93,6 +94,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # A worker takes connections from the shared socket as soon as it serves, so it serves
         # only once its engine is warm (a cold one would answer 503 engine_not_ready).
         os.environ["CLONEGATE_ENGINE_WARM_BEFORE_SERVING"] = "true"
+        # /metrics of any worker sums every worker's counters (gateway/metrics.py): they write
+        # them to one folder, fresh for this run unless the operator names one.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="clonegate-metrics-"))
         print(_banner(settings, f"http://{host}:{port}", workers=args.workers), flush=True)
         uvicorn.run(
             "gateway.cli:app_from_environment",

@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -93,6 +95,22 @@ def outcome_of(status: int) -> str:
 def reason_label(code: object) -> str:
     """An error code as a label value; anything that does not look like one is 'other'."""
     return code if isinstance(code, str) and _REASON.match(code) else "other"
+
+
+# OpenTelemetry's API ships with FastAPI; without an SDK and exporter configured in the process
+# (e.g. by `opentelemetry-instrument`) its spans are no-ops costing microseconds.
+_tracer = trace.get_tracer("clonegate.pipeline")
+
+
+@contextmanager
+def pipeline_step(name: str) -> Iterator[float]:
+    """One synthesis step: a `pipeline.<name>` span, and its seconds in the step histogram."""
+    started = time.perf_counter()
+    with _tracer.start_as_current_span(f"pipeline.{name}"):
+        try:
+            yield started
+        finally:
+            PIPELINE_STEP.labels(name).observe(time.perf_counter() - started)
 
 
 _engine_jobs_lock = threading.Lock()

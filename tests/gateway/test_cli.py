@@ -103,6 +103,14 @@ def test_db_upgrade_in_prod_needs_only_the_database(tmp_path):
         assert database.execute("SELECT version_num FROM alembic_version").fetchone()[0] == latest_revision()
 
 
+def test_serve_refuses_several_workers_on_sqlite(tmp_path):
+    """SQLite has one writer: several replicas need PostgreSQL (several workers are run by the
+    load-and-kill test, tests/gateway/test_load_and_kill.py)."""
+    result = _run(["serve", "--workers", "2"], {"CLONEGATE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "PostgreSQL" in result.stderr and "--workers" in result.stderr
+
+
 def test_serve_answers_healthz_and_readyz(tmp_path, speech_dir):
     env = {"CLONEGATE_DATA_DIR": str(tmp_path / "data")}
     assert _run(["db", "upgrade"], env).returncode == 0
