@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -195,6 +195,29 @@ def _process_registry() -> CollectorRegistry:
         return REGISTRY
     # prometheus-client's documented multiprocess pattern: a fresh registry per scrape that
     # reads every process's value files.
+    _forget_dead_workers(os.environ[MULTIPROCESS_DIR_VARIABLE])
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
     return registry
+
+
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def _forget_dead_workers(folder: str) -> None:
+    """A worker that died (killed, restarted by the supervisor) leaves its live gauges' files;
+    they would count its jobs in flight for ever. Counters and histograms keep its totals."""
+    for name in os.listdir(folder):
+        found = _LIVE_GAUGE_FILE.match(name)
+        if found and not _running(int(found.group(1))):
+            mark_process_dead(int(found.group(1)), folder)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True

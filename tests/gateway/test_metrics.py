@@ -136,6 +136,22 @@ def test_counters_of_every_worker_process_are_summed(tmp_path, monkeypatch):
     assert value(families["clonegate_http_requests"], "clonegate_http_requests_total", **labels) == 4
 
 
+def test_a_dead_workers_jobs_in_flight_are_not_counted(tmp_path, monkeypatch):
+    """A worker killed mid-job leaves its live gauge behind; the sum is over living workers only."""
+    monkeypatch.setenv(MULTIPROCESS_DIR_VARIABLE, str(tmp_path))
+    die_in_a_job = (
+        "import os\n"
+        "from gateway.metrics import ENGINE_IN_FLIGHT\n"
+        "ENGINE_IN_FLIGHT.inc(3)\n"
+        "os._exit(0)\n"  # gone without any bookkeeping, as after SIGKILL
+    )
+    subprocess.run([sys.executable, "-c", die_in_a_job], check=True, cwd=REPO_ROOT, env=dict(os.environ))
+    assert any(name.startswith("gauge_livesum_") for name in os.listdir(tmp_path))
+    families = _parse(MetricsExporter(collectors=[]).render())
+    assert value(families.get("clonegate_engine_jobs_in_flight", []), "clonegate_engine_jobs_in_flight") == 0
+    assert not any(name.startswith("gauge_livesum_") for name in os.listdir(tmp_path))
+
+
 def test_every_log_line_of_a_failing_request_carries_its_id(settings, loaded_models):
     """The route's own line, the unhandled-error line, the access line and the line the server
     writes about the escaping error all name the request they belong to (a real uvicorn)."""
