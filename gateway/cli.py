@@ -12,7 +12,7 @@ from gateway.cli_audit import register_audit_commands
 from gateway.cli_blocklist import register_blocklist_commands
 from gateway.cli_keys import register_keys_commands
 from gateway.cli_watermark import register_watermark_commands
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import DatabaseLocation, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -39,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply migrations")
     db_upgrade.add_argument("revision", nargs="?", default="head")
-    db_upgrade.set_defaults(run=_db_upgrade)
+    # The schema needs only the database's location: prod's other settings may not exist yet.
+    db_upgrade.set_defaults(run=_db_upgrade, needs_settings=False)
     db_downgrade = db_commands.add_parser("downgrade", help="revert migrations")
     db_downgrade.add_argument("revision")
-    db_downgrade.set_defaults(run=_db_downgrade)
+    db_downgrade.set_defaults(run=_db_downgrade, needs_settings=False)
 
     token = commands.add_parser("token", help="mint a dev token (dev mode only)")
     token.add_argument("--sub", required=True, help="subject: the caller's id at the identity provider")
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        # `keys generate` makes what the settings will name, so it must run before they are complete.
+        # `keys generate` makes what the settings will name, and `db` creates the schema, so both
+        # run before the settings are complete.
         settings = load_settings() if getattr(args, "needs_settings", True) else None
         return int(args.run(args, settings))
     except SettingsError as exc:
@@ -141,17 +143,17 @@ def _banner(settings: Settings, base: str, *, workers: int = 1) -> str:
     return "\n".join(lines)
 
 
-def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+def _db_upgrade(args: argparse.Namespace, _: None) -> int:
     from gateway.db import upgrade
 
-    upgrade(settings.resolved_database_url, args.revision)
+    upgrade(DatabaseLocation().resolved_database_url, args.revision)
     return 0
 
 
-def _db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+def _db_downgrade(args: argparse.Namespace, _: None) -> int:
     from gateway.db import downgrade
 
-    downgrade(settings.resolved_database_url, args.revision)
+    downgrade(DatabaseLocation().resolved_database_url, args.revision)
     return 0
 
 

@@ -150,7 +150,9 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     policy_errors.ChallengeNotFound: 404,
     policy_errors.ChallengeExpired: 410,
     policy_errors.ChallengeAlreadyUsed: 409,
-    policy_errors.ChallengeNotYours: 403,
+    policy_errors.ChallengeNotYours: 404,
+    policy_errors.ConsentWordsNotRevealed: 409,
+    policy_errors.ConsentRecordingLate: 410,
     policy_errors.SpeechRecognitionFailed: 422,
     policy_errors.StatementNotSpoken: 422,
     policy_errors.ChallengePhraseMismatch: 422,
@@ -159,10 +161,10 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     policy_errors.ConsentRecordingReplayed: 409,
     policy_errors.ReferenceQualityError: 422,
     policy_errors.VoiceNotFound: 404,
-    policy_errors.NotVoiceOwner: 403,
+    policy_errors.NotVoiceOwner: 404,
     policy_errors.VoiceErased: 410,
     policy_errors.ConsentNotFound: 404,
-    policy_errors.ConsentMissing: 403,
+    policy_errors.ConsentMissing: 404,
     policy_errors.ConsentRevoked: 403,
     policy_errors.ConsentNotInWindow: 403,
     policy_errors.ConsentScopeMismatch: 403,
@@ -182,6 +184,29 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     text_rules.TextRejected: 422,
     text_rules.TextRulesMisconfigured: 503,
 }
+
+
+# Unknown ids and ids the caller may not see answer alike: 404, one code and one fixed text per
+# kind of id, whatever the exception says (its text may name the id or the owner; it stays in
+# the log, and the audit reason keeps the exception's own code), so ids cannot be probed.
+UNSEEN_ANSWERS: dict[type[Exception], tuple[str, str]] = {
+    policy_errors.VoiceNotFound: ("voice_not_found", "no such voice"),
+    policy_errors.NotVoiceOwner: ("voice_not_found", "no such voice"),
+    # Synthesis: no consent names the caller, so the voice is not one it may see.
+    policy_errors.ConsentMissing: ("voice_not_found", "no such voice"),
+    policy_errors.ConsentNotFound: ("consent_not_found", "no such consent"),
+    policy_errors.ChallengeNotFound: ("challenge_not_found", "no such challenge"),
+    policy_errors.ChallengeNotYours: ("challenge_not_found", "no such challenge"),
+    policy_errors.ReviewItemNotFound: ("review_item_not_found", "no such review item"),
+}
+
+
+def unseen_answer(exc: Exception) -> tuple[str, str] | None:
+    """(code, detail) when ``exc`` says an id is unknown or not the caller's to see."""
+    for cls in type(exc).__mro__:
+        if cls in UNSEEN_ANSWERS:
+            return UNSEEN_ANSWERS[cls]
+    return None
 
 
 def status_for(exc: Exception) -> int:
@@ -232,7 +257,9 @@ def _codes(source: ErrorSource) -> Iterator[tuple[int, str]]:
     pending = [source]
     while pending:
         cls = pending.pop()
-        code = getattr(cls, "code", None)
+        # An id the caller may not see is answered as an unknown one: document that answer's code.
+        unseen = UNSEEN_ANSWERS.get(cls)
+        code = unseen[0] if unseen is not None else getattr(cls, "code", None)
         status = status_of_class(cls)
         if isinstance(code, str) and status != 500:  # a 500 is a bug, never a documented answer
             yield status, code
@@ -343,8 +370,8 @@ def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, round(retry_after)))
-        code = getattr(exc, "code", None) or "internal_error"
-        return answer(request, status=status_for(exc), code=code, detail=str(exc), headers=headers or None)
+        code, detail = unseen_answer(exc) or (getattr(exc, "code", None) or "internal_error", str(exc))
+        return answer(request, status=status_for(exc), code=code, detail=detail, headers=headers or None)
 
     # Registered per class: Starlette routes a handler for bare `Exception` through its
     # server-error middleware, which is only right for the unexpected-500 case below.

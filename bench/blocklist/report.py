@@ -168,7 +168,8 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"Target p99 <= 10 ms at 100,000 entries: {_met(lat[-1]['p99_ms'] <= 10.0)} "
         f"(wall p99 {lat[-1]['p99_ms']} ms; CPU p99 {lat[-1]['cpu_p99_ms']} ms). Measured {run['date']} at "
-        f"`{run['commit']}`, load average {run['load_average_at_start'][0]} at the start and "
+        f"`{run['commit']}`{'' if run['commit'] == r['commit'] else ' (a run of its own, not the one above)'}, "
+        f"load average {run['load_average_at_start'][0]} at the start and "
         f"{run['load_average_at_end'][0]} at the end on {r['machine']['nproc']} cores. The wall figures include "
         "waiting for a core, which a loaded machine adds; the CPU figures are what a query costs.",
         "",
@@ -188,7 +189,7 @@ def _low_false_accept(r: dict[str, Any]) -> list[str]:
             if (c["evidence"], c["cohort_centering"], c["normalization"]) == ("whole", True, normalization) and (
                 normalization == "none" or c["cohort_top_k"] == r["chosen"]["cohort_top_k"]
             ):
-                return c
+                return dict(c)
         return None
 
     as_norm, plain = find("as-norm"), find("none")
@@ -300,9 +301,11 @@ def _consent(chosen: dict[str, Any]) -> list[str]:
         f"{_pct(c['calibrated_impostors_accepted'])} |",
         f"| former raw cosine >= 0.825 | {_pct(c['raw_own_accepted'])} | {_pct(c['raw_impostors_accepted'])} |",
         "",
-        "The calibrated threshold accepts more genuine owners on these short halves and more strangers than "
-        "the former raw number did; its rate is the calibration's to set (`clonegate blocklist calibrate "
-        "--consent-false-match`), and it means the same thing for every model and cohort it is calibrated on.",
+        f"The calibrated threshold accepts {'more' if c['calibrated_own_accepted'] > c['raw_own_accepted'] else 'fewer'} "
+        f"genuine owners on these short halves and {'more' if c['calibrated_impostors_accepted'] > c['raw_impostors_accepted'] else 'fewer'} "
+        "strangers than the former raw number did; its rate is the calibration's to set (`clonegate blocklist "
+        "calibrate --consent-false-match`), and it means the same thing for every model and cohort it is "
+        "calibrated on.",
         "",
     ]
 

@@ -93,6 +93,7 @@ def deactivate_entry(
         policy.ConsentSpeakerMismatch,
         policy.AudioUnusable,
         policy.SpeakerModelError,
+        policy.ConsentWordsNotRevealed,
         *DECODE_ERRORS,
         *SPOKEN_CHALLENGE_ERRORS,
         *LIST_UNUSABLE,

@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from gateway.enrollment.service import ChallengeTerms, IssuedChallenge
+from gateway.enrollment.service import ChallengeTerms, IssuedChallenge, RevealedChallenge
 from gateway.errors import ChallengeWrongKind
 from gateway.shared.schemas import DateTimeText, RequestBody, ResponseModel, Timestamp
 from gateway.voices.schemas import VoiceView
 from policy import errors as policy
+from policy.consent.challenges import statement_preview
 
 IDENTIFIER = r"^[A-Za-z0-9._:@|+=~#-]{1,200}$"
 WORD = r"^[a-z][a-z0-9_]{0,31}$"
@@ -50,16 +51,26 @@ class ChallengeBody(RequestBody):
 
 
 def challenge_dict(issued: IssuedChallenge) -> dict[str, Any]:
+    """The statement without its confirmation words: they are shown by the reveal only."""
     return {
         "challenge_id": issued.challenge.id,
-        "statement": issued.statement.text,
-        "phrase": list(issued.statement.phrase),
+        "statement_preview": statement_preview(issued.statement),
+        "phrase_words": len(issued.statement.phrase),
         "expires_at": issued.challenge.expires_at.isoformat(),
     }
 
 
+def revealed_dict(revealed: RevealedChallenge) -> dict[str, Any]:
+    return {
+        "challenge_id": revealed.challenge.id,
+        "statement": revealed.statement.text,
+        "phrase": list(revealed.statement.phrase),
+        "recording_due_by": revealed.recording_due_by.isoformat(),
+    }
+
+
 class IssuedChallengeView(ResponseModel):
-    """A consent (or opt-out) challenge: the statement to read aloud, its random phrase, its deadline."""
+    """An opt-out challenge: the statement to read aloud, its random phrase, its deadline."""
 
     challenge_id: str
     statement: str
@@ -67,9 +78,29 @@ class IssuedChallengeView(ResponseModel):
     expires_at: Timestamp
 
 
+class ConsentChallengeView(ResponseModel):
+    """A consent challenge before its reveal: the statement without its words, and the reveal's deadline."""
+
+    challenge_id: str
+    statement_preview: str
+    phrase_words: int
+    expires_at: Timestamp
+
+
+class RevealedChallengeView(ResponseModel):
+    """The whole statement with its words, and when the recording must have arrived."""
+
+    challenge_id: str
+    statement: str
+    phrase: list[str]
+    recording_due_by: Timestamp
+
+
 class EnrolledVoice(VoiceView):
     """The new voice, its consent and how well the recordings matched."""
 
     consent_id: str
-    speaker_similarity: float
+    # The worst reference against the consent recording, on the list's calibrated scale.
+    speaker_score: float
+    speaker_match_probability: float
     statement_score: float
