@@ -235,6 +235,11 @@ def write_report(runs: dict) -> None:
         "gateway started as `./bootstrap serve` starts it, and counts measured on the route code.",
         "`bench/api_contract/run.py` writes this file; each run below names its own date, commit and machine.",
         "",
+        "schemathesis runs here with its default configuration. The test suite's run",
+        "(tests/gateway/contract/) names, per operation, the schema-valid requests a route refuses for a",
+        "reason JSON Schema cannot state (bytes that are not audio, a consent window already over,",
+        "`?stream=true` with a format other than WAV): those are the `rejected_valid_requests` left below.",
+        "",
     ]
     for label, run in runs.items():
         m, code = run["machine"], run["code"]
