@@ -13,6 +13,7 @@ from gateway.audit_log import routes as audit_routes
 from gateway.audit_log.signing import AUDIT_LOG_FIX, build_integrator, check_at_start_up
 from gateway.auth import TokenVerifier
 from gateway.blocklist import routes as blocklist_routes
+from gateway.console import routes as console_routes
 from gateway.components import LoadedModels, build_components, load_models
 from gateway.container import Gateway, build_services
 from gateway.db import DATABASE_FIX, SCHEMA_FIX, check_reachable, create_db_engine, make_session_factory, schema_check
@@ -41,6 +42,7 @@ ROUTERS = (
     voices_routes.router,
     blocklist_routes.router,
     audit_routes.router,
+    console_routes.router,
 )
 
 

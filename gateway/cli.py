@@ -70,7 +70,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _banner(settings: Settings, base: str) -> str:
     """What to try next; in prod only what prod allows (tokens come from the identity provider)."""
-    lines = [f"clonegate {settings.mode} mode on {base}", f"  API docs:  {base}/docs", f"  ready:     {base}/readyz"]
+    lines = [
+        f"clonegate {settings.mode} mode on {base}",
+        f"  console:   {base}/console/",
+        f"  API docs:  {base}/docs",
+        f"  ready:     {base}/readyz",
+    ]
     if settings.is_dev:
         lines.append("  a token:   TOKEN=$(.venv/bin/clonegate token --sub alice --role owner --name Alice)")
     else:

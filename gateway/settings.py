@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     # The detector: anonymous callers (no token) only if allowed, and then rate limited per address.
     detect_allow_anonymous: bool = False
     detect_anonymous_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # The browser console signs in (prod) with OpenID Connect, authorization code + PKCE, at the
+    # JWT issuer above, as this public client; the access token it gets must carry the audience.
+    console_oidc_client_id: str | None = None
+    console_oidc_scope: str = "openid profile"
     # Who provides the service, written into every output's AI label.
     provider_name: str = "clonegate (development)"
     # C2PA manifests on outputs (gateway/synthesis/provenance.py): a PEM chain (the ES256 leaf, then the CA

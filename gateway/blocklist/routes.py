@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi.responses import Response
 
 from gateway.auth import Authenticated
 from gateway.blocklist.schemas import VOICE_KEY, DeactivateBody, DecisionBody, RevokeExceptionBody
@@ -83,6 +84,27 @@ def list_reviews(session: SessionDep, _: Reviewer, service: BlocklistDep) -> dic
 @router.get("/reviews/{review_id}")
 def get_review(review_id: int, session: SessionDep, _: Reviewer, service: BlocklistDep) -> dict[str, Any]:
     return service.get_review(session, review_id=review_id)
+
+
+@router.get("/reviews/{review_id}/references")
+def review_references(review_id: int, session: SessionDep, _: Reviewer, service: BlocklistDep) -> dict[str, Any]:
+    """The held voice's own sealed reference recordings, to listen to before deciding."""
+    return service.review_references(session, review_id=review_id)
+
+
+@router.get(
+    "/reviews/{review_id}/references/{index}",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/wav": {}}, "description": "the owner's reference recording (never engine output)"}
+    },
+)
+def play_review_reference(
+    review_id: int, index: Annotated[int, Path(ge=0, le=1000)], principal: Reviewer, service: BlocklistDep
+) -> Response:
+    """One reference of the held voice; the playing is recorded in the audit log first."""
+    audio = service.play_review_reference(principal=principal, review_id=review_id, index=index)
+    return Response(audio, media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/reviews/{review_id}/approve")
