@@ -38,6 +38,8 @@ class Action(StrEnum):
     REQUEST_RELEASED = "request.released"
     REQUEST_FAILED = "request.failed"
     REQUEST_CANCELLED = "request.cancelled"
+    # the replica running the request ended without an outcome; another closed it
+    REQUEST_ABANDONED = "request.abandoned"
     CONSENT_CHALLENGE_ISSUED = "consent.challenge_issued"
     CONSENT_GRANTED = "consent.granted"
     CONSENT_DENIED = "consent.denied"

@@ -22,7 +22,7 @@ from engine.errors import (
     TextTooLong,
     VoiceProfileInvalid,
 )
-from engine.executor import BoundedExecutor
+from engine.executor import BoundedExecutor, EngineSlot
 from engine.interface import (
     CancelToken,
     CloningEngine,
@@ -49,6 +49,7 @@ __all__ = [
     "EngineNotReady",
     "EngineOutputInvalid",
     "EngineRequestFailed",
+    "EngineSlot",
     "EngineTimeout",
     "EngineUnavailable",
     "LanguageUnsupported",

@@ -78,6 +78,7 @@ class EmbeddedEngine(CloningEngine):
     """Piper joe (en_US) voice adapted toward each reference speaker with WORLD."""
 
     name = ENGINE_NAME
+    sentence_pause_s = SENTENCE_PAUSE_S
 
     def __init__(
         self,

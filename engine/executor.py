@@ -7,6 +7,9 @@
   caller gets ``EngineTimeout`` and the job's cancel token is set, so the engine stops at its
   next sentence boundary; its slot stays taken until it really stops, so a slow engine cannot
   be overloaded by retries.
+- ``reserve()`` takes a place in that queue before the caller commits to the job (the gateway
+  does so before it admits a request and counts a consent use): a full queue refuses there, and
+  the job submitted with the slot later never meets a full queue.
 - ``start()`` loads and warms the engine in the background; ``ready`` is what ``/readyz`` reports.
   Load and warm-up times are logged.
 """
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import threading
@@ -39,6 +43,27 @@ from engine.text import normalize_english
 
 logger = logging.getLogger("engine.executor")
 T = TypeVar("T")
+
+
+class EngineSlot:
+    """A place in the executor's queue, held until a job uses it or ``release`` gives it back."""
+
+    def __init__(self, executor: BoundedExecutor) -> None:
+        self._executor = executor
+        self._held = True
+
+    def take(self) -> bool:
+        """Hand the place to a job: True once, when it was still held."""
+        with self._executor._lock:
+            held, self._held = self._held, False
+            return held
+
+    def release(self) -> None:
+        """Give the place back unused (a no-op once a job took it)."""
+        with self._executor._lock:
+            if self._held:
+                self._held = False
+                self._executor._admitted -= 1
 
 
 class BoundedExecutor:
@@ -126,6 +151,15 @@ class BoundedExecutor:
         with self._lock:
             return self._admitted
 
+    def reserve(self) -> EngineSlot:
+        """A place in the queue for a job submitted later with ``slot=``; raises what submitting
+        now would (``EngineBusy`` with Retry-After, not ready, failed to start)."""
+        self._check_started()
+        with self._lock:
+            self._refuse_if_full()
+            self._admitted += 1
+        return EngineSlot(self)
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -155,7 +189,9 @@ class BoundedExecutor:
         controls: SynthesisControls = SynthesisControls(),
         cancel: CancelToken | None = None,
         timeout_s: float | None = None,
+        slot: EngineSlot | None = None,
     ) -> EngineAudio:
+        """Run the job; with a ``slot`` from `reserve`, in that place of the queue."""
         token = cancel or CancelToken()
 
         def job() -> EngineAudio:
@@ -164,7 +200,7 @@ class BoundedExecutor:
             spoken = normalize_english(text) if language.lower().startswith("en") else text
             return check_output(audio, spoken_chars=max(len(text), len(spoken)), speed=controls.speed)
 
-        return self._run(job, token=token, timeout_s=timeout_s or self.timeout_s)
+        return self._run(job, token=token, timeout_s=timeout_s or self.timeout_s, slot=slot)
 
     async def synthesize_async(
         self,
@@ -191,12 +227,23 @@ class BoundedExecutor:
             token.cancel("caller went away")
             raise
 
-    def _run(self, job: Callable[[], T], *, token: CancelToken, timeout_s: float) -> T:
+    def _check_started(self) -> None:
         if self._startup_error is not None:
             raise EngineUnavailable(f"engine failed to start: {self._startup_error}")
         if not self._ready.is_set():
             raise EngineNotReady("engine warm-up has not finished")
-        future = self._admit(job, token)
+
+    def _refuse_if_full(self) -> None:
+        """Call with the lock held."""
+        if self._admitted >= self.max_concurrency + self.max_queue:
+            waiting = self._admitted - self.max_concurrency + 1
+            retry_after = max(1, math.ceil(self._recent_job_s * waiting / self.max_concurrency))
+            raise EngineBusy(f"engine queue is full ({self._admitted} requests admitted)", retry_after=retry_after)
+
+    def _run(self, job: Callable[[], T], *, token: CancelToken, timeout_s: float, slot: EngineSlot | None = None) -> T:
+        if slot is None:
+            self._check_started()
+        future = self._admit(job, token, slot)
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
@@ -208,13 +255,11 @@ class BoundedExecutor:
                 token.cancel("caller interrupted")
             raise
 
-    def _admit(self, job: Callable[[], T], token: CancelToken) -> Future[T]:
-        with self._lock:
-            if self._admitted >= self.max_concurrency + self.max_queue:
-                waiting = self._admitted - self.max_concurrency + 1
-                retry_after = max(1, math.ceil(self._recent_job_s * waiting / self.max_concurrency))
-                raise EngineBusy(f"engine queue is full ({self._admitted} requests admitted)", retry_after=retry_after)
-            self._admitted += 1
+    def _admit(self, job: Callable[[], T], token: CancelToken, slot: EngineSlot | None) -> Future[T]:
+        if slot is None or not slot.take():
+            with self._lock:
+                self._refuse_if_full()
+                self._admitted += 1
 
         def run() -> T:
             token.raise_if_cancelled()  # timed out or cancelled while still queued
@@ -226,7 +271,8 @@ class BoundedExecutor:
                 with self._lock:
                     self._recent_job_s = 0.8 * self._recent_job_s + 0.2 * elapsed
 
-        future = self._pool.submit(run)
+        # The job runs in the caller's context: what it logs carries the caller's request id.
+        future = self._pool.submit(contextvars.copy_context().run, run)
 
         def release(_: Future[T]) -> None:
             with self._lock:

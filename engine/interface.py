@@ -161,11 +161,32 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
         self.reason = ""
 
     def cancel(self, reason: str = "cancelled") -> None:
-        self.reason = reason
-        self._event.set()
+        with self._lock:
+            self.reason = reason  # the latest reason counts, as before callbacks existed
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` when the token is cancelled (at once if it already is), e.g. to pass
+        the cancellation on to a remote call; returns a function that unsubscribes it."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return lambda: self._unsubscribe(callback)
+        callback()
+        return lambda: None
+
+    def _unsubscribe(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
 
     @property
     def cancelled(self) -> bool:
@@ -180,6 +201,9 @@ class CloningEngine(ABC):
     """One voice-cloning engine. Implementations must be safe to call from worker threads."""
 
     name: str = "engine"
+    # The pause ``synthesize`` puts between the sentences ``synthesize_stream`` yields, so a
+    # caller joining streamed sentences (an engine worker's client) gets the same audio.
+    sentence_pause_s: float = 0.0
 
     @abstractmethod
     def describe(self) -> EngineDescription: ...

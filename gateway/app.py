@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from gateway import __version__
@@ -13,8 +14,8 @@ from gateway.audit_log import routes as audit_routes
 from gateway.audit_log.signing import AUDIT_LOG_FIX, build_integrator, check_at_start_up
 from gateway.auth import TokenVerifier
 from gateway.blocklist import routes as blocklist_routes
-from gateway.console import routes as console_routes
 from gateway.components import LoadedModels, build_components, load_models
+from gateway.console import routes as console_routes
 from gateway.container import Gateway, build_services
 from gateway.db import DATABASE_FIX, SCHEMA_FIX, check_reachable, create_db_engine, make_session_factory, schema_check
 from gateway.detection import routes as detection_routes
@@ -23,9 +24,14 @@ from gateway.engines import install_engine
 from gateway.enrollment import routes as enrollment_routes
 from gateway.errors import install_error_handlers
 from gateway.keyfiles import audit_signing_key, check_key_files
+from gateway.logs import stamp_request_ids
+from gateway.metrics import AuditLogCollector, MetricsExporter
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gateway.openai_api import routes as openai_routes
+from gateway.openai_api.errors import OpenAIErrorShape
 from gateway.operations import routes as operations_routes
 from gateway.readiness import Readiness
+from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
 from gateway.startup_checks import cohort_problem, enforce, schema_problem, voice_storage_problem
 from gateway.synthesis import routes as synthesis_routes
@@ -42,6 +48,7 @@ ROUTERS = (
     voices_routes.router,
     blocklist_routes.router,
     audit_routes.router,
+    openai_routes.router,
     console_routes.router,
 )
 
@@ -53,6 +60,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     a cohort (gateway/startup_checks.py). `models` lets a process that builds several apps (the
     test suite) load the slow models once.
     """
+    stamp_request_ids()
     check_key_files(settings)  # before any model loads: a bad key is the quickest thing to report
     db_engine = create_db_engine(settings.resolved_database_url)
     enforce(settings, schema_problem(db_engine))
@@ -67,14 +75,27 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     readiness.register("audit_log", lambda: integrator.healthy, fix=AUDIT_LOG_FIX)
     models = models or load_models(settings)
 
+    replica = ThisReplica(
+        sessions=sessions,
+        db_engine=db_engine,
+        heartbeat_seconds=settings.replica_heartbeat_seconds,
+        lease_seconds=settings.replica_lease_seconds,
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         check_at_start_up(sessions, audit_key, settings=settings)  # a tampered log stops the gateway here
         integrator.start()
         gateway.components.blocklist.start_background_refresh()
+        # Closes what replicas that died left before this one admits anything.
+        await anyio.to_thread.run_sync(replica.start)
         try:
             yield
         finally:
+            # The server has stopped accepting and waited up to CLONEGATE_DRAIN_SECONDS for the
+            # requests in flight; what still runs is cancelled and closed now.
+            await anyio.to_thread.run_sync(replica.drain)
+            replica.stop()
             gateway.components.blocklist.stop()
             integrator.stop()
             db_engine.dispose()
@@ -99,14 +120,21 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         audit_key=audit_key,
         audit_integrator=integrator,
         detect_rate_limiter=AnonymousRateLimiter(per_minute=settings.detect_anonymous_per_minute),
+        replica=replica,
+        metrics=MetricsExporter(collectors=[AuditLogCollector(sessions)]),
         services=build_services(
-            settings, sessions=sessions, db_engine=db_engine, components=components, audit_key=audit_key
+            settings,
+            sessions=sessions,
+            db_engine=db_engine,
+            components=components,
+            audit_key=audit_key,
+            replica=replica,
         ),
     )
     app.state.gateway = gateway  # read only by gateway/dependencies.py
     app.state.token_verifier = gateway.token_verifier  # read by gateway.auth.current_principal
 
-    install_error_handlers(app)
+    install_error_handlers(app, shapes=[OpenAIErrorShape()])  # OpenAI's body on its routes
     # The middleware added last is outermost: the request id covers the 413 answer too.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

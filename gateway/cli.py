@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import TYPE_CHECKING
 
 from gateway.cli_audit import register_audit_commands
 from gateway.cli_blocklist import register_blocklist_commands
 from gateway.cli_keys import register_keys_commands
 from gateway.cli_watermark import register_watermark_commands
 from gateway.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+WORKER_HEALTHCHECK_SECONDS = 120
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", help="address to bind (default: CLONEGATE_HOST, loopback)")
     serve.add_argument("--port", type=int, help="port (default: CLONEGATE_PORT, 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes sharing the port, each a replica on the same PostgreSQL database (default 1)",
+    )
     serve.set_defaults(run=_serve)
 
     db = commands.add_parser("db", help="database schema")
@@ -54,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    """One process, or ``--workers`` processes under uvicorn's supervisor (which restarts one that
+    dies). SIGTERM drains each: no new connections, requests in flight get CLONEGATE_DRAIN_SECONDS
+    to finish, the rest are cancelled (gateway/replicas/replica.py)."""
     import uvicorn
 
     from gateway.app import create_app
@@ -61,11 +77,45 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    if args.workers < 1:
+        raise SettingsError("--workers must be at least 1")
+    if args.workers > 1 and settings.resolved_database_url.startswith("sqlite"):
+        raise SettingsError("--workers above 1 needs PostgreSQL (CLONEGATE_DATABASE_URL): SQLite has one writer")
     configure_logging(settings.log_level)
-    app = create_app(settings)
-    print(_banner(settings, f"http://{host}:{port}"), flush=True)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    drain = settings.drain_seconds
+    if args.workers == 1:
+        app = create_app(settings)  # built here, so a bad setting is reported before the banner
+        print(_banner(settings, f"http://{host}:{port}"), flush=True)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=drain)
+    else:
+        # A worker takes connections from the shared socket as soon as it serves, so it serves
+        # only once its engine is warm (a cold one would answer 503 engine_not_ready).
+        os.environ["CLONEGATE_ENGINE_WARM_BEFORE_SERVING"] = "true"
+        print(_banner(settings, f"http://{host}:{port} ({args.workers} workers)"), flush=True)
+        uvicorn.run(
+            "gateway.cli:app_from_environment",
+            factory=True,
+            workers=args.workers,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=drain,
+            # Loading the models keeps a starting worker busy; the supervisor must not take that
+            # for a hung process and kill it.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        )
     return 0
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process, from the same CLONEGATE_ environment as its supervisor."""
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def _banner(settings: Settings, base: str) -> str:

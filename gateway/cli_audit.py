@@ -87,6 +87,8 @@ def _bundle_key(bundle: Path) -> VerifierKey:
         return VerifierKey.parse((bundle / "public_key").read_text())
     with tarfile.open(bundle, "r:*") as tar:
         handle = tar.extractfile("public_key")
+        if handle is None:
+            raise OSError(f"{bundle} holds no public_key file")
         return VerifierKey.parse(handle.read().decode())
 
 

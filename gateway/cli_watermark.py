@@ -64,9 +64,10 @@ def _embed(args: argparse.Namespace, settings: Settings) -> int:
         print(f"clonegate watermark embed: {getattr(exc, 'code', 'io_error')}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # the gateway's audio decoder raises its own AudioRejected
-        if getattr(exc, "code", None) is None:
+        code = getattr(exc, "code", None)
+        if code is None:
             raise
-        print(f"clonegate watermark embed: {exc.code}: {exc}", file=sys.stderr)
+        print(f"clonegate watermark embed: {code}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(f"marked {args.output} with payload {payload.hex()} ({', '.join(stack.names)})")
     return 0
@@ -81,9 +82,10 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
         print(f"clonegate watermark detect: {getattr(exc, 'code', 'io_error')}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:
-        if getattr(exc, "code", None) is None:
+        code = getattr(exc, "code", None)
+        if code is None:
             raise
-        print(f"clonegate watermark detect: {exc.code}: {exc}", file=sys.stderr)
+        print(f"clonegate watermark detect: {code}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     answer = {**found.as_json(), "verdict": verdict(found)}
     if args.json:

@@ -21,7 +21,10 @@ from gateway.components import Components
 from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
+from gateway.metrics import MetricsExporter
+from gateway.openai_api.service import OpenAISpeechService
 from gateway.readiness import Readiness
+from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
 from gateway.synthesis.service import SynthesisService
 from gateway.voices.service import VoicesService
@@ -36,6 +39,7 @@ class Services:
     blocklist_exceptions: BlocklistExceptions
     detection: DetectionService
     audit: AuditService
+    openai_speech: OpenAISpeechService
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Gateway:
     audit_key: SigningKey
     audit_integrator: IntegratorThread
     detect_rate_limiter: AnonymousRateLimiter
+    replica: ThisReplica
+    metrics: MetricsExporter
     services: Services
 
 
@@ -59,14 +65,17 @@ def build_services(
     db_engine: Engine,
     components: Components,
     audit_key: SigningKey,
+    replica: ThisReplica,
 ) -> Services:
     assurance = settings.require_owner_identity_assurance
+    synthesis = SynthesisService(sessions=sessions, components=components, replica=replica)
     return Services(
-        synthesis=SynthesisService(sessions=sessions, components=components),
+        synthesis=synthesis,
         enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),
         voices=VoicesService(sessions=sessions, db_engine=db_engine),
         blocklist=BlocklistService(sessions=sessions, components=components, require_identity_assurance=assurance),
         blocklist_exceptions=BlocklistExceptions(sessions=sessions, components=components),
         detection=DetectionService(sessions=sessions, watermark=components.watermark),
         audit=AuditService(key=audit_key),
+        openai_speech=OpenAISpeechService(synthesis=synthesis, settings=settings, watermark=components.watermark),
     )

@@ -23,6 +23,7 @@ from gateway.container import Gateway
 from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
 from gateway.errors import AuthenticationFailed, DatabaseUnavailable, PermissionDenied
+from gateway.openai_api.service import OpenAISpeechService
 from gateway.synthesis.service import SynthesisService
 from gateway.voices.service import VoicesService
 
@@ -92,6 +93,10 @@ def audit_service(gateway: GatewayDep) -> AuditService:
     return gateway.services.audit
 
 
+def openai_speech_service(gateway: GatewayDep) -> OpenAISpeechService:
+    return gateway.services.openai_speech
+
+
 SynthesisDep = Annotated[SynthesisService, Depends(synthesis_service)]
 EnrollmentDep = Annotated[EnrollmentService, Depends(enrollment_service)]
 VoicesDep = Annotated[VoicesService, Depends(voices_service)]
@@ -99,6 +104,7 @@ BlocklistDep = Annotated[BlocklistService, Depends(blocklist_service)]
 BlocklistExceptionsDep = Annotated[BlocklistExceptions, Depends(blocklist_exceptions_service)]
 DetectionDep = Annotated[DetectionService, Depends(detection_service)]
 AuditDep = Annotated[AuditService, Depends(audit_service)]
+OpenAISpeechDep = Annotated[OpenAISpeechService, Depends(openai_speech_service)]
 
 
 # --- callers: each route declares the permission it needs -----------------------------------

@@ -73,6 +73,18 @@ def build_engine(settings: Settings) -> CloningEngine:
             model_choice=settings.engine_model_id or "Zyphra/Zonos-v0.1-transformer",
             timeout_s=settings.engine_timeout_seconds,
         )
+    if kind == "ray":
+        from engine.workers.client import RayServeEngine
+
+        _required(settings, "engine_worker_app")
+        assert settings.engine_worker_app is not None
+        return RayServeEngine(
+            app_name=settings.engine_worker_app,
+            address=settings.engine_worker_ray_address,
+            timeout_s=settings.engine_timeout_seconds,
+            prepare_timeout_s=settings.engine_prepare_timeout_seconds,
+            retries=settings.engine_worker_retries,
+        )
     if kind in WORKER_ONLY_ENGINES:
         raise SettingsError(
             f"CLONEGATE_ENGINE={kind} runs only in its own engine worker environment, never inside the "
@@ -111,7 +123,7 @@ def install_engine(
             description.model_id,
             description.device,
         )
-        executor.start()
+        executor.start(background=not settings.engine_warm_before_serving)
 
     run_during_lifespan(app, start=start, stop=executor.shutdown)
     return executor

@@ -7,7 +7,8 @@ maps exception classes to statuses. A class missing from the table is a bug and 
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +20,7 @@ import engine.errors as engine_errors
 import policy.errors as policy_errors
 import policy.text_rules as text_rules
 import watermark.errors as watermark_errors
+from gateway.logs import request_id_var
 
 log = logging.getLogger("clonegate.errors")
 
@@ -42,7 +44,7 @@ class AuthenticationFailed(GatewayError):
 
     code = "authentication_failed"
     status = 401
-    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 (read, never mutated)
 
 
 class IdentityProviderUnavailable(GatewayError):
@@ -186,30 +188,58 @@ def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
 
-def install_error_handlers(app: FastAPI) -> None:
+class ErrorShape(Protocol):
+    """Another API's error body (OpenAI's, gateway/openai_api/errors.py) for the paths it serves."""
+
+    def serves(self, path: str) -> bool: ...
+
+    def body(self, *, status: int, code: str, detail: str, param: str | None) -> dict[str, Any]: ...
+
+
+def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -> None:
+    def answer(
+        request: Request,
+        *,
+        status: int,
+        code: str,
+        detail: str,
+        headers: Mapping[str, str] | None = None,
+        param: str | None = None,
+    ) -> JSONResponse:
+        shape = next((shape for shape in shapes if shape.serves(request.url.path)), None)
+        body = (
+            error_body(code, detail)
+            if shape is None
+            else shape.body(status=status, code=code, detail=detail, param=param)
+        )
+        return JSONResponse(body, status_code=status, headers=headers)
+
     @app.exception_handler(GatewayError)
-    async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status, headers=exc.headers)
+    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        return answer(request, status=exc.status, code=exc.code, detail=exc.detail, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()))
+        location = [str(part) for part in first.get("loc", ())]
+        where = ".".join(location)
         detail = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-        return JSONResponse(error_body("invalid_request", detail), status_code=422)
+        # the field, without where it was sent ("body", "query", "header")
+        param = ".".join(location[1:]) or None
+        return answer(request, status=422, code="invalid_request", detail=detail, param=param)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        return answer(request, status=exc.status_code, code=code, detail=str(exc.detail))
 
-    async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {}
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, round(retry_after)))
         code = getattr(exc, "code", None) or "internal_error"
-        return JSONResponse(error_body(code, str(exc)), status_code=status_for(exc), headers=headers or None)
+        return answer(request, status=status_for(exc), code=code, detail=str(exc), headers=headers or None)
 
     # Registered per class: Starlette routes a handler for bare `Exception` through its
     # server-error middleware, which is only right for the unexpected-500 case below.
@@ -217,6 +247,9 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error_class, _domain_error)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc, extra={"error_type": type(exc).__name__})
-        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+        # This answer is sent from outside the request-id middleware; the id is still in context.
+        request_id = request_id_var.get()
+        headers = {"X-Request-ID": request_id} if request_id else None
+        return answer(request, status=500, code="internal_error", detail="internal error", headers=headers)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,7 +14,7 @@ def run_during_lifespan(app: FastAPI, *, start: Callable[[], None], stop: Callab
     inner = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(running: FastAPI) -> AsyncIterator[Mapping[str, Any] | None]:
         start()
         try:
             async with inner(running) as state:
@@ -21,4 +22,5 @@ def run_during_lifespan(app: FastAPI, *, start: Callable[[], None], stop: Callab
         finally:
             stop()
 
-    app.router.lifespan_context = lifespan
+    # Starlette types the context as returning None or a state mapping; the wrapper yields the inner one's.
+    app.router.lifespan_context = lifespan  # type: ignore[assignment]

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import error_body
 from gateway.logs import request_id_var
+from gateway.metrics import HTTP_DURATION, HTTP_REQUESTS, outcome_of, reason_label
 
 log = logging.getLogger("clonegate.http")
 
@@ -20,7 +21,8 @@ _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestContextMiddleware:
-    """Assigns the request id, echoes it as `X-Request-ID`, and writes one access log line."""
+    """Assigns the request id, echoes it as `X-Request-ID`, writes one access log line and counts
+    the answer in the HTTP metrics (route template, status, outcome, error code)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,28 +36,66 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        reason = "ok"
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, reason
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                reason = "ok" if status < 400 else "unknown"
+            elif message["type"] == "http.response.body" and reason == "unknown":
+                reason = _error_code(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
-        finally:
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
-            request_id_var.reset(token)
+        except BaseException:
+            # Left set: the server logs the escaping error after this returns, in this request's
+            # task, and that line must carry the id too.
+            self._finish(scope, status=500, reason="internal_error", started=started)
+            raise
+        self._finish(scope, status=status, reason=reason, started=started)
+        request_id_var.reset(token)
+
+    @staticmethod
+    def _finish(scope: Scope, *, status: int, reason: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = _route_template(scope)
+        method = scope["method"]
+        HTTP_REQUESTS.labels(route, method, str(status), outcome_of(status), reason).inc()
+        HTTP_DURATION.labels(route, method).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": method,
+                "path": scope["path"],
+                "status": status,
+                "reason": reason,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (`/v1/voices/{voice_id}`), never the raw path: a raw
+    path would make one time series per id. A path no route matched is 'unmatched'."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def _error_code(body: bytes) -> str:
+    """The code of an error answer: `{"error": "<code>"}`, or the OpenAI shape's `error.code`/`type`."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return "other"
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        error = error.get("code") or error.get("type")
+    return reason_label(error)
 
 
 class BodySizeLimitMiddleware:

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # Replicas (docs/operations.md): each renews its heartbeat this often; a replica whose
+    # heartbeat is older than the lease has its requests closed as abandoned by the others.
+    replica_heartbeat_seconds: float = Field(default=5.0, gt=0, le=300)
+    replica_lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # SIGTERM: stop accepting, let requests in flight finish for this long, then cancel the rest.
+    drain_seconds: int = Field(default=30, ge=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # JWT: HS256 with a shared secret in dev; RS256/ES256 keys from a JWKS file or URL in prod.
@@ -100,7 +106,7 @@ class Settings(BaseSettings):
     audit_checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
     # Cloning engine: the embedded offline CPU engine (Piper + WORLD adaptation) by default, or an
     # adapter for a real engine. gateway/engines.py builds it and names missing settings.
-    engine: Literal["embedded", "gpt-sovits", "xtts", "zonos", "f5-tts", "chatterbox"] = "embedded"
+    engine: Literal["embedded", "gpt-sovits", "xtts", "zonos", "f5-tts", "chatterbox", "ray"] = "embedded"
     engine_device: Literal["auto", "cpu", "cuda"] = "auto"
     # HTTP engines (gpt-sovits, xtts, zonos): the engine server's base URL and a model label for audit.
     engine_url: str | None = None
@@ -112,12 +118,21 @@ class Settings(BaseSettings):
     engine_checkpoint: Path | None = None
     engine_vocab_file: Path | None = None
     engine_vocoder_dir: Path | None = None
+    # Engine workers on Ray Serve (CLONEGATE_ENGINE=ray): the Serve application of the engine to
+    # call, the Ray cluster to join ("auto": the cluster of the Ray node on this host), and how
+    # often a synthesis whose replica died runs again on another replica (0: it fails closed).
+    engine_worker_app: str | None = None
+    engine_worker_ray_address: str = "auto"
+    engine_worker_retries: int = Field(default=1, ge=0, le=3)
     # Bounded executor: concurrent jobs, waiting jobs (beyond them: 429), per-request deadlines.
     engine_max_concurrency: int = Field(default=1, ge=1, le=64)
     engine_max_queue: int = Field(default=4, ge=0, le=1000)
     engine_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
     engine_prepare_timeout_seconds: float = Field(default=90.0, gt=0, le=3600)
     engine_max_text_chars: int = Field(default=2000, ge=1, le=20000)
+    # Load and warm the engine before the app serves (set for `serve --workers`); otherwise in
+    # the background while /readyz says so.
+    engine_warm_before_serving: bool = False
     # Watermark: layers embedded in this order on every output and all checked on detection
     # (default keyed alone: docs/watermark.md), and layers only looked for on detection, never
     # embedded. The keyed layer's secret key file (raw bytes, at least 16; dev mode falls back to a
@@ -162,6 +177,12 @@ class Settings(BaseSettings):
     # JWT issuer above, as this public client; the access token it gets must carry the audience.
     console_oidc_client_id: str | None = None
     console_oidc_scope: str = "openid profile"
+    # OpenAI-compatible speech API (docs/openai-api.md): the model names it accepts (each runs the
+    # configured engine), a default purpose per tenant (OpenAI's API has none), and voice aliases
+    # per tenant (alias -> voice id), e.g. {"acme": {"alloy": "<voice id>"}}. Both maps are JSON.
+    openai_models: Annotated[list[str], NoDecode] = ["tts-1", "tts-1-hd", "gpt-4o-mini-tts"]
+    openai_default_purposes: dict[str, str] = {}
+    openai_voice_aliases: dict[str, dict[str, str]] = {}
     # Who provides the service, written into every output's AI label.
     provider_name: str = "clonegate (development)"
     # C2PA manifests on outputs (gateway/synthesis/provenance.py): a PEM chain (the ES256 leaf, then the CA
@@ -171,7 +192,12 @@ class Settings(BaseSettings):
     c2pa_signing_key_file: Path | None = None
 
     _split_plain_lists = field_validator(
-        "jwt_algorithms", "identity_assurance_values", "watermark_schemes", "watermark_detect_only", mode="before"
+        "jwt_algorithms",
+        "identity_assurance_values",
+        "watermark_schemes",
+        "watermark_detect_only",
+        "openai_models",
+        mode="before",
     )(_plain_or_json_list)
     _parse_pattern_list = field_validator("synthesis_deny_patterns", mode="before")(_json_list_only)
 
@@ -184,6 +210,15 @@ class Settings(BaseSettings):
         if self.jwt_jwks_min_refresh_seconds > self.jwt_jwks_refresh_seconds:
             raise ValueError(
                 "CLONEGATE_JWT_JWKS_MIN_REFRESH_SECONDS must not exceed CLONEGATE_JWT_JWKS_REFRESH_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_replica_lease(self) -> Settings:
+        # Two missed beats are tolerated before another replica may close this one's requests.
+        if self.replica_lease_seconds < 2 * self.replica_heartbeat_seconds:
+            raise ValueError(
+                "CLONEGATE_REPLICA_LEASE_SECONDS must be at least twice CLONEGATE_REPLICA_HEARTBEAT_SECONDS"
             )
         return self
 

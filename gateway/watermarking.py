@@ -17,23 +17,28 @@ def watermark_config(settings: Settings) -> WatermarkConfig:
     key = watermark_key(settings)
     audioseal = None
     if "audioseal" in settings.watermark_schemes or "audioseal" in settings.watermark_detect_only:
-        missing = [
-            name
-            for name in (
-                "watermark_audioseal_generator",
-                "watermark_audioseal_generator_sha256",
-                "watermark_audioseal_detector",
-                "watermark_audioseal_detector_sha256",
-            )
-            if not getattr(settings, name)
-        ]
-        if missing:
+        generator, generator_sha256 = (
+            settings.watermark_audioseal_generator,
+            settings.watermark_audioseal_generator_sha256,
+        )
+        detector, detector_sha256 = settings.watermark_audioseal_detector, settings.watermark_audioseal_detector_sha256
+        if not (generator and generator_sha256 and detector and detector_sha256):
+            missing = [
+                name
+                for name in (
+                    "watermark_audioseal_generator",
+                    "watermark_audioseal_generator_sha256",
+                    "watermark_audioseal_detector",
+                    "watermark_audioseal_detector_sha256",
+                )
+                if not getattr(settings, name)
+            ]
             raise SettingsError("the audioseal watermark needs " + ", ".join(f"CLONEGATE_{m.upper()}" for m in missing))
         audioseal = AudioSealFiles(
-            generator_path=settings.watermark_audioseal_generator,
-            generator_sha256=settings.watermark_audioseal_generator_sha256,
-            detector_path=settings.watermark_audioseal_detector,
-            detector_sha256=settings.watermark_audioseal_detector_sha256,
+            generator_path=generator,
+            generator_sha256=generator_sha256,
+            detector_path=detector,
+            detector_sha256=detector_sha256,
         )
     return WatermarkConfig(
         schemes=tuple(settings.watermark_schemes),

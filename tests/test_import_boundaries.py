@@ -23,8 +23,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "audit": (),
     # policy may use audit's event types, nothing else of audit
     "policy": ("audit.events",),
-    # migrations build tables from the domains' column types and read their metadata
-    "migrations": ("audit.models", "policy.db", "policy.blocklist.models", "policy.consent.models"),
+    # migrations build tables from the domains' column types and read their metadata, and the
+    # gateway's own table of replicas and request leases
+    "migrations": (
+        "audit.models",
+        "policy.db",
+        "policy.blocklist.models",
+        "policy.consent.models",
+        "gateway.replicas.models",
+    ),
     "gateway": FIRST_PARTY,
 }
 

@@ -1,14 +1,15 @@
-"""Liveness and readiness probes, who-am-I for token debugging, the effective settings (admin)."""
+"""Liveness and readiness probes, Prometheus metrics, who-am-I for token debugging, the effective settings (admin)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from gateway.dependencies import GatewayDep, SelfReader, SettingsReader
 from gateway.errors import error_body
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.operations.service import effective_settings, identity
 from gateway.readiness import not_ready_detail
 
@@ -29,6 +30,12 @@ def readyz(gateway: GatewayDep) -> JSONResponse:
     if problems:
         return JSONResponse(error_body("not_ready", not_ready_detail(problems)), status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(gateway: GatewayDep) -> Response:
+    """Prometheus text format: HTTP answers, pipeline steps, engine queue, audit backlog, rate limits."""
+    return Response(gateway.metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
 
 @router.get("/v1/me", tags=["auth"])

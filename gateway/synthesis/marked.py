@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.interface import EngineAudio
+from gateway.metrics import WATERMARK_SELF_CHECK_FAILURES, WATERMARK_SELF_CHECK_RETRIES
 from watermark import WatermarkSelfCheckFailed, WatermarkStack
 from watermark.stack import PAYLOAD_MIN_SECONDS
 
@@ -53,7 +54,9 @@ def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) ->
     """
     short = audio.duration_s < PAYLOAD_MIN_SECONDS
     failure: WatermarkSelfCheckFailed | None = None
-    for lead_s, tail_s in SELF_CHECK_PADDING_S:
+    for attempt, (lead_s, tail_s) in enumerate(SELF_CHECK_PADDING_S):
+        if attempt:
+            WATERMARK_SELF_CHECK_RETRIES.inc()
         source = np.concatenate(
             [
                 np.zeros(int(lead_s * audio.sample_rate), np.float32),
@@ -68,6 +71,8 @@ def mark_output(stack: WatermarkStack, audio: EngineAudio, *, payload: bytes) ->
         except WatermarkSelfCheckFailed as exc:
             failure = exc
     else:
+        assert failure is not None  # the loop ran and every attempt failed
+        WATERMARK_SELF_CHECK_FAILURES.inc()
         raise failure
     if marked.shape != source.shape or not np.all(np.isfinite(marked)):
         raise WatermarkSelfCheckFailed("the watermark stack changed the length or produced non-finite samples")

@@ -8,6 +8,12 @@ usage ledger and `released` event committed. Any failure after admission records
 `request.failed` and releases nothing; a refusal at admission records `request.denied`; a client
 that went away leaves `request.cancelled`.
 
+Admission also leases the request to this replica (gateway/replicas) and reserves the consent
+use it counts; the engine's queue place is taken before, so a full queue refuses before any of
+it. The first release spends the use; every other outcome gives it back in its own transaction,
+and the outcome deletes the lease, so a request has exactly one outcome even if this process
+dies (another replica then closes it as `request.abandoned`).
+
 Routes call `synthesize` (whole) or `open_stream` (chunk by chunk, gateway/synthesis/streaming.py)
 with an `OutputEncoding` (gateway/synthesis/encoding.py); `file_encoding` and `stream_encoding`
 give the labelled formats of `POST /v1/synthesize`.
@@ -28,6 +34,10 @@ from engine.interface import CancelToken, EngineAudio, concatenate_chunks
 from gateway import __version__
 from gateway.auth import Principal
 from gateway.components import Components
+from gateway.metrics import PIPELINE_STEP, engine_job
+from gateway.replicas import leases
+from gateway.replicas.replica import ThisReplica
+from gateway.shared.actors import actor_of
 from gateway.shared.clock import utcnow
 from gateway.shared.transactions import commit_write_ahead, database_errors
 from gateway.synthesis import steps
@@ -62,7 +72,9 @@ class StepTimes(dict[str, float]):
         try:
             yield
         finally:
-            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self[name] = self.get(name, 0.0) + elapsed
+            PIPELINE_STEP.labels(name).observe(elapsed)
 
 
 class SynthesisService:
@@ -71,12 +83,14 @@ class SynthesisService:
         *,
         sessions: sessionmaker[Session],
         components: Components,
+        replica: ThisReplica,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
         self._parts = components
         self._clock = clock
-        self.refusals = RefusalRecorder(sessions)
+        self.replica = replica
+        self.refusals = RefusalRecorder(sessions, replica=replica)
 
     # --- what routes call ------------------------------------------------------------------
 
@@ -99,7 +113,7 @@ class SynthesisService:
         """Admit, then release the whole text as one piece."""
         cancel = cancel or CancelToken()
         times = StepTimes()
-        admission = self.admit(principal=principal, request=request, times=times)
+        admission = self.admit(principal=principal, request=request, times=times, cancel=cancel)
         try:
             return self.release_whole(
                 principal=principal, request=request, admission=admission, encoding=encoding, cancel=cancel, times=times
@@ -109,13 +123,15 @@ class SynthesisService:
                 principal=principal, request=request, admission=admission, error=exc, cancel=cancel
             )
             raise
+        finally:
+            admission.give_back_engine_slot()
 
     def open_stream(
         self, *, principal: Principal, request: SynthesisRequest, encoding: OutputEncoding, cancel: CancelToken
     ) -> SynthesisStream:
         """Admit the request now (a refusal raises here, before any response starts); the
         returned stream releases chunk by chunk as it is read."""
-        admission = self.admit(principal=principal, request=request, times=StepTimes())
+        admission = self.admit(principal=principal, request=request, times=StepTimes(), cancel=cancel)
         return SynthesisStream(
             service=self,
             principal=principal,
@@ -130,13 +146,25 @@ class SynthesisService:
 
     # --- the pipeline --------------------------------------------------------------------------
 
-    def admit(self, *, principal: Principal, request: SynthesisRequest, times: StepTimes | None = None) -> Admission:
-        """Consent, the voice's references, text rules, and the `admitted` event committed with the
-        counted use; a refusal records `request.denied` (or a review hold) and raises."""
+    def admit(
+        self,
+        *,
+        principal: Principal,
+        request: SynthesisRequest,
+        times: StepTimes | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Admission:
+        """A place in the engine queue, consent, the voice's references, text rules, and the
+        `admitted` event committed with the reserved use and the request's lease; a refusal
+        records `request.denied` (or a review hold) and raises."""
         parts, times = self._parts, times if times is not None else StepTimes()
         request_id = uuid.uuid4().hex
+        slot = None
         with self._sessions() as session:
             try:
+                self.replica.check_accepting()
+                with times.step("engine_queue"):
+                    slot = steps.reserve_engine(parts.executor)
                 with database_errors():
                     with times.step("consent"):
                         grant = steps.check_consent(session, principal=principal, request=request, now=self._clock())
@@ -162,12 +190,25 @@ class SynthesisService:
                             reference_sha256=voice.reference_sha256,
                             engine=engine,
                         )
-                        # Commits the counted consent use together with the event that records it.
+                        leases.open_lease(
+                            session,
+                            request_id=request_id,
+                            replica_id=self.replica.id,
+                            voice_id=request.voice_id,
+                            consent_id=grant.consent_id,
+                            actor=actor_of(principal),
+                            text_sha256=steps.sha256_hex(text.encode()),
+                            now=self._clock(),
+                        )
+                        # Commits the reserved consent use and the lease with the event that records them.
                         audit_id = commit_write_ahead(session, event=event)
             except BaseException as exc:
                 session.rollback()
+                if slot is not None:
+                    slot.release()
                 self.refusals.at_admission(principal=principal, request=request, request_id=request_id, error=exc)
                 raise
+        self.replica.track(request_id, cancel or CancelToken())
         return Admission(
             request_id=request_id,
             grant=grant,
@@ -175,6 +216,7 @@ class SynthesisService:
             audit_id=audit_id,
             engine=engine,
             voice_profile=voice.engine_profile,
+            engine_slot=slot,
         )
 
     def release_whole(
@@ -197,6 +239,7 @@ class SynthesisService:
             lossy=encoding.lossy,
             encoding_name=encoding.name,
             first=True,
+            last=True,
             cancel=cancel,
             times=times,
         )
@@ -224,6 +267,7 @@ class SynthesisService:
         lossy: bool,
         encoding_name: str,
         first: bool,
+        last: bool,
         cancel: CancelToken,
         times: StepTimes | None = None,
         held_back: EngineAudio | None = None,
@@ -234,9 +278,14 @@ class SynthesisService:
         release. With ``may_hold_back``, a piece whose mark does not verify comes back as
         `HeldBack` instead of failing, to go out marked together with the next piece."""
         parts, times = self._parts, times if times is not None else StepTimes()
-        with times.step("engine"):
+        with times.step("engine"), engine_job(max_concurrency=parts.executor.max_concurrency):
             audio = steps.run_engine(
-                parts.executor, request=request, text=text, voice=admission.voice_profile, cancel=cancel
+                parts.executor,
+                request=request,
+                text=text,
+                voice=admission.voice_profile,
+                cancel=cancel,
+                slot=admission.engine_slot if first else None,
             )
         if held_back is not None:
             audio = concatenate_chunks([held_back, audio])
@@ -264,6 +313,7 @@ class SynthesisService:
                 output_sha256=steps.sha256_hex(body),
                 watermark_id=marked.watermark_id,
                 first=first,
+                last=last,
             )
         return ReleasedPiece(body=body, watermark_id=marked.watermark_id, released_audit_id=released_audit_id)
 
@@ -285,15 +335,20 @@ class SynthesisService:
         output_sha256: str,
         watermark_id: str,
         first: bool,
+        last: bool,
     ) -> int:
-        """Re-check consent and commit the `released` event (with the usage ledger row on the
-        ``first`` release of a request; a stream releases once per chunk) before bytes leave."""
+        """Re-check consent and commit the `released` event (with the usage ledger row and the
+        reserved use spent on the ``first`` release of a request; a stream releases once per
+        chunk, and its ``last`` release is its outcome) before bytes leave. Nothing is released
+        for a request whose lease another replica has closed."""
         with self._sessions() as session:
             try:
                 with database_errors():
                     now = self._clock()
+                    lease = leases.hold(session, request_id=admission.request_id, replica_id=self.replica.id)
                     steps.recheck_consent(session, grant=admission.grant, now=now)
                     if first:
+                        leases.spend_use(lease)
                         record_usage(
                             session,
                             grant=admission.grant,
@@ -314,7 +369,12 @@ class SynthesisService:
                         watermark_id=watermark_id,
                         engine=admission.engine,
                     )
-                    return commit_write_ahead(session, event=event)
+                    if last:
+                        session.delete(lease)
+                    released_id = commit_write_ahead(session, event=event)
             except BaseException:
                 session.rollback()
                 raise
+        if last:
+            self.replica.untrack(admission.request_id)
+        return released_id

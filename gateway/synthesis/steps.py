@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from audit.events import Action, AuditEvent, Decision, Digests, EngineInfo, Subjects
 from engine.errors import EngineError, EngineRequestFailed
-from engine.executor import BoundedExecutor
+from engine.executor import BoundedExecutor, EngineSlot
 from engine.interface import CancelToken, EngineAudio, EngineDescription, SynthesisControls, VoiceProfile
 from gateway.audio_io import decode_audio
 from gateway.auth import Principal, Role
@@ -52,6 +52,8 @@ class Admission:
     audit_id: int  # the admitted event's audit identifier: the watermark payload
     engine: EngineInfo
     voice_profile: VoiceProfile
+    # The engine queue place taken before admission, used by the request's first engine call.
+    engine_slot: EngineSlot | None = None
 
     @property
     def content_id(self) -> str:
@@ -60,6 +62,11 @@ class Admission:
     @property
     def watermark_id(self) -> str:
         return payload_for(self.audit_id).hex()
+
+    def give_back_engine_slot(self) -> None:
+        """When the request ends, the queue place if its engine call never took it."""
+        if self.engine_slot is not None:
+            self.engine_slot.release()
 
 
 @dataclass(frozen=True)
@@ -152,12 +159,26 @@ def payload_for(audit_identifier: int) -> bytes:
     return audit_identifier.to_bytes(PAYLOAD_BYTES, "big")
 
 
+def reserve_engine(executor: BoundedExecutor) -> EngineSlot:
+    """A place in the engine's queue, taken before admission: a full queue refuses the request
+    before it counts a consent use or writes `admitted`."""
+    return executor.reserve()
+
+
 def run_engine(
-    executor: BoundedExecutor, *, request: SynthesisRequest, text: str, voice: VoiceProfile, cancel: CancelToken
+    executor: BoundedExecutor,
+    *,
+    request: SynthesisRequest,
+    text: str,
+    voice: VoiceProfile,
+    cancel: CancelToken,
+    slot: EngineSlot | None = None,
 ) -> EngineAudio:
     controls = SynthesisControls(speed=request.speed, pitch_semitones=request.pitch_semitones)
     try:
-        return executor.synthesize(text=text, language=request.language, voice=voice, controls=controls, cancel=cancel)
+        return executor.synthesize(
+            text=text, language=request.language, voice=voice, controls=controls, cancel=cancel, slot=slot
+        )
     except EngineError:
         raise
     except Exception as exc:  # an engine bug is still a specific, audited engine failure

@@ -89,6 +89,7 @@ class SynthesisStream:
         self._chunks.close()  # a stream stopped at a chunk records its cancellation in _produce
         if not self._ended:  # never started: closing an unstarted generator runs none of its code
             self._ended = True
+            self.admission.give_back_engine_slot()
             self._cancel.cancel(CLIENT_DISCONNECTED)
             self._service.refusals.after_admission(
                 principal=self._principal,
@@ -114,6 +115,7 @@ class SynthesisStream:
                     lossy=self._lossy,
                     encoding_name=self._encoding_name,
                     first=count == 0,
+                    last=index == len(texts) - 1,
                     cancel=self._cancel,
                     held_back=held_back,
                     # Rarely a short chunk cannot carry a payload that reads back (after the
@@ -141,3 +143,4 @@ class SynthesisStream:
             raise
         finally:
             self._ended = True
+            self.admission.give_back_engine_slot()

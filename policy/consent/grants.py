@@ -6,7 +6,9 @@ language now?" and counts the use in the same step: a single conditional UPDATE 
 concurrent requests can never push a consent past ``max_uses``. The voice's owner, acting as
 owner, needs no grant: a consent is what the owner gives to others, so the owner's own use has
 no consent behind it (``Grant.consent_id`` is None), counts against no grantee's limit, and is
-still written to the usage ledger. ``recheck`` is the release-time check: the pipeline calls it
+still written to the usage ledger. The counted use is a reservation until the request's first
+release; a request that ends without releasing gives it back (``return_use``), in the transaction
+that records its outcome. ``recheck`` is the release-time check: the pipeline calls it
 after synthesis and releases no audio if it raises (revoked consent, erased voice).
 """
 
@@ -161,6 +163,18 @@ def recheck(session: Session, *, grant: Grant, now: datetime) -> None:
         if not consent.not_before <= now < consent.not_after:
             raise ConsentNotInWindow(f"consent {grant.consent_id} is no longer valid")
     _active_voice(session, grant.voice_id, fresh=True)
+
+
+def return_use(session: Session, *, consent_id: str) -> None:
+    """Give back a use ``authorize_use`` counted for a request that released nothing (the engine
+    refused or failed, the client left before the first byte, the gateway died with it): only a
+    release spends a use. Never below zero, so a use is returned at most as often as counted."""
+    session.execute(
+        update(Consent)
+        .where(Consent.id == consent_id, Consent.uses > 0)
+        .values(uses=Consent.uses - 1)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def owned_voice(session: Session, *, voice_id: str, owner_iss: str, owner_sub: str) -> Voice:

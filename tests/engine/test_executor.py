@@ -7,6 +7,7 @@ executor's behaviour can be timed exactly; the embedded engine is covered in tes
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 
@@ -223,3 +224,21 @@ def test_load_and_warm_up_times_are_logged(caplog) -> None:
     messages = [record.getMessage() for record in caplog.records]
     assert any("loaded on cpu in" in message for message in messages)
     assert any("warm-up finished in" in message for message in messages)
+
+
+def test_job_runs_in_the_callers_context() -> None:
+    """What an engine logs from its worker thread must carry the request id of the caller."""
+    request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+    seen: list[str | None] = []
+
+    class Recording(PacedEngine):
+        def synthesize(self, **kwargs) -> EngineAudio:
+            seen.append(request_id.get())
+            return super().synthesize(**kwargs)
+
+    executor = started(Recording())
+    request_id.set("req-1")
+    executor.synthesize(text="Hello there", language="en", voice=VOICE)
+    request_id.set("req-2")
+    executor.synthesize(text="Hello there", language="en", voice=VOICE)
+    assert seen == ["req-1", "req-2"]

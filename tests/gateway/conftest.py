@@ -77,10 +77,30 @@ def synthesis_replaced(app, *, sessions=None, **components) -> Iterator[Synthesi
     dead database): a synthesis service built from them replaces the app's through its dependency."""
     gateway = gateway_of(app)
     service = SynthesisService(
-        sessions=sessions or gateway.sessions, components=dataclasses.replace(gateway.components, **components)
+        sessions=sessions or gateway.sessions,
+        components=dataclasses.replace(gateway.components, **components),
+        replica=gateway.replica,
     )
     app.dependency_overrides[synthesis_service] = lambda: service
     try:
         yield service
     finally:
         app.dependency_overrides.pop(synthesis_service, None)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, loaded_models, speech_dir):
+    """A ready gateway (engine warm, cohort seeded) with one voice granted to tenant `acme`."""
+    # Imported here: the synthesis helpers import `bearer` from this module.
+    from tests.gateway.synthesis_fixtures import ready_gateway
+
+    settings = Settings(
+        mode="dev", data_dir=tmp_path_factory.mktemp("synthesis"), synthesis_deny_patterns=[r"\bwire (the )?money\b"]
+    )
+    with ready_gateway(settings, loaded_models, speech_dir, reference_clip=1) as ready:
+        yield ready
+
+
+@pytest.fixture
+def client_token(hs256_token):
+    return hs256_token(sub="studio-1", role=["client"], tenant="acme")  # synthesis_fixtures.TENANT

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -174,21 +173,6 @@ def ready_gateway(settings: Settings, models, speech_dir: Path, *, reference_cli
             app, sorted(speech_dir.glob("en_*.wav"))[reference_clip], issuer=settings.jwt_issuer, max_uses=1000
         )
         yield client, app, voice
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory, loaded_models, speech_dir):
-    """A ready gateway (engine warm, cohort seeded) with one voice granted to tenant `acme`."""
-    settings = Settings(
-        mode="dev", data_dir=tmp_path_factory.mktemp("synthesis"), synthesis_deny_patterns=[r"\bwire (the )?money\b"]
-    )
-    with ready_gateway(settings, loaded_models, speech_dir, reference_clip=1) as ready:
-        yield ready
-
-
-@pytest.fixture
-def client_token(hs256_token):
-    return hs256_token(sub="studio-1", role=["client"], tenant=TENANT)
 
 
 def audit_events(app, **where) -> list[tuple[int, AuditEvent]]:

@@ -17,10 +17,8 @@ from gateway.dependencies import gateway_of
 from gateway.detection.rate_limit import AnonymousRateLimiter, DetectRateLimited
 from tests.gateway.conftest import bearer
 from tests.gateway.speech import wav_bytes
-from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
+from tests.gateway.synthesis_fixtures import (
     TENANT,
-    client_token,
-    gateway,
     read_clip,
     synthesize,
 )

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures are imported by name and then requested as arguments)
 """POST /v1/detect says what its verdict rests on and what a negative does not mean."""
 
 from __future__ import annotations
@@ -8,9 +7,7 @@ import numpy as np
 from gateway.detection.verdict import NOT_EVIDENCE_OF_HUMAN_ORIGIN
 from tests.gateway.conftest import bearer
 from tests.gateway.speech import wav_bytes
-from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
-    client_token,
-    gateway,
+from tests.gateway.synthesis_fixtures import (
     read_clip,
     synthesize,
 )

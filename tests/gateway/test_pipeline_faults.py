@@ -22,11 +22,10 @@ from policy.blocklist.repository import bump_version
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
 from tests.gateway.conftest import synthesis_replaced
-from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
+from tests.gateway.synthesis_fixtures import (
     OWNER_ISSUER_SUB,
     FaultEngine,
     audit_events,
-    client_token,
     ready_gateway,
     seed_cohort,
     synthesize,

@@ -38,10 +38,8 @@ from gateway.synthesis.provenance import (
 )
 from gateway.synthesis.steps import check_encoded_mark, payload_for
 from tests.gateway.conftest import synthesis_replaced
-from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
+from tests.gateway.synthesis_fixtures import (
     audit_events,
-    client_token,
-    gateway,
     synthesize,
 )
 
@@ -254,7 +252,7 @@ def test_detects_manifest_moved_to_another_output(outputs, signer, marked):
 def test_refuses_self_signed_leaf_at_start_up(tmp_path):
     chain_pem, key_pem = self_signed_leaf()
     settings = Settings(mode="dev", data_dir=tmp_path, **c2pa_files(tmp_path, chain_pem, key_pem))
-    with pytest.raises(SettingsError, match="CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE.*self-signed"):
+    with pytest.raises(SettingsError, match=r"CLONEGATE_C2PA_CERTIFICATE_CHAIN_FILE.*self-signed"):
         build_manifest_signer(settings)
 
 

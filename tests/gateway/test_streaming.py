@@ -27,12 +27,11 @@ from gateway.synthesis.streaming import MIN_CHUNK_CHARS, text_chunks
 from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent
 from tests.gateway.conftest import bearer, free_port, synthesis_replaced
-from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixture)
+from tests.gateway.synthesis_fixtures import (
     OWNER_ISSUER_SUB,
     PURPOSE,
     FaultEngine,
     audit_events,
-    client_token,
     ready_gateway,
     synthesize,
 )
@@ -205,7 +204,7 @@ def test_consent_revoked_mid_stream_stops_the_stream(streaming, client_token):
 
 
 def test_client_disconnect_mid_stream_leaves_a_cancelled_event(streaming, client_token):
-    client, app, voice, engine, base = streaming
+    client, app, voice, _engine, base = streaming
     with httpx.Client(base_url=base, timeout=120) as http:
         with http.stream(
             "POST",

@@ -22,15 +22,13 @@ from policy.consent.grants import revoke_consent
 from policy.consent.models import Consent, UsageRecord
 from policy.errors import ConsentRevoked
 from tests.gateway.conftest import bearer, synthesis_replaced
-from tests.gateway.synthesis_fixtures import (  # noqa: F401 (fixtures)
+from tests.gateway.synthesis_fixtures import (
     OWNER_ISSUER_SUB,
     PURPOSE,
     TENANT,
     TEXT,
     audit_events,
-    client_token,
     consent_uses,
-    gateway,
     synthesize,
 )
 
@@ -97,7 +95,7 @@ def test_owner_synthesizes_own_voice_without_a_grant(gateway, hs256_token):
 
 
 def test_rejects_another_owner_using_a_voice_not_theirs(gateway, hs256_token):
-    client, app, voice = gateway
+    client, _app, voice = gateway
     response = synthesize(client, hs256_token(sub="owner-2", role=["owner"]), voice)
     assert response.status_code == 403 and response.json()["error"] == "consent_missing"
 

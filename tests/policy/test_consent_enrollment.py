@@ -137,7 +137,7 @@ def _challenge(session, *, phrase=PHRASE_ONE, **overrides):
         now=NOW,
     )
     args.update(overrides)
-    challenge, drawn = create_challenge(session, **args)
+    challenge, _drawn = create_challenge(session, **args)
     statement = render_statement(
         template=DEFAULT_TEMPLATES["en"],
         owner_name=challenge.owner_name,

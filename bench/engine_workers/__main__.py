@@ -1,0 +1,3 @@
+from bench.engine_workers.run import main
+
+main()

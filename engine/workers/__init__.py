@@ -1,0 +1,1 @@
+"""Engine workers: cloning engines as Ray Serve deployments, and the gateway's client for them."""
