@@ -1,9 +1,9 @@
 """A real gateway (`clonegate serve` under uvicorn on a loopback port) and Debian's Chromium
 driven by Playwright, whose fake microphone plays a WAV file the test writes before it records.
 
-One gateway and one browser serve the whole module: starting either costs seconds, and the
-flows build on each other (a voice enrolled by microphone is the one synthesized, detected and
-revoked)."""
+One gateway and one browser serve every console test: starting the gateway costs minutes on
+a small machine, and the flows build on each other (a voice enrolled by microphone is the one
+synthesized, detected and revoked)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _clonegate(*args: str, env: dict[str, str]) -> None:
     subprocess.run([str(Path(sys.executable).parent / "clonegate"), *args], env=env, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gateway(tmp_path_factory, speech_dir) -> Iterator[RunningGateway]:
     reuse = os.environ.get("CLONEGATE_TEST_CONSOLE_GATEWAY")
     if reuse:
@@ -106,12 +106,12 @@ class Microphone:
         self.path.write_bytes(wav)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def microphone(tmp_path_factory) -> Microphone:
     return Microphone(tmp_path_factory.mktemp("microphone") / "microphone.wav")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(microphone) -> Iterator:
     from playwright.sync_api import sync_playwright
 
@@ -131,3 +131,18 @@ def browser(microphone) -> Iterator:
             yield launched
         finally:
             launched.close()
+
+
+def sign_in(page, *, subject: str, name: str, roles: tuple[str, ...], tenant: str = "") -> None:
+    page.goto("/console/")
+    page.wait_for_selector("body[data-ready=true]")
+    if page.get_by_role("button", name="Sign out").count():
+        page.get_by_role("button", name="Sign out").click()
+    page.goto("/console/#/signin")
+    page.get_by_label("Subject").fill(subject)
+    page.get_by_label("Display name").fill(name)
+    for role in ("owner", "client", "auditor", "admin"):
+        page.get_by_role("checkbox", name=role).set_checked(role in roles)
+    page.get_by_label("Tenant").fill(tenant)
+    page.get_by_role("button", name="Sign in (dev)").click()
+    page.get_by_role("button", name="Sign out").wait_for()

@@ -9,13 +9,13 @@ import * as detect from "./pages/detect.js";
 import * as auditor from "./pages/auditor.js";
 import * as admin from "./pages/admin.js";
 
-// Each page: who may open it (roles; "anonymous" when the detector is public), and its module.
+// Each page, in the order of the navigation (a role lands on its first): who may open it (roles; "anonymous" when the detector is public), and its module.
 const PAGES = [
   { path: "owner", title: "My voices", roles: ["owner"], page: owner },
   { path: "client", title: "Synthesize", roles: ["client"], page: client },
-  { path: "detect", title: "Detect", roles: ["owner", "client", "auditor", "admin", "anonymous"], page: detect },
-  { path: "auditor", title: "Audit log", roles: ["auditor", "admin"], page: auditor },
   { path: "admin", title: "Admin", roles: ["admin"], page: admin },
+  { path: "auditor", title: "Audit log", roles: ["auditor", "admin"], page: auditor },
+  { path: "detect", title: "Detect", roles: ["owner", "client", "auditor", "admin", "anonymous"], page: detect },
 ];
 
 const state = { config: null, me: null };
