@@ -38,6 +38,8 @@ class Action(StrEnum):
     REQUEST_RELEASED = "request.released"
     REQUEST_FAILED = "request.failed"
     REQUEST_CANCELLED = "request.cancelled"
+    # One event for many requests refused by one rate limit in one window (see `Aggregate`).
+    REQUEST_RATE_LIMITED = "request.rate_limited"
     # the replica running the request ended without an outcome; another closed it
     REQUEST_ABANDONED = "request.abandoned"
     CONSENT_CHALLENGE_ISSUED = "consent.challenge_issued"
@@ -199,6 +201,32 @@ class EngineInfo:
         return cls(name=data.get("name"), version=data.get("version"))
 
 
+@dataclass(frozen=True, kw_only=True)
+class Aggregate:
+    """An event that stands for ``count`` requests between ``since`` and ``until``: a flood of
+    refusals is recorded as one event per limit and window, not one per request."""
+
+    count: int
+    since: datetime
+    until: datetime
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.count, int) or isinstance(self.count, bool) or not 1 <= self.count < 2**53:
+            raise InvalidAuditEvent("aggregate.count must be a positive integer")
+        format_time(self.since)
+        format_time(self.until)
+        if self.until < self.since:
+            raise InvalidAuditEvent("aggregate.until is before aggregate.since")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "since": format_time(self.since), "until": format_time(self.until)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Aggregate:
+        data = _strict_keys(data, {"count", "since", "until"}, "aggregate")
+        return cls(count=data.get("count"), since=parse_time(data.get("since")), until=parse_time(data.get("until")))
+
+
 _fast_canonical = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")).encode
 
 
@@ -222,6 +250,7 @@ class AuditEvent:
     digests: Digests = field(default_factory=Digests)
     engine: EngineInfo | None = None
     watermark_id: str | None = None
+    aggregate: Aggregate | None = None
     time: datetime = field(default_factory=_now)
     event_id: str = field(default_factory=_new_event_id)
 
@@ -236,6 +265,8 @@ class AuditEvent:
                 raise InvalidAuditEvent(f"{name} must be a {kind.__name__}")
         if self.engine is not None and not isinstance(self.engine, EngineInfo):
             raise InvalidAuditEvent("engine must be an EngineInfo or None")
+        if self.aggregate is not None and not isinstance(self.aggregate, Aggregate):
+            raise InvalidAuditEvent("aggregate must be an Aggregate or None")
         _check(_REASON, self.reason, "reason", optional=True)
         _check(_IDENTIFIER, self.watermark_id, "watermark_id", optional=True)
         _check(_IDENTIFIER, self.event_id, "event_id")
@@ -244,7 +275,7 @@ class AuditEvent:
             raise InvalidAuditEvent("a denial must carry a reason code")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        entry: dict[str, Any] = {
             "v": SCHEMA_VERSION,
             "event_id": self.event_id,
             "time": format_time(self.time),
@@ -257,6 +288,10 @@ class AuditEvent:
             "engine": None if self.engine is None else self.engine.to_dict(),
             "watermark_id": self.watermark_id,
         }
+        # Only aggregated events have the member, so every other event keeps its bytes.
+        if self.aggregate is not None:
+            entry["aggregate"] = self.aggregate.to_dict()
+        return entry
 
     def canonical_bytes(self) -> bytes:
         """The entry hashed into the log: RFC 8785 canonical JSON of ``to_dict()``.
@@ -287,12 +322,16 @@ class AuditEvent:
                 "digests",
                 "engine",
                 "watermark_id",
+                "aggregate",
             },
             "event",
         )
         if data.get("v") != SCHEMA_VERSION:
             raise InvalidAuditEvent(f"unsupported event schema version {data.get('v')!r}")
         engine = data.get("engine")
+        aggregate = data.get("aggregate")
+        if "aggregate" in data and aggregate is None:
+            raise InvalidAuditEvent("aggregate, when present, must be an object")  # one canonical form
         return cls(
             event_id=data.get("event_id"),
             time=parse_time(data.get("time")),
@@ -304,6 +343,7 @@ class AuditEvent:
             digests=Digests.from_dict(data.get("digests", {})),
             engine=None if engine is None else EngineInfo.from_dict(engine),
             watermark_id=data.get("watermark_id"),
+            aggregate=None if aggregate is None else Aggregate.from_dict(aggregate),
         )
 
     @classmethod

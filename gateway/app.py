@@ -19,7 +19,6 @@ from gateway.console import routes as console_routes
 from gateway.container import Gateway, build_services
 from gateway.db import DATABASE_FIX, SCHEMA_FIX, check_reachable, create_db_engine, make_session_factory, schema_check
 from gateway.detection import routes as detection_routes
-from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.engines import install_engine
 from gateway.enrollment import routes as enrollment_routes
 from gateway.errors import install_error_handlers
@@ -30,6 +29,8 @@ from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.openai_api import routes as openai_routes
 from gateway.openai_api.errors import OpenAIErrorShape
 from gateway.operations import routes as operations_routes
+from gateway.rate_limits.limiter import RateLimiter
+from gateway.rate_limits.reporting import RefusalReporter
 from gateway.readiness import Readiness
 from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
@@ -74,6 +75,11 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     integrator = build_integrator(sessions, key=audit_key, settings=settings)
     readiness.register("audit_log", lambda: integrator.healthy, fix=AUDIT_LOG_FIX)
     models = models or load_models(settings)
+    rate_limiter = RateLimiter(
+        sessions=sessions,
+        limits=settings.rate_limits,
+        anonymous_detection_per_minute=settings.detect_anonymous_per_minute,
+    )
 
     replica = ThisReplica(
         sessions=sessions,
@@ -89,6 +95,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         gateway.components.blocklist.start_background_refresh()
         # Closes what replicas that died left before this one admits anything.
         await anyio.to_thread.run_sync(replica.start)
+        gateway.rate_limit_reporter.start()
         try:
             yield
         finally:
@@ -96,6 +103,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
             # requests in flight; what still runs is cancelled and closed now.
             await anyio.to_thread.run_sync(replica.drain)
             replica.stop()
+            gateway.rate_limit_reporter.stop()
             gateway.components.blocklist.stop()
             integrator.stop()
             db_engine.dispose()
@@ -119,7 +127,8 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
         components=components,
         audit_key=audit_key,
         audit_integrator=integrator,
-        detect_rate_limiter=AnonymousRateLimiter(per_minute=settings.detect_anonymous_per_minute),
+        rate_limiter=rate_limiter,
+        rate_limit_reporter=RefusalReporter(sessions, interval=settings.rate_limit_report_seconds),
         replica=replica,
         metrics=MetricsExporter(collectors=[AuditLogCollector(sessions)]),
         services=build_services(
@@ -128,6 +137,7 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
             db_engine=db_engine,
             components=components,
             audit_key=audit_key,
+            rate_limiter=rate_limiter,
             replica=replica,
         ),
     )

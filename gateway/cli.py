@@ -91,7 +91,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # A worker takes connections from the shared socket as soon as it serves, so it serves
         # only once its engine is warm (a cold one would answer 503 engine_not_ready).
         os.environ["CLONEGATE_ENGINE_WARM_BEFORE_SERVING"] = "true"
-        print(_banner(settings, f"http://{host}:{port} ({args.workers} workers)"), flush=True)
+        print(_banner(settings, f"http://{host}:{port}", workers=args.workers), flush=True)
         uvicorn.run(
             "gateway.cli:app_from_environment",
             factory=True,
@@ -118,10 +118,11 @@ def app_from_environment() -> FastAPI:
     return create_app(settings)
 
 
-def _banner(settings: Settings, base: str) -> str:
+def _banner(settings: Settings, base: str, *, workers: int = 1) -> str:
     """What to try next; in prod only what prod allows (tokens come from the identity provider)."""
+    processes = f" ({workers} worker processes)" if workers > 1 else ""
     lines = [
-        f"clonegate {settings.mode} mode on {base}",
+        f"clonegate {settings.mode} mode on {base}{processes}",
         f"  console:   {base}/console/",
         f"  API docs:  {base}/docs",
         f"  ready:     {base}/readyz",

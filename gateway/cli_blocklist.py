@@ -24,8 +24,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from gateway.settings import Settings
-from policy.blocklist.calibration import DEFAULT_LIST_SIZE, DEFAULT_MAX_OWN_ALLOWED, DEFAULT_MAX_WRONGFUL_DENIAL
-from policy.blocklist.matching import DEFAULT_COHORT_TOP_K
+from policy.blocklist.calibration import (
+    DEFAULT_CONSENT_FALSE_MATCH,
+    DEFAULT_LIST_SIZE,
+    DEFAULT_MAX_OWN_ALLOWED,
+    DEFAULT_MAX_WRONGFUL_DENIAL,
+)
+from policy.blocklist.matching import DEFAULT_COHORT_TOP_K, NORMALIZATIONS
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".webm", ".m4a", ".mp4", ".aac"}
 
@@ -43,7 +48,7 @@ def register_blocklist_commands(commands: argparse._SubParsersAction) -> None:
     calibrate = sub.add_parser("calibrate", help="thresholds for the configured speaker model from a labelled set")
     calibrate.add_argument("labelled", type=Path, help="folder with one sub-folder of recordings per speaker")
     calibrate.add_argument("--output", type=Path, required=True, help="calibration file to write (JSON)")
-    calibrate.add_argument("--normalization", choices=["as-norm", "top-norm"], default="as-norm")
+    calibrate.add_argument("--normalization", choices=list(NORMALIZATIONS), default="as-norm")
     calibrate.add_argument("--cohort-top-k", type=int, default=DEFAULT_COHORT_TOP_K)
     calibrate.add_argument("--no-centering", action="store_true", help="do not centre scores on the cohort mean")
     calibrate.add_argument("--list-size", type=int, default=DEFAULT_LIST_SIZE, help="entries the list is sized for")
@@ -58,6 +63,12 @@ def register_blocklist_commands(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=DEFAULT_MAX_OWN_ALLOWED,
         help="share of a protected speaker's own speech that may pass unreviewed",
+    )
+    calibrate.add_argument(
+        "--consent-false-match",
+        type=float,
+        default=DEFAULT_CONSENT_FALSE_MATCH,
+        help="share of different-speaker pairs the consent same-speaker check may accept",
     )
     calibrate.set_defaults(run=_calibrate)
     reembed = sub.add_parser("reembed", help="move the list to the configured speaker model")
@@ -154,11 +165,12 @@ def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
             list_size=args.list_size,
             max_wrongful_denial=args.max_wrongful_denial,
             max_own_allowed=args.max_own_allowed,
+            consent_false_match=args.consent_false_match,
             source=(
                 f"clonegate blocklist calibrate: {len(set(labels))} speakers, {len(labels)} recordings, "
                 f"{targets.size} target / {impostors.size} impostor trials, cohort of {cohort_rows.shape[0]}; "
                 f"list size {args.list_size}, wrongful denials <= {args.max_wrongful_denial}, "
-                f"own speech allowed <= {args.max_own_allowed}"
+                f"own speech allowed <= {args.max_own_allowed}, consent false matches <= {args.consent_false_match}"
             ),
         )
         args.output.write_text(calibration.to_json(), encoding="utf-8")
@@ -169,8 +181,9 @@ def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
     allowed = float(np.mean(targets < calibration.review))
     print(
         f"calibration for {embedder.name} written to {args.output}: deny >= {calibration.deny}, "
-        f"review >= {calibration.review}; on this set (in-sample) own speech denied {denied:.1%}, "
-        f"allowed {allowed:.1%}; set CLONEGATE_SPEAKER_CALIBRATION_FILE={args.output}"
+        f"review >= {calibration.review}, consent match >= {calibration.consent_match}; on this set (in-sample) "
+        f"own speech denied {denied:.1%}, allowed {allowed:.1%}, consent accepted "
+        f"{float(np.mean(targets >= calibration.consent_match)):.1%}; set CLONEGATE_SPEAKER_CALIBRATION_FILE={args.output}"
     )
     return 0
 

@@ -134,6 +134,8 @@ class Components:
     executor: BoundedExecutor
     watermark: WatermarkStack
     embedder: SpeakerEmbedder
+    # The configured model's calibration: the list's thresholds and the consent check's.
+    speaker_calibration: ScoreCalibration
     blocklist: LiveBlocklist
     text_rules: TextRules
     voices: VoiceVault
@@ -173,6 +175,7 @@ def build_components(
         executor=executor,
         watermark=models.watermark,
         embedder=embedder,
+        speaker_calibration=calibration,
         blocklist=blocklist,
         text_rules=text_rules,
         voices=VoiceVault(key_encryption_key=voice_storage_key(settings)),

@@ -18,11 +18,12 @@ from gateway.auth import TokenVerifier
 from gateway.blocklist.exceptions import BlocklistExceptions
 from gateway.blocklist.service import BlocklistService
 from gateway.components import Components
-from gateway.detection.rate_limit import AnonymousRateLimiter
 from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
 from gateway.metrics import MetricsExporter
 from gateway.openai_api.service import OpenAISpeechService
+from gateway.rate_limits.limiter import RateLimiter
+from gateway.rate_limits.reporting import RefusalReporter
 from gateway.readiness import Readiness
 from gateway.replicas.replica import ThisReplica
 from gateway.settings import Settings
@@ -52,7 +53,8 @@ class Gateway:
     components: Components
     audit_key: SigningKey
     audit_integrator: IntegratorThread
-    detect_rate_limiter: AnonymousRateLimiter
+    rate_limiter: RateLimiter
+    rate_limit_reporter: RefusalReporter
     replica: ThisReplica
     metrics: MetricsExporter
     services: Services
@@ -65,10 +67,11 @@ def build_services(
     db_engine: Engine,
     components: Components,
     audit_key: SigningKey,
+    rate_limiter: RateLimiter,
     replica: ThisReplica,
 ) -> Services:
     assurance = settings.require_owner_identity_assurance
-    synthesis = SynthesisService(sessions=sessions, components=components, replica=replica)
+    synthesis = SynthesisService(sessions=sessions, components=components, rate_limiter=rate_limiter, replica=replica)
     return Services(
         synthesis=synthesis,
         enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),

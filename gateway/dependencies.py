@@ -24,6 +24,7 @@ from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
 from gateway.errors import AuthenticationFailed, DatabaseUnavailable, PermissionDenied
 from gateway.openai_api.service import OpenAISpeechService
+from gateway.rate_limits.limiter import RequestKind
 from gateway.synthesis.service import SynthesisService
 from gateway.voices.service import VoicesService
 
@@ -118,6 +119,15 @@ Reviewer = Annotated[Principal, require(Permission.DECIDE_REVIEWS)]
 AuditReader = Annotated[Principal, require(Permission.READ_AUDIT)]
 SettingsReader = Annotated[Principal, require(Permission.READ_SETTINGS)]
 
+
+def enrollment_caller(principal: Owner, gateway: GatewayDep) -> Principal:
+    """An owner enrolling (challenges, voices, samples), within the enrollment rate limits."""
+    gateway.rate_limiter.admit(principal, RequestKind.ENROLLMENT)
+    return principal
+
+
+Enroller = Annotated[Principal, Depends(enrollment_caller)]
+
 _optional_bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider")
 
 
@@ -131,10 +141,11 @@ def detect_caller(
         principal = gateway.token_verifier.verify(credentials.credentials)
         if not principal.has(Permission.DETECT):
             raise PermissionDenied("this token may not use the detector")
+        gateway.rate_limiter.admit(principal, RequestKind.DETECTION)
         return principal
     if not gateway.settings.detect_allow_anonymous:
         raise AuthenticationFailed("a bearer token is required", code="token_missing")
-    gateway.detect_rate_limiter.take(request.client.host if request.client else "unknown")
+    gateway.rate_limiter.admit_anonymous_detection(request.client.host if request.client else "unknown")
     return None
 
 

@@ -231,7 +231,7 @@ def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return answer(request, status=exc.status_code, code=code, detail=str(exc.detail))
+        return answer(request, status=exc.status_code, code=code, detail=str(exc.detail), headers=exc.headers)
 
     async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {}

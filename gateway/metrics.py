@@ -178,5 +178,5 @@ def _process_registry() -> CollectorRegistry:
     # prometheus-client's documented multiprocess pattern: a fresh registry per scrape that
     # reads every process's value files.
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    MultiProcessCollector(registry)
     return registry

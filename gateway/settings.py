@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvironmentParseError
 
@@ -54,6 +54,55 @@ def _json_list_only(value: Any) -> Any:
     if not isinstance(parsed, list):
         raise ValueError('must be a JSON list of regular expressions, e.g. ["forbidden phrase"]')
     return parsed
+
+
+class LimitSet(BaseModel):
+    """The budgets of one tenant or one token subject. A field left out keeps the default; null
+    means no limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    synthesis_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    synthesis_audio_seconds_per_day: float | None = Field(default=None, gt=0, le=1e9)
+    detection_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    enrollment_requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    def over(self, base: LimitSet) -> LimitSet:
+        """These budgets where set (null included), ``base``'s elsewhere."""
+        return base.model_copy(update={name: getattr(self, name) for name in self.model_fields_set})
+
+
+DEFAULT_TENANT_LIMITS = LimitSet(
+    synthesis_requests_per_minute=120,
+    synthesis_audio_seconds_per_day=36_000,
+    detection_requests_per_minute=600,
+    enrollment_requests_per_minute=60,
+)
+DEFAULT_SUBJECT_LIMITS = LimitSet(
+    synthesis_requests_per_minute=60,
+    synthesis_audio_seconds_per_day=None,
+    detection_requests_per_minute=300,
+    enrollment_requests_per_minute=30,
+)
+
+
+class RateLimits(BaseModel):
+    """`CLONEGATE_RATE_LIMITS`, a JSON object: budgets per tenant (`tenant`), per token subject
+    (`subject`), and per-tenant overrides (`tenants`: {"acme": {...}}); see docs/operations.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: LimitSet = LimitSet()
+    subject: LimitSet = LimitSet()
+    tenants: dict[Annotated[str, Field(min_length=1, max_length=200)], LimitSet] = {}
+
+    def of_tenant(self, tenant: str) -> LimitSet:
+        base = self.tenant.over(DEFAULT_TENANT_LIMITS)
+        override = self.tenants.get(tenant)
+        return base if override is None else override.over(base)
+
+    def of_subject(self) -> LimitSet:
+        return self.subject.over(DEFAULT_SUBJECT_LIMITS)
 
 
 class Settings(BaseSettings):
@@ -177,6 +226,10 @@ class Settings(BaseSettings):
     # JWT issuer above, as this public client; the access token it gets must carry the audience.
     console_oidc_client_id: str | None = None
     console_oidc_scope: str = "openid profile"
+    # Rate limits and quotas, shared by every replica through the database (gateway/rate_limits/).
+    rate_limits: RateLimits = RateLimits()
+    # How often each replica turns finished windows' refusals into `request.rate_limited` events.
+    rate_limit_report_seconds: float = Field(default=10.0, gt=0, le=3600)
     # OpenAI-compatible speech API (docs/openai-api.md): the model names it accepts (each runs the
     # configured engine), a default purpose per tenant (OpenAI's API has none), and voice aliases
     # per tenant (alias -> voice id), e.g. {"acme": {"alloy": "<voice id>"}}. Both maps are JSON.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -111,13 +112,19 @@ class RayServeEngine(CloningEngine):
                 return
             if not ray.is_initialized():
                 ray.init(address=self._address, log_to_driver=False, logging_level=logging.WARNING)
-            try:
-                self._handle = serve.get_app_handle(self._app_name)
-            except RayServeException as exc:
-                raise EngineUnavailable(
-                    f"no engine worker application {self._app_name!r} on the cluster: {exc}"
-                ) from exc
-            info = self._unary(self._handle.info.remote(), cancel=CancelToken(), timeout_s=self._load_timeout_s)
+            deadline = time.monotonic() + self._load_timeout_s
+            while self._handle is None:
+                try:
+                    self._handle = serve.get_app_handle(self._app_name)
+                except RayServeException as exc:
+                    # The gateway may start before the workers are deployed: wait for them.
+                    if time.monotonic() >= deadline:
+                        raise EngineUnavailable(
+                            f"no engine worker application {self._app_name!r} on the cluster: {exc}"
+                        ) from exc
+                    time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+            remaining = max(1.0, deadline - time.monotonic())
+            info = self._unary(self._handle.info.remote(), cancel=CancelToken(), timeout_s=remaining)
             if not isinstance(info, WorkerInfo):
                 raise EngineRequestFailed(f"engine worker answered {type(info).__name__} to info()")
             self.name = info.description.name

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Path, UploadFile
 
-from gateway.dependencies import EnrollmentDep, Owner, SessionDep
+from gateway.dependencies import Enroller, EnrollmentDep, SessionDep
 from gateway.enrollment.schemas import HEX_ID, ChallengeBody, challenge_dict
 
 router = APIRouter(prefix="/v1", tags=["consent"])
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1", tags=["consent"])
 
 @router.post("/consent/challenges", status_code=201)
 def issue_challenge(
-    body: ChallengeBody, session: SessionDep, principal: Owner, service: EnrollmentDep
+    body: ChallengeBody, session: SessionDep, principal: Enroller, service: EnrollmentDep
 ) -> dict[str, Any]:
     """A single-use statement with a random phrase, to be read aloud within ten minutes."""
     return challenge_dict(service.issue_challenge(session, principal=principal, terms=body.terms()))
@@ -22,7 +22,7 @@ def issue_challenge(
 
 @router.post("/voices", status_code=201)
 def enroll(
-    principal: Owner,
+    principal: Enroller,
     service: EnrollmentDep,
     challenge_id: Annotated[str, Form(pattern=HEX_ID)],
     consent_recording: Annotated[UploadFile, File()],
@@ -40,7 +40,7 @@ def enroll(
 @router.post("/voices/{voice_id}/samples")
 def add_samples(
     voice_id: Annotated[str, Path(pattern=HEX_ID)],
-    principal: Owner,
+    principal: Enroller,
     service: EnrollmentDep,
     references: Annotated[list[UploadFile], File(min_length=1)],
 ) -> dict[str, Any]:

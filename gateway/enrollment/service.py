@@ -46,6 +46,7 @@ from gateway.shared.uploads import (
 from gateway.voices.views import voice_view
 from policy.blocklist.repository import transfer_exceptions
 from policy.blocklist.review import hold_for_review
+from policy.blocklist.scorer import CalibratedScorer
 from policy.blocklist.screening import reference_check
 from policy.consent.challenges import create_challenge
 from policy.consent.enrollment import (
@@ -194,6 +195,7 @@ class EnrollmentService:
                 consent_recording=consent,
                 references=references,
                 embedder=parts.embedder,
+                speaker_scorer=self._speaker_scorer(),
                 recognizer=recognizer(),
                 detect_watermark=watermark_detector(parts.watermark),
                 check_protected=self._protected_check(voice_id=provisional),
@@ -226,7 +228,9 @@ class EnrollmentService:
         return {
             **voice,
             "consent_id": result.consent_id,
-            "speaker_similarity": round(result.speaker_similarity, 3),
+            # The worst reference against the consent recording, on the calibrated scale.
+            "speaker_score": round(result.speaker.normalized, 3),
+            "speaker_match_probability": round(result.speaker.probability, 3),
             "statement_score": round(result.statement.score, 3),
         }
 
@@ -243,6 +247,7 @@ class EnrollmentService:
                 owner_sub=principal.subject,
                 references=references,
                 embedder=parts.embedder,
+                speaker_scorer=self._speaker_scorer(),
                 check_protected=self._protected_check(voice_id=voice_id),
                 key_encryption_key=kek,
             )
@@ -265,6 +270,11 @@ class EnrollmentService:
             )
         with self._sessions() as session:
             return voice_view(session, voice_id=voice_id)
+
+    def _speaker_scorer(self) -> CalibratedScorer:
+        """The consent check scores as the list does: the list's current cohort, the model's calibration."""
+        parts = self._parts
+        return CalibratedScorer(cohort=parts.blocklist.snapshot().index.cohort, calibration=parts.speaker_calibration)
 
     def _protected_check(self, *, voice_id: str) -> Callable[[Sequence[Any]], None]:
         # Any: the list's check takes anything with .audio and .sample_rate, as a Recording has

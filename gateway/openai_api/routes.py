@@ -23,7 +23,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 COMMON_ERRORS = (401, 403, 422, 500, 503)
-SPEECH_ERRORS = (*COMMON_ERRORS, 404, 409, 410, 413, 429, 502, 504)
+SPEECH_ERRORS = (*COMMON_ERRORS, 400, 404, 409, 410, 413, 429, 502, 504)
 
 
 @router.post(

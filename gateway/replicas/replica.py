@@ -103,13 +103,18 @@ class ThisReplica:
             session.commit()
             replica_id = row.id
         if self._on_postgresql:
-            self._lock_connection = self._db_engine.connect()
-            self._lock_connection.execute(
-                text("SELECT pg_advisory_lock(:class, :object)"), {"class": REPLICA_LOCK_CLASS, "object": replica_id}
-            )
-            self._lock_connection.commit()
+            self._lock_connection = self._take_lock(replica_id)
         log.info("gateway replica %s registered", replica_id)
         return replica_id
+
+    def _take_lock(self, replica_id: int) -> Connection:
+        """A connection of its own, never returned to the pool, holding this replica's lock."""
+        connection = self._db_engine.connect()
+        connection.execute(
+            text("SELECT pg_advisory_lock(:class, :object)"), {"class": REPLICA_LOCK_CLASS, "object": replica_id}
+        )
+        connection.commit()
+        return connection
 
     # --- requests this replica runs --------------------------------------------------------
 
@@ -193,6 +198,24 @@ class ThisReplica:
         with self._sessions() as session:
             session.execute(update(Replica).where(Replica.id == self.id).values(heartbeat_at=self._clock()))
             session.commit()
+        self._keep_lock()
+
+    def _keep_lock(self) -> None:
+        """A database restart ends every session and frees their locks: take this replica's
+        lock again at once, so others do not take it for dead for longer than that."""
+        if not self._on_postgresql or self._stop.is_set():
+            return
+        with self._lock:
+            connection = self._lock_connection
+            if connection is not None and not connection.closed and not connection.invalidated:
+                try:
+                    connection.execute(text("SELECT 1"))
+                    connection.commit()
+                    return
+                except Exception:  # the session is gone: its lock with it
+                    log.warning("replica %s lost its database session; taking its lock again", self._id)
+                    connection.invalidate()
+            self._lock_connection = self._take_lock(self._id) if self._id is not None else None
 
     def sweep(self) -> int:
         """Close the leases of every dead replica and mark it stopped; returns how many
@@ -293,7 +316,9 @@ class ThisReplica:
             self._thread.join(timeout=self.heartbeat_seconds + 5)
             self._thread = None
         with self._lock:
-            replica_id, self._id = self._id, None
+            # The id stays: a request thread still finishing after this finds its lease closed,
+            # it must not register a new replica.
+            replica_id = self._id
             connection, self._lock_connection = self._lock_connection, None
         if replica_id is not None:
             try:

@@ -35,6 +35,7 @@ from gateway import __version__
 from gateway.auth import Principal
 from gateway.components import Components
 from gateway.metrics import PIPELINE_STEP, engine_job
+from gateway.rate_limits.limiter import RateLimiter, RequestKind
 from gateway.replicas import leases
 from gateway.replicas.replica import ThisReplica
 from gateway.shared.actors import actor_of
@@ -83,11 +84,13 @@ class SynthesisService:
         *,
         sessions: sessionmaker[Session],
         components: Components,
+        rate_limiter: RateLimiter,
         replica: ThisReplica,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
         self._parts = components
+        self._rate_limiter = rate_limiter
         self._clock = clock
         self.replica = replica
         self.refusals = RefusalRecorder(sessions, replica=replica)
@@ -158,6 +161,8 @@ class SynthesisService:
         `admitted` event committed with the reserved use and the request's lease; a refusal
         records `request.denied` (or a review hold) and raises."""
         parts, times = self._parts, times if times is not None else StepTimes()
+        # Before anything is recorded: a flood of refused requests writes no event per request.
+        self._rate_limiter.admit(principal, RequestKind.SYNTHESIS)
         request_id = uuid.uuid4().hex
         slot = None
         with self._sessions() as session:
@@ -315,6 +320,7 @@ class SynthesisService:
                 first=first,
                 last=last,
             )
+        self._rate_limiter.spend_audio(principal, seconds=len(marked.samples) / marked.sample_rate)
         return ReleasedPiece(body=body, watermark_id=marked.watermark_id, released_audit_id=released_audit_id)
 
     def label_for(self, admission: Admission) -> ContentLabel:

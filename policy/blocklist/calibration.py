@@ -12,6 +12,10 @@ same-speaker (target) and different-speaker (impostor) scores:
 - **review** at the score that all but ``max_own_allowed`` of a protected speaker's own speech
   reaches (default 1 %), and never above deny: the band that is held for a person is only as
   wide as the model's overlap of targets and impostors forces it to be.
+- **consent match** at the score that a different speaker reaches with per-comparison rate
+  ``consent_false_match`` (default 1 %, the impostor tail again): the consent check accepts a
+  reference as the consent speaker from this score on. It uses the same scorer and cohort as the
+  list, so it is as model-specific as the list's thresholds and moves with a recalibration.
 - **P(same speaker)**: a logistic fit of the label on the score (balanced classes, i.e. a 50 %
   prior), reported with every decision; the decision itself uses the thresholds above, whose
   meaning does not depend on a prior.
@@ -36,9 +40,14 @@ from policy.errors import BlocklistMisconfigured
 DEFAULT_LIST_SIZE = 1_000
 DEFAULT_MAX_WRONGFUL_DENIAL = 0.005
 DEFAULT_MAX_OWN_ALLOWED = 0.01
+# The consent check's operating point before it was calibrated (docs/benchmarks/consent.md: raw
+# cosine rejecting 99 % of pairs of different real speakers), now on the calibrated scale.
+DEFAULT_CONSENT_FALSE_MATCH = 0.01
 MIN_TARGET_TRIALS = 20
 MIN_IMPOSTOR_TRIALS = 200
-FORMAT = "clonegate-speaker-calibration/1"
+FORMAT = "clonegate-speaker-calibration/2"
+# Version 1 had no consent threshold; its files are refused with a pointer to recalibrate.
+_FORMERLY = {"clonegate-speaker-calibration/1": "it has no consent threshold"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class ScoreCalibration:
     cohort_centering: bool
     deny: float
     review: float
+    consent_match: float
     logistic_slope: float
     logistic_intercept: float
     source: str
@@ -62,7 +72,7 @@ class ScoreCalibration:
             raise BlocklistMisconfigured("a calibration must name the speaker model it was made for")
         if self.cohort_top_k < 2:
             raise BlocklistMisconfigured(f"cohort top-K must be at least 2, got {self.cohort_top_k}")
-        for label in ("logistic_slope", "logistic_intercept"):
+        for label in ("logistic_slope", "logistic_intercept", "consent_match"):
             if not math.isfinite(getattr(self, label)):
                 raise BlocklistMisconfigured(f"calibration {label} must be finite")
         if self.logistic_slope <= 0:
@@ -94,7 +104,13 @@ class ScoreCalibration:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise BlocklistMisconfigured(f"speaker calibration is not JSON: {exc}") from exc
-        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+        found = data.pop("format", None) if isinstance(data, dict) else None
+        if isinstance(found, str) and found in _FORMERLY:
+            raise BlocklistMisconfigured(
+                f"speaker calibration is a {found} document ({_FORMERLY[found]}): "
+                "run `clonegate blocklist calibrate` again"
+            )
+        if not isinstance(data, dict) or found != FORMAT:
             raise BlocklistMisconfigured(f"speaker calibration is not a {FORMAT} document")
         expected = set(cls.__dataclass_fields__)
         if set(data) != expected:
@@ -107,6 +123,7 @@ class ScoreCalibration:
                 cohort_centering=_boolean(data["cohort_centering"]),
                 deny=float(data["deny"]),
                 review=float(data["review"]),
+                consent_match=float(data["consent_match"]),
                 logistic_slope=float(data["logistic_slope"]),
                 logistic_intercept=float(data["logistic_intercept"]),
                 source=str(data["source"]),
@@ -196,6 +213,7 @@ def fit_calibration(
     list_size: int = DEFAULT_LIST_SIZE,
     max_wrongful_denial: float = DEFAULT_MAX_WRONGFUL_DENIAL,
     max_own_allowed: float = DEFAULT_MAX_OWN_ALLOWED,
+    consent_false_match: float = DEFAULT_CONSENT_FALSE_MATCH,
     source: str,
 ) -> ScoreCalibration:
     """Thresholds and probability map from labelled normalised scores (see the module doc)."""
@@ -210,6 +228,8 @@ def fit_calibration(
         raise BlocklistMisconfigured("calibration scores must be finite")
     if not 0 < max_own_allowed < 0.5:
         raise BlocklistMisconfigured("max_own_allowed must be in (0, 0.5)")
+    if not 0 < consent_false_match < 0.5:
+        raise BlocklistMisconfigured("consent_false_match must be in (0, 0.5)")
     tail = TailFit.upper_half(impostors)
     deny = tail.threshold(per_comparison_rate(list_rate=max_wrongful_denial, list_size=list_size))
     # The lower of the counted quantile and a normal fit's: on a few dozen target trials the
@@ -224,6 +244,7 @@ def fit_calibration(
         cohort_centering=cohort_centering,
         deny=round(deny, 4),
         review=round(review, 4),
+        consent_match=round(tail.threshold(consent_false_match), 4),
         logistic_slope=round(slope, 6),
         logistic_intercept=round(intercept, 6),
         source=source,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from policy.blocklist.matching import (
+    NORMALIZATIONS,
     BlocklistDecision,
     BlocklistThresholds,
     Cohort,
@@ -36,6 +37,13 @@ BOUND_SLACK = 1e-4
 _STATS_CHUNK = 8_192
 # The probe goes in as uint8 with zero point 128 (MLAS's fast path is uint8 x int8).
 _PROBE_ZERO_POINT = 128
+# Entry codes use 7 bits. MLAS's uint8 x int8 kernel on CPUs without VNNI (AVX2: vpmaddubsw)
+# adds each pair of adjacent products into a saturating int16, so 2 * 255 * 127 = 64,770 is
+# clipped to 32,767 and the dot product comes out wrong (measured here: 995 of 1,000 random full-
+# range rows). With codes in [-63, 63] a pair is at most 2 * 255 * 63 = 32,130 and never clips;
+# this is the "reduce_range" 7-bit weights that onnxruntime's quantization guide
+# (docs/performance/model-optimizations/quantization.md) recommends for such CPUs.
+_CODE_MAX = 63
 
 
 def _int8_product_session(codes_t: np.ndarray) -> Any:
@@ -67,14 +75,14 @@ class _Int8Copy:
 
     session: Any  # onnxruntime.InferenceSession holding the (d, N) int8 codes
     scale: np.ndarray  # (N,) float32: row value = code * scale
-    residual_norm: np.ndarray  # (N,) ||e - e_hat||
+    residual_bound: np.ndarray  # (N,) ||e - e_hat|| + BOUND_SLACK
     dequantized_norm: np.ndarray  # (N,) ||e_hat||
 
     @classmethod
     def build(cls, models: np.ndarray) -> _Int8Copy | None:
-        scale = np.abs(models).max(axis=1) / 127.0
+        scale = np.abs(models).max(axis=1) / float(_CODE_MAX)
         scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        codes = np.clip(np.rint(models / scale[:, None]), -127, 127).astype(np.int8)
+        codes = np.clip(np.rint(models / scale[:, None]), -_CODE_MAX, _CODE_MAX).astype(np.int8)
         dequantized = codes.astype(np.float32) * scale[:, None]
         try:
             session = _int8_product_session(np.ascontiguousarray(codes.T))
@@ -83,7 +91,7 @@ class _Int8Copy:
         return cls(
             session=session,
             scale=scale,
-            residual_norm=np.linalg.norm(models - dequantized, axis=1).astype(np.float32),
+            residual_bound=(np.linalg.norm(models - dequantized, axis=1) + BOUND_SLACK).astype(np.float32),
             dequantized_norm=np.linalg.norm(dequantized, axis=1).astype(np.float32),
         )
 
@@ -94,9 +102,13 @@ class _Int8Copy:
         probe_error = float(np.linalg.norm(probe - probe_codes.astype(np.float32) * probe_scale))
         feed = (probe_codes + _PROBE_ZERO_POINT).astype(np.uint8)[np.newaxis, :]
         (dots,) = self.session.run(["dots"], {"probe": feed})
-        approx = dots[0].astype(np.float32) * (self.scale * np.float32(probe_scale))
+        # In place: at 100,000 entries each temporary array is another pass over 400 kB.
+        approx = dots[0].astype(np.float32)
+        approx *= self.scale
+        approx *= np.float32(probe_scale)
         # (e - e_hat).q + e_hat.(q - q_hat), each bounded by Cauchy-Schwarz; ||q|| = 1.
-        bound = self.residual_norm + self.dequantized_norm * np.float32(probe_error) + np.float32(BOUND_SLACK)
+        bound = self.dequantized_norm * np.float32(probe_error)
+        bound += self.residual_bound
         return approx, bound
 
 
@@ -130,7 +142,7 @@ class BlocklistIndex:
             raise BlocklistMisconfigured("entry ids and entry models differ in number")
         if np.unique(self.entry_ids).size != self.entry_ids.size:
             raise BlocklistMisconfigured("duplicate entry ids in the blocklist index")
-        if self.normalization not in ("as-norm", "top-norm"):
+        if self.normalization not in NORMALIZATIONS:
             raise BlocklistMisconfigured(f"unknown score normalisation {self.normalization!r}")
         means, sds = [], []
         for start in range(0, self.models.shape[0], _STATS_CHUNK):
@@ -170,7 +182,7 @@ class BlocklistIndex:
             probe_mean=float(probe_mean[0]),
             probe_sd=float(probe_sd[0]),
         )
-        return slope.astype(np.float32), intercept.astype(np.float32)
+        return slope.astype(np.float32, copy=False), intercept.astype(np.float32, copy=False)
 
     def check(self, embedding: np.ndarray, *, exempt_entry_ids: Collection[int] = ()) -> BlocklistDecision:
         """The best-matching active entry (ignoring ``exempt_entry_ids``) and the decision."""
@@ -201,9 +213,11 @@ class BlocklistIndex:
     def _best_by_prefilter(
         self, copy: _Int8Copy, probe: np.ndarray, slope: np.ndarray, intercept: np.ndarray, excluded: np.ndarray | None
     ) -> int:
-        approx, bound = copy.approximate(probe)
-        approx_norm = approx * slope + intercept
-        upper = (approx + bound) * slope + intercept
+        approx_norm, upper = copy.approximate(probe)
+        approx_norm *= slope
+        approx_norm += intercept
+        upper *= slope  # slope > 0: the bound scales with it
+        upper += approx_norm
         if excluded is not None:
             approx_norm[excluded] = -np.inf
             upper[excluded] = -np.inf

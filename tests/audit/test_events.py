@@ -9,7 +9,7 @@ import pytest
 
 from audit.canonical import canonical_json
 from audit.errors import InvalidAuditEvent, NonCanonicalValue
-from audit.events import Action, Actor, AuditEvent, Decision, Digests, EngineInfo, Subjects
+from audit.events import Action, Actor, Aggregate, AuditEvent, Decision, Digests, EngineInfo, Subjects
 
 ACTOR = Actor(iss="https://issuer.example", sub="svc-frontend", role="operator", tenant="acme")
 
@@ -132,3 +132,41 @@ def test_fast_encoding_equals_the_general_canonicalizer():
     ]
     for event in variants:
         assert event.canonical_bytes() == canonical_json(event.to_dict())
+
+
+def _aggregated(count: int = 200) -> AuditEvent:
+    since = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    return AuditEvent(
+        action=Action.REQUEST_RATE_LIMITED,
+        decision=Decision.DENY,
+        reason="tenant_synthesis_requests_per_minute",
+        actor=Actor(iss="https://issuer.example", sub="studio-1", role="client", tenant="acme"),
+        aggregate=Aggregate(count=count, since=since, until=since + timedelta(seconds=59)),
+    )
+
+
+def test_aggregated_event_round_trips_and_others_keep_their_bytes():
+    event = _aggregated()
+    entry = event.canonical_bytes()
+    assert AuditEvent.from_canonical_bytes(entry) == event
+    assert json.loads(entry)["aggregate"] == {
+        "count": 200,
+        "since": "2026-12-02T01:00:00.000000Z",
+        "until": "2026-12-02T01:00:59.000000Z",
+    }
+    assert entry == canonical_json(event.to_dict())
+    # An event without an aggregate has no such member: entries logged before it existed still verify.
+    assert "aggregate" not in json.loads(make_event().canonical_bytes())
+
+
+@pytest.mark.parametrize("count", [0, -1, True, 2**53])
+def test_aggregate_count_must_be_a_positive_integer(count):
+    with pytest.raises(InvalidAuditEvent, match=r"aggregate\.count"):
+        _aggregated(count)
+
+
+def test_null_aggregate_member_is_refused_as_non_canonical():
+    data = json.loads(make_event().canonical_bytes())
+    data["aggregate"] = None
+    with pytest.raises(InvalidAuditEvent, match="aggregate"):
+        AuditEvent.from_canonical_bytes(canonical_json(data))

@@ -37,7 +37,7 @@ from engine.executor import BoundedExecutor
 from engine.interface import CancelToken, ReferenceClip
 from engine.workers.client import RayServeEngine
 from tests.gateway import conftest as gateway_conftest
-from tests.gateway.synthesis_fixtures import audit_events, read_clip, ready_gateway, synthesize
+from tests.gateway.synthesis_fixtures import audit_events, consent_uses, read_clip, ready_gateway, synthesize
 
 # The gateway tests' fixtures, for the test that runs the whole pipeline on a worker.
 settings = gateway_conftest.settings
@@ -134,19 +134,7 @@ def _events(log: Path, event: str) -> list[tuple[int, str]]:
 
 def _kill_when_started(log: Path, text: str) -> threading.Thread:
     """SIGKILL the replica process as soon as it has started synthesizing ``text``."""
-
-    def kill() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            for pid, started in _events(log, "started"):
-                if started.startswith(text):
-                    os.kill(pid, signal.SIGKILL)
-                    return
-            time.sleep(0.01)
-
-    killer = threading.Thread(target=kill, daemon=True)
-    killer.start()
-    return killer
+    return _when_started(log, text, lambda pid: os.kill(pid, signal.SIGKILL))
 
 
 def test_serve_config_runs_no_http_proxy(cluster):
@@ -188,11 +176,12 @@ def test_replica_killed_mid_request_runs_again_on_the_other(cluster, tone):
 def test_replica_killed_mid_request_fails_closed_in_the_pipeline(
     cluster, settings, loaded_models, speech_dir, client_token
 ):
-    """No retries: the gateway records `request.failed` and releases no audio; the next request
-    is served by the surviving replica."""
+    """No retries: the gateway records `request.failed`, releases no audio and gives the consent
+    use back; the next request is served by the surviving replica."""
     engine = _client("embedded", timeout_s=120, prepare_timeout_s=120, retries=0)
     models = dataclasses.replace(loaded_models, engine=engine)
     with ready_gateway(settings, models, speech_dir, reference_clip=2) as (client, app, voice):
+        uses = consent_uses(app, voice.consent_id)
         killer = _kill_when_started(cluster, "The library opens")
         response = synthesize(client, client_token, voice)
         killer.join()
@@ -201,9 +190,27 @@ def test_replica_killed_mid_request_fails_closed_in_the_pipeline(
         assert not response.headers["content-type"].startswith("audio/")
         event = audit_events(app, voice_id=voice.voice_id)[-1][1]
         assert (event.action.value, event.reason) == ("request.failed", "engine_request_failed")
+        assert consent_uses(app, voice.consent_id) == uses  # the use was given back
         response = synthesize(client, client_token, voice)
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("audio/")
+
+
+def _when_started(log: Path, text: str, action) -> threading.Thread:
+    """Run ``action(pid)`` as soon as a replica has started synthesizing ``text``."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for pid, started in _events(log, "started"):
+                if started.startswith(text):
+                    action(pid)
+                    return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
 
 
 @pytest.mark.parametrize("how", ["cancelled", "deadline"])
@@ -212,19 +219,18 @@ def test_cancellation_reaches_the_worker(cluster, tone, how):
     text = f"Speak slowly until {how}. And slowly. And slowly. And slowly. And slowly."
     token = CancelToken()
     if how == "cancelled":  # the client went away, or the executor's deadline passed
-        threading.Timer(0.5, token.cancel, args=("client went away",)).start()
+        _when_started(cluster, text, lambda pid: token.cancel("client went away"))
         expected: type[Exception] = EngineCancelled
     else:  # the deadline the client sends, enforced by the worker itself
         client = _client("tone", timeout_s=0.5)
         expected = EngineTimeout
-    started = time.monotonic()
     with pytest.raises(expected):
         client.synthesize(text=text, language="en", voice=voice, cancel=token)
-    assert time.monotonic() - started < 1.5  # not the 2 s the five sentences would take
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while not any(seen == text for _, seen in _events(cluster, "cancelled")):
         assert time.monotonic() < deadline, "the engine in the worker never saw the cancellation"
         time.sleep(0.05)
+    assert not any(seen == text for _, seen in _events(cluster, "finished"))  # it stopped, not finished
 
 
 @pytest.mark.parametrize("word", ["nan", "silence", "ultrasonic"])
@@ -241,6 +247,6 @@ def test_worker_errors_keep_their_engine_error_class(cluster, tone):
     with pytest.raises(LanguageUnsupported):
         client.synthesize(text="Bonjour à tous.", language="fr", voice=voice)
     with pytest.raises(EngineUnavailable):
-        _client("no-such-engine")
+        _client("no-such-engine", load_timeout_s=1)
     assert issubclass(LanguageUnsupported, Exception) and not issubclass(LanguageUnsupported, EngineRequestFailed)
     assert Counter(pid for pid, _ in _events(cluster, "loaded"))  # replicas were built from the config

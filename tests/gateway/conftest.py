@@ -79,6 +79,7 @@ def synthesis_replaced(app, *, sessions=None, **components) -> Iterator[Synthesi
     service = SynthesisService(
         sessions=sessions or gateway.sessions,
         components=dataclasses.replace(gateway.components, **components),
+        rate_limiter=gateway.rate_limiter,
         replica=gateway.replica,
     )
     app.dependency_overrides[synthesis_service] = lambda: service

@@ -75,6 +75,12 @@ def test_calibrate_options_change_the_thresholds(
     assert main(["blocklist", "calibrate", str(labelled_set), "--output", str(small), "--list-size", "10"]) == 0
     assert main(["blocklist", "calibrate", str(labelled_set), "--output", str(large), "--list-size", "100000"]) == 0
     assert ScoreCalibration.read(large).deny > ScoreCalibration.read(small).deny
+    strict = tmp_path / "strict.json"
+    assert (
+        main(["blocklist", "calibrate", str(labelled_set), "--output", str(strict), "--consent-false-match", "0.001"])
+        == 0
+    )
+    assert ScoreCalibration.read(strict).consent_match > ScoreCalibration.read(small).consent_match
     top = tmp_path / "top.json"
     args = ["blocklist", "calibrate", str(labelled_set), "--output", str(top), "--normalization", "top-norm"]
     assert main([*args, "--no-centering"]) == 0

@@ -13,8 +13,10 @@ import soundfile
 from audit.checkpoint import open_checkpoint
 from audit.merkle import verify_inclusion
 from gateway.audio_io import decode_audio
+from gateway.db import create_db_engine, make_session_factory
 from gateway.dependencies import gateway_of
-from gateway.detection.rate_limit import AnonymousRateLimiter, DetectRateLimited
+from gateway.rate_limits.limiter import RateLimited, RateLimiter
+from gateway.settings import RateLimits
 from tests.gateway.conftest import bearer
 from tests.gateway.speech import wav_bytes
 from tests.gateway.synthesis_fixtures import (
@@ -135,11 +137,18 @@ def test_rejects_corrupt_upload(gateway, client_token):
     assert response.status_code == 422 and response.json()["error"] == "audio_corrupt"
 
 
-def test_rejects_anonymous_flood_when_anonymous_detection_is_enabled():
-    limiter = AnonymousRateLimiter(per_minute=2)
-    limiter.take("198.51.100.7")
-    limiter.take("198.51.100.7")
-    with pytest.raises(DetectRateLimited) as refused:
-        limiter.take("198.51.100.7")
-    assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) >= 1
-    limiter.take("203.0.113.9")  # another address has its own allowance
+def test_rejects_anonymous_flood_when_anonymous_detection_is_enabled(migrated_database_url):
+    engine = create_db_engine(migrated_database_url)
+    limiter = RateLimiter(
+        sessions=make_session_factory(engine),
+        limits=RateLimits(),
+        anonymous_detection_per_minute=2,
+        clock=lambda: 1_800_000_010.0,
+    )
+    limiter.admit_anonymous_detection("198.51.100.7")
+    limiter.admit_anonymous_detection("198.51.100.7")
+    with pytest.raises(RateLimited) as refused:
+        limiter.admit_anonymous_detection("198.51.100.7")
+    assert refused.value.status == 429 and refused.value.headers["Retry-After"] == "50"
+    limiter.admit_anonymous_detection("203.0.113.9")  # another address has its own allowance
+    engine.dispose()

@@ -27,7 +27,7 @@ from gateway.settings import Settings
 from gateway.synthesis.service import StepTimes, SynthesisService
 from gateway.synthesis.steps import SynthesisRequest
 from policy.consent.models import Consent, UsageRecord
-from policy.errors import ConsentUsesExhausted
+from policy.errors import ConsentRevoked, ConsentUsesExhausted
 from tests.gateway.conftest import bearer
 from tests.gateway.synthesis_fixtures import (
     OWNER_ISSUER_SUB,
@@ -52,6 +52,9 @@ def two_replicas(tmp_path_factory, loaded_models, speech_dir, postgres_databases
         database_url=postgres_databases.migrated(),
         engine_max_concurrency=1,
         engine_max_queue=1,
+        # The tests sweep themselves; the app's own beat comes rarely, so it cannot get ahead of them.
+        replica_heartbeat_seconds=60,
+        replica_lease_seconds=300,
     )
     engine = FaultEngine(loaded_models.engine)
     with ready_gateway(settings, dataclasses.replace(loaded_models, engine=engine), speech_dir, reference_clip=3) as (
@@ -73,7 +76,15 @@ def other(two_replicas):
     _, app, _, _ = two_replicas
     gateway = gateway_of(app)
     replica = ThisReplica(sessions=gateway.sessions, db_engine=gateway.db_engine)
-    yield replica, SynthesisService(sessions=gateway.sessions, components=gateway.components, replica=replica)
+    yield (
+        replica,
+        SynthesisService(
+            sessions=gateway.sessions,
+            components=gateway.components,
+            rate_limiter=gateway.rate_limiter,
+            replica=replica,
+        ),
+    )
     replica.stop()
 
 
@@ -250,3 +261,49 @@ def test_concurrent_admissions_never_reserve_more_uses_than_granted(two_replicas
         assert session.scalars(select(RequestLease).where(RequestLease.replica_id == gateway.replica.id)).all() == []
         released = session.scalar(select(func.count()).where(UsageRecord.consent_id == voice.consent_id))
         assert session.get(Consent, voice.consent_id).uses == released  # only releases spent uses
+
+
+def test_revocation_on_one_replica_stops_the_other_at_once(two_replicas, other, hs256_token):
+    """Consent is read from the database at admission and before release: no replica caches it."""
+    client, app, voice, _ = two_replicas
+    _, service = other
+    in_flight = _admit(service, app, voice)
+    owner = hs256_token(sub=OWNER_ISSUER_SUB, role=["owner"])
+    try:
+        revoked = client.post(f"/v1/consents/{voice.consent_id}/revoke", headers=bearer(owner))
+        assert revoked.status_code == 200, revoked.text
+        with pytest.raises(ConsentRevoked):
+            _admit(service, app, voice)
+        with pytest.raises(ConsentRevoked):
+            service.release_whole(
+                principal=_client_principal(gateway_of(app).settings),
+                request=_request(voice),
+                admission=in_flight,
+                encoding=service.file_encoding("wav"),
+                cancel=CancelToken(),
+                times=StepTimes(),
+            )
+    finally:
+        with gateway_of(app).sessions() as session:
+            session.get(Consent, voice.consent_id).revoked_at = None
+            session.commit()
+
+
+def test_a_replica_whose_database_session_ended_takes_its_lock_again(two_replicas, other):
+    """After a database restart (every session ended) a live replica is not taken for dead
+    for longer than one heartbeat: it takes its lock again."""
+    _, app, voice, _ = two_replicas
+    _, service = other
+    survivor = gateway_of(app).replica
+    admission = _admit(service, app, voice)
+    _kill(app, service.replica)
+    service.replica.heartbeat()  # the replica's next beat
+    survivor.sweep()
+    assert _outcomes(app, admission.request_id) == []
+    with gateway_of(app).db_engine.connect() as connection:
+        held = connection.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :class AND objid = :object"),
+            {"class": REPLICA_LOCK_CLASS, "object": service.replica.id},
+        ).scalar_one()
+    assert held == 1
+    service.replica.drain(grace_seconds=0)

@@ -15,13 +15,14 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from gateway.settings import Settings
+from gateway.settings import LimitSet, RateLimits, Settings
 from tests.gateway.conftest import free_port
 from tests.gateway.synthesis_fixtures import PURPOSE, TENANT, GrantedVoice, ready_gateway
 
 # Tenant `acme` speaks through OpenAI clients with a default purpose; `globex` has none.
 OTHER_TENANT = "globex"
 ALIAS = "alloy"
+LIMITED_TENANT = "initech"  # one synthesis request a minute
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def served(tmp_path_factory, loaded_models, speech_dir) -> Iterator[Served]:
         openai_default_purposes={TENANT: PURPOSE},
         synthesis_deny_patterns=[r"\bwire (the )?money\b"],
         engine_max_queue=0,  # one job at a time and none waiting: a second one is refused (429)
+        rate_limits=RateLimits(tenants={LIMITED_TENANT: LimitSet(synthesis_requests_per_minute=1)}),
     )
     with ready_gateway(settings, loaded_models, speech_dir, reference_clip=2) as (client, app, voice):
         settings.openai_voice_aliases[TENANT] = {ALIAS: voice.voice_id}  # the tenant's alias for its voice

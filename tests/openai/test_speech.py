@@ -24,7 +24,7 @@ from gateway.synthesis.steps import payload_for
 from policy.blocklist.repository import AudioSample, add_protected_speaker, deactivate_protected_speaker
 from policy.consent.grants import revoke_consent
 from tests.gateway.synthesis_fixtures import OWNER_ISSUER_SUB, PURPOSE, TEXT, audit_events, grant_voice
-from tests.openai.conftest import ALIAS, OTHER_TENANT
+from tests.openai.conftest import ALIAS, LIMITED_TENANT, OTHER_TENANT
 
 STORY = (
     "The old lighthouse keeper climbed the narrow stairs every evening before the sun went down. "
@@ -158,6 +158,14 @@ def test_voice_without_consent_for_the_caller_raises_permission_denied(served):
     assert error.code == "consent_missing" and error.type == "permission_error"
 
 
+def test_purpose_from_the_header_reaches_the_consent_check(served):
+    stranger = served.token(sub="studio-9", tenant=OTHER_TENANT)  # no default purpose
+    error = _refusal(
+        served, openai.PermissionDeniedError, token=stranger, extra_headers={"X-Clonegate-Purpose": PURPOSE}
+    )
+    assert error.code == "consent_missing"
+
+
 def test_protected_voice_raises_permission_denied(served):
     components = gateway_of(served.app).components
     with gateway_of(served.app).sessions() as session:
@@ -255,10 +263,32 @@ def test_busy_engine_raises_rate_limit_error_with_retry_after(served):
         holder.join(60)
 
 
+def test_spent_rate_limit_raises_rate_limit_error_with_retry_after(served):
+    limited = served.openai(served.token(sub="studio-7", tenant=LIMITED_TENANT))
+    body = {"model": "tts-1", "voice": served.voice.voice_id, "input": TEXT, "extra_body": {"purpose": PURPOSE}}
+    # The first request of a minute spends the budget (and is then refused for want of consent);
+    # the next one in the same window is refused before anything else. Three cover a new minute.
+    with pytest.raises(openai.RateLimitError) as caught:
+        for _ in range(3):
+            with contextlib.suppress(openai.PermissionDeniedError):
+                limited.audio.speech.create(**body)
+    assert caught.value.code == "rate_limited" and int(caught.value.response.headers["retry-after"]) >= 1
+
+
 def _run_until_cancelled(executor, profile, cancel: CancelToken) -> None:
     text = " ".join([STORY] * 5)  # far longer than the request under test takes to be refused
     with contextlib.suppress(EngineCancelled):  # it only held the engine
         executor.synthesize(text=text, language="en", voice=profile, controls=SynthesisControls(), cancel=cancel)
+
+
+def test_openapi_document_declares_openai_errors_on_the_openai_routes(served):
+    document = served.client.get("/openapi.json").json()
+    for path, method in (("/v1/audio/speech", "post"), ("/v1/audio/voices", "get"), ("/v1/models", "get")):
+        responses = document["paths"][path][method]["responses"]
+        for status in ("401", "403", "422"):
+            schema = responses[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/OpenAIErrorBody"}, (path, status)
+    assert set(document["components"]["schemas"]["OpenAIError"]["required"]) == {"message", "type", "code"}
 
 
 def test_models_lists_the_accepted_names(served):

@@ -96,6 +96,25 @@ def test_tail_fit_reads_a_normal_tail() -> None:
     assert tail.threshold(tail.rate(3.0)) == pytest.approx(3.0)
 
 
+def test_consent_threshold_follows_the_impostor_tail_at_its_own_rate() -> None:
+    """Impostors are standard normal: the consent check accepts a stranger with the asked rate."""
+    calibration = _fit(consent_false_match=0.01)
+    assert calibration.consent_match == pytest.approx(norm.isf(0.01), abs=0.08)
+    stricter = _fit(consent_false_match=0.001)
+    assert stricter.consent_match > calibration.consent_match
+    with pytest.raises(BlocklistMisconfigured):
+        _fit(consent_false_match=0.0)
+
+
+def test_calibration_without_a_consent_threshold_refused_with_how_to_recalibrate() -> None:
+    """A version-1 file (before the consent check was calibrated) must not load with a guessed threshold."""
+    data = json.loads(_fit().to_json())
+    data.pop("consent_match")
+    data["format"] = "clonegate-speaker-calibration/1"
+    with pytest.raises(BlocklistMisconfigured, match="blocklist calibrate"):
+        ScoreCalibration.from_json(json.dumps(data))
+
+
 def test_calibration_file_round_trip(tmp_path: Path) -> None:
     calibration = _fit()
     path = tmp_path / "calibration.json"
@@ -109,6 +128,9 @@ def test_calibration_file_round_trip(tmp_path: Path) -> None:
         lambda d: d.update(format="something-else"),
         lambda d: d.update(extra=1),
         lambda d: d.pop("deny"),
+        lambda d: d.pop("consent_match"),
+        lambda d: d.update(consent_match=float("nan")),
+        lambda d: d.update(format=["clonegate-speaker-calibration/1"]),
         lambda d: d.update(deny="high"),
         lambda d: d.update(review=d["deny"] + 1),
         lambda d: d.update(cohort_centering="yes"),

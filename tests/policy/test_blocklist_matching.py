@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from policy.blocklist.index import PREFILTER_MIN_ENTRIES, BlocklistIndex
+from policy.blocklist.index import PREFILTER_MIN_ENTRIES, BlocklistIndex, _Int8Copy
 from policy.blocklist.matching import (
     BlocklistThresholds,
     Cohort,
@@ -48,7 +48,7 @@ def _index(cohort: np.ndarray, entries: np.ndarray, *, center: bool = True, **kw
     )
 
 
-@pytest.mark.parametrize("normalization", ["as-norm", "top-norm"])
+@pytest.mark.parametrize("normalization", ["as-norm", "top-norm", "none"])
 @pytest.mark.parametrize("center", [True, False])
 def test_int8_prefilter_returns_exactly_the_full_scan_best(rng_vectors, normalization, center) -> None:
     cohort, entries = rng_vectors
@@ -152,6 +152,16 @@ def test_top_norm_uses_the_entry_side_only() -> None:
     assert normalized != pytest.approx(normalized_pair_score(cohort, "top-norm", entry_model=probe, probe=entry)[1])
 
 
+def test_no_normalisation_scores_the_centred_cosine() -> None:
+    rng = np.random.default_rng(8)
+    population = _clustered(rng, 300)
+    cohort = Cohort(population[:200], top_k=10)
+    entry, probe = population[250], population[251]
+    raw, normalized = normalized_pair_score(cohort, "none", entry_model=entry, probe=probe)
+    assert normalized == pytest.approx(raw, abs=1e-6)
+    assert raw == pytest.approx(float(cohort.project(entry)[0] @ cohort.project(probe)[0]), abs=1e-6)
+
+
 def test_centring_removes_the_common_direction() -> None:
     """Voices that share only the population's mean direction stop looking alike once the
     cohort mean is taken out; the same voice still does."""
@@ -184,3 +194,30 @@ def test_speaker_model_averages_samples() -> None:
     assert all(float(model @ s) > closest_pair for s in samples)
     with pytest.raises(EmbeddingInvalid):
         speaker_model(np.zeros((0, DIM)))
+
+
+def test_int8_kernel_is_exact_on_full_range_codes() -> None:
+    """The product the prefilter's bound rests on, checked against integer arithmetic on probes
+    and entries whose codes use the whole range (where a saturating kernel clips)."""
+    rng = np.random.default_rng(11)
+    entries = np.abs(rng.standard_normal((300, DIM))).astype(np.float32)
+    copy = _Int8Copy.build(entries / np.linalg.norm(entries, axis=1, keepdims=True))
+    assert copy is not None
+    probe = np.ones(DIM, np.float32) / np.sqrt(DIM)  # every probe code at the maximum
+    approx, bound = copy.approximate(probe)
+    exact = entries @ probe / np.linalg.norm(entries, axis=1)
+    assert np.all(np.abs(exact - approx) <= bound)
+
+
+def test_int8_prefilter_finds_the_best_entry_when_every_product_is_large() -> None:
+    """Non-negative d-vectors (resemblyzer's are) without centring: every code pair is large and
+    of one sign, the case in which a clipping kernel under-scores the true best entry."""
+    rng = np.random.default_rng(12)
+    everyone = np.abs(rng.standard_normal((PREFILTER_MIN_ENTRIES + 300, DIM))).astype(np.float32)
+    everyone /= np.linalg.norm(everyone, axis=1, keepdims=True)
+    index = _index(everyone[:100], everyone[100:], center=False)
+    assert index._int8 is not None
+    for target in rng.integers(0, index.size, 10):
+        probe = index.models[target] + rng.standard_normal(DIM).astype(np.float32) * 0.01
+        _, normalized = index.scores(probe)
+        assert index.check(probe).entry_id == int(index.entry_ids[int(np.argmax(normalized))])

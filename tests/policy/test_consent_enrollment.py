@@ -159,7 +159,12 @@ def _join(*recordings: Recording) -> Recording:
     return Recording(audio=np.concatenate([r.audio for r in recordings]), sample_rate=recordings[0].sample_rate)
 
 
-def _enroll(session, challenge, consent, references, embedder, **overrides):
+@pytest.fixture(scope="module")
+def scorer(shipped_scorer):
+    return shipped_scorer
+
+
+def _enroll(session, challenge, consent, references, embedder, scorer, **overrides):
     """As the gateway enrolls: consume the challenge, then run checks a-f on the consumed one."""
     consumed = consume_challenge(session, challenge_id=challenge.id, owner_iss=OWNER.iss, owner_sub=OWNER.sub, now=NOW)
     args = dict(
@@ -167,6 +172,7 @@ def _enroll(session, challenge, consent, references, embedder, **overrides):
         consent_recording=consent,
         references=references,
         embedder=embedder,
+        speaker_scorer=scorer,
         recognizer=default_recognizer(),
         detect_watermark=_no_watermark,
         check_protected=_not_protected,
@@ -177,12 +183,12 @@ def _enroll(session, challenge, consent, references, embedder, **overrides):
     return enroll_consumed_challenge(session, **args)
 
 
-def test_enrolls_genuine_voice_then_rejects_replayed_consent_recording(session, piper, references, embedder):
+def test_enrolls_genuine_voice_then_rejects_replayed_consent_recording(session, piper, references, embedder, scorer):
     challenge, statement = _challenge(session)
     head_text, phrase_text = _head_and_phrase(statement)
     head = piper(head_text)
-    result = _enroll(session, challenge, _join(head, piper(phrase_text)), references, embedder)
-    assert result.speaker_similarity > 0.8 and result.statement.phrase_matches
+    result = _enroll(session, challenge, _join(head, piper(phrase_text)), references, embedder, scorer)
+    assert result.speaker.normalized >= scorer.calibration.consent_match and result.statement.phrase_matches
     voice = session.get(Voice, result.voice_id)
     assert (voice.owner_iss, voice.owner_sub, voice.status) == (OWNER.iss, OWNER.sub, "active")
     kinds = session.scalars(select(VoiceSample.kind).where(VoiceSample.voice_id == voice.id)).all()
@@ -202,25 +208,25 @@ def test_enrolls_genuine_voice_then_rejects_replayed_consent_recording(session, 
     assert grant.consent_id == result.consent_id
 
     with pytest.raises(ChallengeAlreadyUsed):
-        _enroll(session, challenge, _join(head, piper(phrase_text)), references, embedder)
+        _enroll(session, challenge, _join(head, piper(phrase_text)), references, embedder, scorer)
 
     # The attacker keeps the earlier recording's statement and appends the new challenge's words.
     second, second_statement = _challenge(session, phrase=PHRASE_TWO)
     assert second_statement.text != statement.text
     spliced = _join(head, piper(_head_and_phrase(second_statement)[1]))
     with pytest.raises(ConsentRecordingReplayed):
-        _enroll(session, second, spliced, references, embedder)
+        _enroll(session, second, spliced, references, embedder, scorer)
 
 
-def test_rejects_statement_for_other_challenge(session, piper, references, embedder):
+def test_rejects_statement_for_other_challenge(session, piper, references, embedder, scorer):
     challenge, _ = _challenge(session)
     _, other = _challenge(session, phrase=PHRASE_TWO)
     with pytest.raises(ChallengePhraseMismatch):
-        _enroll(session, challenge, piper(other.text), references, embedder)
+        _enroll(session, challenge, piper(other.text), references, embedder, scorer)
     assert session.scalar(select(func.count()).select_from(Voice)) == 0
 
 
-def test_rejects_wrong_statement(session, piper, references, embedder):
+def test_rejects_wrong_statement(session, piper, references, embedder, scorer):
     challenge, statement = _challenge(session)
     wrong = piper(
         "Hello, this is Joe. I talked to my sister yesterday about the weather and the garden. "
@@ -228,17 +234,17 @@ def test_rejects_wrong_statement(session, piper, references, embedder):
         + "."
     )
     with pytest.raises(StatementNotSpoken):
-        _enroll(session, challenge, wrong, references, embedder)
+        _enroll(session, challenge, wrong, references, embedder, scorer)
 
 
-def test_rejects_silent_consent_recording(session, references, embedder):
+def test_rejects_silent_consent_recording(session, references, embedder, scorer):
     challenge, _ = _challenge(session)
     silence = Recording(audio=np.zeros(16000 * 5, np.float32), sample_rate=16000)
     with pytest.raises(StatementNotSpoken):
-        _enroll(session, challenge, silence, references, embedder)
+        _enroll(session, challenge, silence, references, embedder, scorer)
 
 
-def test_rejects_overlong_and_narrowband_consent_recordings(session, references, embedder):
+def test_rejects_overlong_and_narrowband_consent_recordings(session, references, embedder, scorer):
     challenge, _ = _challenge(session)
     with pytest.raises(AudioTooLong):
         _enroll(
@@ -247,22 +253,28 @@ def test_rejects_overlong_and_narrowband_consent_recordings(session, references,
             Recording(audio=np.zeros(16000 * 61, np.float32), sample_rate=16000),
             references,
             embedder,
+            scorer,
         )
     challenge, _ = _challenge(session)
     with pytest.raises(SampleRateTooLow):
         _enroll(
-            session, challenge, Recording(audio=np.zeros(8000 * 5, np.float32), sample_rate=8000), references, embedder
+            session,
+            challenge,
+            Recording(audio=np.zeros(8000 * 5, np.float32), sample_rate=8000),
+            references,
+            embedder,
+            scorer,
         )
 
 
-def test_rejects_references_of_another_speaker(session, piper, embedder, speech_dir):
+def test_rejects_references_of_another_speaker(session, piper, embedder, speech_dir, scorer):
     challenge, statement = _challenge(session)
     others = [Recording(*sf.read(p, dtype="float32")) for p in sorted(speech_dir.glob("en_*.wav"))[:3]]
     with pytest.raises(ConsentSpeakerMismatch):
-        _enroll(session, challenge, piper(statement.text), others, embedder)
+        _enroll(session, challenge, piper(statement.text), others, embedder, scorer)
 
 
-def test_rejects_watermarked_consent_recording(session, piper, references, embedder):
+def test_rejects_watermarked_consent_recording(session, piper, references, embedder, scorer):
     import perth
 
     marker = perth.PerthImplicitWatermarker()
@@ -277,29 +289,31 @@ def test_rejects_watermarked_consent_recording(session, piper, references, embed
     # Any stored or transmitted file is limited to full scale.
     marked = Recording(audio=np.clip(marked_audio, -1, 1).astype(np.float32), sample_rate=genuine.sample_rate)
     with pytest.raises(ConsentRecordingSynthetic):
-        _enroll(session, challenge, marked, references, embedder, detect_watermark=detect_perth)
+        _enroll(session, challenge, marked, references, embedder, scorer, detect_watermark=detect_perth)
 
 
-def test_rejects_protected_speaker_references(session, piper, references, embedder):
+def test_rejects_protected_speaker_references(session, piper, references, embedder, scorer):
     def protected(recordings):
         raise SpeakerProtected("matches protected speaker 7")
 
     challenge, statement = _challenge(session)
     with pytest.raises(SpeakerProtected):
-        _enroll(session, challenge, piper(statement.text), references, embedder, check_protected=protected)
+        _enroll(session, challenge, piper(statement.text), references, embedder, scorer, check_protected=protected)
     assert session.scalar(select(func.count()).select_from(Consent)) == 0
 
 
-def test_rejects_references_with_too_little_speech(session, piper, embedder):
+def test_rejects_references_with_too_little_speech(session, piper, embedder, scorer):
     challenge, statement = _challenge(session)
     short = [piper("A short sentence.")]
     with pytest.raises(TooLittleSpeech):
-        _enroll(session, challenge, piper(statement.text), short, embedder)
+        _enroll(session, challenge, piper(statement.text), short, embedder, scorer)
 
 
-def test_adds_samples_rejects_other_speaker_and_erases(session, database_file, piper, references, embedder, speech_dir):
+def test_adds_samples_rejects_other_speaker_and_erases(
+    session, database_file, piper, references, embedder, speech_dir, scorer
+):
     challenge, statement = _challenge(session)
-    result = _enroll(session, challenge, piper(statement.text), references, embedder)
+    result = _enroll(session, challenge, piper(statement.text), references, embedder, scorer)
     profile = add_reference_samples(
         session,
         voice_id=result.voice_id,
@@ -307,6 +321,7 @@ def test_adds_samples_rejects_other_speaker_and_erases(session, database_file, p
         owner_sub=OWNER.sub,
         references=[piper("The garden gate creaked as the wind picked up.")],
         embedder=embedder,
+        speaker_scorer=scorer,
         check_protected=_not_protected,
         key_encryption_key=KEK,
     )
@@ -320,6 +335,7 @@ def test_adds_samples_rejects_other_speaker_and_erases(session, database_file, p
             owner_sub=OWNER.sub,
             references=stranger,
             embedder=embedder,
+            speaker_scorer=scorer,
             check_protected=_not_protected,
             key_encryption_key=KEK,
         )
