@@ -82,9 +82,9 @@ def test_owner_enrolls_a_voice_by_microphone(context, gateway, microphone, share
 def test_client_synthesizes_plays_and_downloads(context, shared, tmp_path_factory):
     page = context.new_page()
     sign_in(page, subject="studio-app", name="Studio", roles=("client",), tenant="acme")
-    page.get_by_label("Voice").select_option(shared["voice_id"])
-    page.get_by_label("Text").fill("Chapter one. The morning train was late again.")
-    assert page.get_by_label("Purpose").input_value() == "audiobook"  # from the consent's terms
+    page.get_by_label("Voice", exact=True).select_option(shared["voice_id"])
+    page.get_by_label("Text", exact=True).fill("Chapter one. The morning train was late again.")
+    assert page.get_by_label("Purpose", exact=True).input_value() == "audiobook"  # from the consent's terms
     page.get_by_role("button", name="Synthesize").click()
     player = page.get_by_label("Synthesized speech")
     player.wait_for(timeout=180_000)
@@ -153,11 +153,11 @@ def test_owner_revokes_and_synthesis_is_refused(context, shared):
     page.get_by_role("heading", name="New synthesis").wait_for()
     assert page.get_by_text("No voice is granted to you yet").count() == 1
     # The voice is no longer listed: ask for it by id, as a client holding an old link would.
-    page.get_by_label("Voice").evaluate(
+    page.get_by_label("Voice", exact=True).evaluate(
         "(select, id) => select.append(new Option(id, id, true, true))", shared["voice_id"]
     )
-    page.get_by_label("Text").fill("One more chapter.")
-    page.get_by_label("Purpose").fill("audiobook")
+    page.get_by_label("Text", exact=True).fill("One more chapter.")
+    page.get_by_label("Purpose", exact=True).fill("audiobook")
     page.get_by_role("button", name="Synthesize").click()
     refusal = page.locator("#synth-status .error")
     refusal.wait_for()
@@ -170,10 +170,10 @@ def test_auditor_exports_a_bundle_that_verifies_offline(context, gateway, tmp_pa
     sign_in(page, subject="inspector", name="Inspector", roles=("auditor",))
     page.get_by_role("link", name="Audit log").click()
     page.get_by_role("heading", name="Signed checkpoint").wait_for()
-    page.get_by_label("Action").select_option("consent.revoked")
+    page.get_by_label("Action", exact=True).select_option("consent.revoked")
     page.get_by_role("button", name="Show events").click()
     page.locator("#events td", has_text="consent.revoked").wait_for()
-    page.get_by_label("Action").select_option("")
+    page.get_by_label("Action", exact=True).select_option("")
     page.get_by_role("button", name="Show events").click()
     page.get_by_role("button", name="Inclusion proof of event 0").click()
     page.get_by_role("heading", name="Inclusion proof of event 0").wait_for()
@@ -197,10 +197,10 @@ def test_auditor_exports_a_bundle_that_verifies_offline(context, gateway, tmp_pa
 def test_admin_approves_a_held_review_after_listening_to_its_references(context, gateway, shared, speech_dir):
     page = context.new_page()
     sign_in(page, subject="operator", name="Operator", roles=("admin",))
-    page.get_by_label("Name").fill("Famous Narrator")
-    page.get_by_label("Reason").fill("public figure")
-    page.get_by_label("Source").fill("press recordings")
-    page.get_by_label("Recordings").set_input_files(str(speech_dir / "en_harold.wav"))
+    page.get_by_label("Name", exact=True).fill("Famous Narrator")
+    page.get_by_label("Reason", exact=True).fill("public figure")
+    page.get_by_label("Source", exact=True).fill("press recordings")
+    page.get_by_label("Recordings", exact=True).set_input_files(str(speech_dir / "en_harold.wav"))
     page.get_by_role("button", name="Add to the list").click()
     page.get_by_text(re.compile(r"Entry \d+ \(Famous Narrator\) is on the list")).wait_for(timeout=120_000)
     entry_id = int(re.search(r"Entry (\d+)", page.get_by_text(re.compile("is on the list")).inner_text()).group(1))
@@ -233,7 +233,7 @@ def test_admin_approves_a_held_review_after_listening_to_its_references(context,
         )
         > 5
     )
-    page.get_by_label("Note").fill("a different person: the narrator's voice is deeper")
+    page.get_by_label("Note", exact=True).fill("a different person: the narrator's voice is deeper")
     page.get_by_role("button", name="Approve").click()
     page.get_by_text(re.compile("approved")).first.wait_for()
     token = page.evaluate("sessionStorage.getItem('clonegate.token')")

@@ -60,9 +60,10 @@ export function facts(pairs) {
 }
 
 export function table(headers, rows, caption) {
+  // A table wider than a phone scrolls inside its region, which keyboard users reach by Tab.
   return h(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption || headers.join(", ") },
     h(
       "table",
       {},
