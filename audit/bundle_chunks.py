@@ -22,6 +22,8 @@ ENTRY_MARK = b',"entry":'
 EVENT_KEYS = frozenset(
     {"v", "event_id", "time", "action", "decision", "reason", "actor", "subjects", "digests", "engine", "watermark_id"}
 )
+# An event that stands for many requests (`request.rate_limited`) has one member more.
+AGGREGATED_EVENT_KEYS = EVENT_KEYS | {"aggregate"}
 ACTIONS = frozenset(action.value for action in Action)
 CHUNK_BYTES = 4 << 20
 
@@ -45,7 +47,11 @@ def read_chunks(events: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 
 def event_shape_error(data: object, index: int) -> InvalidAuditEvent | None:
     """Why a decoded event does not have the event fields, or None when it has them."""
-    if not isinstance(data, dict) or data.keys() != EVENT_KEYS or data["v"] != SCHEMA_VERSION:
+    if (
+        not isinstance(data, dict)
+        or (data.keys() != EVENT_KEYS and data.keys() != AGGREGATED_EVENT_KEYS)
+        or data["v"] != SCHEMA_VERSION
+    ):
         return InvalidAuditEvent(f"event {index} does not have the version {SCHEMA_VERSION} event fields")
     if data["action"] not in ACTIONS:
         return InvalidAuditEvent(f"event {index} has unknown action {data['action']!r:.40}")
@@ -171,7 +177,7 @@ def check_chunk(task: tuple[int, bytes, bool]) -> RangeResult:
             raise InvalidAuditEvent(f"event {index} has bytes after its JSON object")
         if (
             type(data) is not dict
-            or data.keys() != EVENT_KEYS
+            or (data.keys() != EVENT_KEYS and data.keys() != AGGREGATED_EVENT_KEYS)
             or data["v"] != SCHEMA_VERSION
             or data["action"] not in ACTIONS
             or type(data["time"]) is not str

@@ -28,6 +28,7 @@ from gateway.metrics import AuditLogCollector, MetricsExporter
 from gateway.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gateway.openai_api import routes as openai_routes
 from gateway.openai_api.errors import OpenAIErrorShape
+from gateway.openapi import install_openapi
 from gateway.operations import routes as operations_routes
 from gateway.rate_limits.limiter import RateLimiter
 from gateway.rate_limits.reporting import RefusalReporter
@@ -144,10 +145,12 @@ def create_app(settings: Settings, *, models: LoadedModels | None = None) -> Fas
     app.state.gateway = gateway  # read only by gateway/dependencies.py
     app.state.token_verifier = gateway.token_verifier  # read by gateway.auth.current_principal
 
-    install_error_handlers(app, shapes=[OpenAIErrorShape()])  # OpenAI's body on its routes
+    error_shapes = [OpenAIErrorShape()]  # OpenAI's body on its routes
+    install_error_handlers(app, shapes=error_shapes)
     # The middleware added last is outermost: the request id covers the 413 answer too.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app)
     return app

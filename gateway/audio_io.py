@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
-from gateway.errors import GatewayError
+from gateway.errors import ErrorSource, GatewayError
 
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
@@ -33,6 +33,23 @@ class AudioRejected(GatewayError):
 class UnsupportedAudioFormat(AudioRejected):
     code = "audio_unsupported_format"
     status = 415
+
+
+# Every answer `decode_audio` can give, for the routes that take an upload to declare.
+DECODE_ERRORS: tuple[ErrorSource, ...] = (
+    UnsupportedAudioFormat,
+    *(
+        (422, code)
+        for code in (
+            "audio_empty",
+            "audio_not_finite",
+            "audio_too_short",
+            "audio_too_long",
+            "audio_sample_rate_unsupported",
+            "audio_corrupt",
+        )
+    ),
+)
 
 
 @dataclass(frozen=True)

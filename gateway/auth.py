@@ -15,7 +15,12 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway.errors import AuthenticationFailed, PermissionDenied
+from gateway.errors import (
+    AuthenticationFailed,
+    IdentityProviderUnavailable,
+    PermissionDenied,
+    declare_dependency_errors,
+)
 from gateway.jwks import key_set_from
 from gateway.settings import HS_JWT_ALGORITHMS, Settings, SettingsError
 
@@ -217,6 +222,25 @@ def current_principal(
 
 
 Authenticated = Annotated[Principal, Depends(current_principal)]
+# Every code `TokenVerifier.verify` and `current_principal` raise, so each route documents them.
+TOKEN_REFUSALS = tuple(
+    (401, code)
+    for code in (
+        "token_missing",
+        "token_malformed",
+        "token_algorithm_refused",
+        "token_unknown_key",
+        "token_expired",
+        "token_not_yet_valid",
+        "token_wrong_issuer",
+        "token_wrong_audience",
+        "token_missing_claim",
+        "token_invalid_signature",
+        "token_invalid",
+    )
+)
+CLAIM_REFUSALS = ((403, "role_missing"), (403, "tenant_missing"))
+declare_dependency_errors(current_principal, *TOKEN_REFUSALS, *CLAIM_REFUSALS, IdentityProviderUnavailable)
 
 
 def require(permission: Permission) -> Any:
@@ -232,4 +256,5 @@ def require(permission: Permission) -> Any:
             )
         return principal
 
+    declare_dependency_errors(check, PermissionDenied)
     return Depends(check)

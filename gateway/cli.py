@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from typing import TYPE_CHECKING
 
 from gateway.cli_audit import register_audit_commands
 from gateway.cli_blocklist import register_blocklist_commands
 from gateway.cli_keys import register_keys_commands
 from gateway.cli_watermark import register_watermark_commands
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import DatabaseLocation, Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -38,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply migrations")
     db_upgrade.add_argument("revision", nargs="?", default="head")
-    db_upgrade.set_defaults(run=_db_upgrade)
+    # The schema needs only the database's location: prod's other settings may not exist yet.
+    db_upgrade.set_defaults(run=_db_upgrade, needs_settings=False)
     db_downgrade = db_commands.add_parser("downgrade", help="revert migrations")
     db_downgrade.add_argument("revision")
-    db_downgrade.set_defaults(run=_db_downgrade)
+    db_downgrade.set_defaults(run=_db_downgrade, needs_settings=False)
 
     token = commands.add_parser("token", help="mint a dev token (dev mode only)")
     token.add_argument("--sub", required=True, help="subject: the caller's id at the identity provider")
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        # `keys generate` makes what the settings will name, so it must run before they are complete.
+        # `keys generate` makes what the settings will name, and `db` creates the schema, so both
+        # run before the settings are complete.
         settings = load_settings() if getattr(args, "needs_settings", True) else None
         return int(args.run(args, settings))
     except SettingsError as exc:
@@ -91,6 +94,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # A worker takes connections from the shared socket as soon as it serves, so it serves
         # only once its engine is warm (a cold one would answer 503 engine_not_ready).
         os.environ["CLONEGATE_ENGINE_WARM_BEFORE_SERVING"] = "true"
+        # /metrics of any worker sums every worker's counters (gateway/metrics.py): they write
+        # them to one folder, fresh for this run unless the operator names one.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="clonegate-metrics-"))
         print(_banner(settings, f"http://{host}:{port}", workers=args.workers), flush=True)
         uvicorn.run(
             "gateway.cli:app_from_environment",
@@ -138,17 +144,17 @@ def _banner(settings: Settings, base: str, *, workers: int = 1) -> str:
     return "\n".join(lines)
 
 
-def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+def _db_upgrade(args: argparse.Namespace, _: None) -> int:
     from gateway.db import upgrade
 
-    upgrade(settings.resolved_database_url, args.revision)
+    upgrade(DatabaseLocation().resolved_database_url, args.revision)
     return 0
 
 
-def _db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+def _db_downgrade(args: argparse.Namespace, _: None) -> int:
     from gateway.db import downgrade
 
-    downgrade(settings.resolved_database_url, args.revision)
+    downgrade(DatabaseLocation().resolved_database_url, args.revision)
     return 0
 
 

@@ -25,6 +25,7 @@ from gateway.watermarking import build_watermark_stack
 from policy.blocklist.calibration import ScoreCalibration
 from policy.blocklist.calibrations import builtin_calibration
 from policy.blocklist.live import LiveBlocklist
+from policy.consent.countermeasure import CountermeasureSpec, OnnxCountermeasure
 from policy.errors import PolicyError
 from policy.speaker import ResemblyzerEmbedder, SpeakerEmbedder, WindowFusionEmbedder
 from policy.speaker_onnx import OnnxModelSpec, OnnxSpeakerEmbedder
@@ -110,6 +111,7 @@ class LoadedModels:
     embedder: SpeakerEmbedder
     watermark: WatermarkStack
     engine: CloningEngine
+    countermeasure: OnnxCountermeasure | None = None
 
 
 def load_models(settings: Settings) -> LoadedModels:
@@ -117,7 +119,25 @@ def load_models(settings: Settings) -> LoadedModels:
         embedder=build_embedder(settings),
         watermark=build_watermark_stack(settings),
         engine=_engine_or_settings_error(settings),
+        countermeasure=build_countermeasure(settings),
     )
+
+
+def build_countermeasure(settings: Settings) -> OnnxCountermeasure | None:
+    """The consent recordings' anti-spoofing model, when one is configured (all three settings)."""
+    model, digest, threshold = (
+        settings.consent_countermeasure_model,
+        settings.consent_countermeasure_sha256,
+        settings.consent_countermeasure_threshold,
+    )
+    if model is None and digest is None and threshold is None:
+        return None
+    if model is None or digest is None or threshold is None:
+        raise SettingsError("CLONEGATE_CONSENT_COUNTERMEASURE_MODEL, _SHA256 and _THRESHOLD are needed together")
+    try:
+        return OnnxCountermeasure(CountermeasureSpec(path=model, sha256=digest, threshold=threshold))
+    except PolicyError as exc:
+        raise SettingsError(f"CLONEGATE_CONSENT_COUNTERMEASURE_MODEL: {exc}") from exc
 
 
 def _engine_or_settings_error(settings: Settings) -> CloningEngine:
@@ -141,6 +161,7 @@ class Components:
     voices: VoiceVault
     provider: str
     signer: ManifestSigner  # signs each output's C2PA manifest (gateway/synthesis/provenance.py)
+    countermeasure: OnnxCountermeasure | None  # scores consent recordings as genuine or synthetic
 
 
 def build_components(
@@ -181,6 +202,7 @@ def build_components(
         voices=VoiceVault(key_encryption_key=voice_storage_key(settings)),
         provider=settings.provider_name,
         signer=build_manifest_signer(settings),
+        countermeasure=models.countermeasure,
     )
 
 

@@ -7,6 +7,7 @@ dependencies of gateway/dependencies.py, never through the app's state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -74,7 +75,12 @@ def build_services(
     synthesis = SynthesisService(sessions=sessions, components=components, rate_limiter=rate_limiter, replica=replica)
     return Services(
         synthesis=synthesis,
-        enrollment=EnrollmentService(sessions=sessions, components=components, require_identity_assurance=assurance),
+        enrollment=EnrollmentService(
+            sessions=sessions,
+            components=components,
+            require_identity_assurance=assurance,
+            recording_window=timedelta(seconds=settings.consent_recording_window_seconds),
+        ),
         voices=VoicesService(sessions=sessions, db_engine=db_engine),
         blocklist=BlocklistService(sessions=sessions, components=components, require_identity_assurance=assurance),
         blocklist_exceptions=BlocklistExceptions(sessions=sessions, components=components),

@@ -16,15 +16,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.audit_log.service import AuditService
-from gateway.auth import Permission, Principal, require
+from gateway.auth import CLAIM_REFUSALS, TOKEN_REFUSALS, Permission, Principal, require
 from gateway.blocklist.exceptions import BlocklistExceptions
 from gateway.blocklist.service import BlocklistService
 from gateway.container import Gateway
 from gateway.detection.service import DetectionService
 from gateway.enrollment.service import EnrollmentService
-from gateway.errors import AuthenticationFailed, DatabaseUnavailable, PermissionDenied
+from gateway.errors import (
+    AuthenticationFailed,
+    DatabaseUnavailable,
+    IdentityProviderUnavailable,
+    PermissionDenied,
+    declare_dependency_errors,
+)
 from gateway.openai_api.service import OpenAISpeechService
-from gateway.rate_limits.limiter import RequestKind
+from gateway.rate_limits.limiter import RateLimited, RequestKind
 from gateway.synthesis.service import SynthesisService
 from gateway.voices.service import VoicesService
 
@@ -58,6 +64,7 @@ def request_session(gateway: GatewayDep) -> Iterator[Session]:
         session.close()
 
 
+declare_dependency_errors(request_session, DatabaseUnavailable)
 # scope="function": the commit runs when the handler returns, before the response is sent, so a
 # failed commit is the client's error answer, never a 2xx for work that was not stored.
 SessionDep = Annotated[Session, Depends(request_session, scope="function")]
@@ -126,6 +133,7 @@ def enrollment_caller(principal: Owner, gateway: GatewayDep) -> Principal:
     return principal
 
 
+declare_dependency_errors(enrollment_caller, RateLimited)
 Enroller = Annotated[Principal, Depends(enrollment_caller)]
 
 _optional_bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider")
@@ -149,4 +157,7 @@ def detect_caller(
     return None
 
 
+declare_dependency_errors(
+    detect_caller, *TOKEN_REFUSALS, *CLAIM_REFUSALS, IdentityProviderUnavailable, PermissionDenied, RateLimited
+)
 DetectCaller = Annotated[Principal | None, Depends(detect_caller)]

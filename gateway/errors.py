@@ -2,17 +2,24 @@
 
 Domain packages raise their own exceptions (each with a `code` class attribute); this module
 maps exception classes to statuses. A class missing from the table is a bug and answers 500.
+
+The same table documents the answers: a route declares the errors it can answer with
+`responses=error_responses(VoiceNotFound, ...)`, a dependency with `declare_dependency_errors`,
+and gateway/openapi.py writes both into the OpenAPI document as `ErrorBody`, each status with
+the codes it can carry.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import audit.errors as audit_errors
@@ -143,7 +150,9 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     policy_errors.ChallengeNotFound: 404,
     policy_errors.ChallengeExpired: 410,
     policy_errors.ChallengeAlreadyUsed: 409,
-    policy_errors.ChallengeNotYours: 403,
+    policy_errors.ChallengeNotYours: 404,
+    policy_errors.ConsentWordsNotRevealed: 409,
+    policy_errors.ConsentRecordingLate: 410,
     policy_errors.SpeechRecognitionFailed: 422,
     policy_errors.StatementNotSpoken: 422,
     policy_errors.ChallengePhraseMismatch: 422,
@@ -152,10 +161,10 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     policy_errors.ConsentRecordingReplayed: 409,
     policy_errors.ReferenceQualityError: 422,
     policy_errors.VoiceNotFound: 404,
-    policy_errors.NotVoiceOwner: 403,
+    policy_errors.NotVoiceOwner: 404,
     policy_errors.VoiceErased: 410,
     policy_errors.ConsentNotFound: 404,
-    policy_errors.ConsentMissing: 403,
+    policy_errors.ConsentMissing: 404,
     policy_errors.ConsentRevoked: 403,
     policy_errors.ConsentNotInWindow: 403,
     policy_errors.ConsentScopeMismatch: 403,
@@ -177,6 +186,29 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
 }
 
 
+# Unknown ids and ids the caller may not see answer alike: 404, one code and one fixed text per
+# kind of id, whatever the exception says (its text may name the id or the owner; it stays in
+# the log, and the audit reason keeps the exception's own code), so ids cannot be probed.
+UNSEEN_ANSWERS: dict[type[Exception], tuple[str, str]] = {
+    policy_errors.VoiceNotFound: ("voice_not_found", "no such voice"),
+    policy_errors.NotVoiceOwner: ("voice_not_found", "no such voice"),
+    # Synthesis: no consent names the caller, so the voice is not one it may see.
+    policy_errors.ConsentMissing: ("voice_not_found", "no such voice"),
+    policy_errors.ConsentNotFound: ("consent_not_found", "no such consent"),
+    policy_errors.ChallengeNotFound: ("challenge_not_found", "no such challenge"),
+    policy_errors.ChallengeNotYours: ("challenge_not_found", "no such challenge"),
+    policy_errors.ReviewItemNotFound: ("review_item_not_found", "no such review item"),
+}
+
+
+def unseen_answer(exc: Exception) -> tuple[str, str] | None:
+    """(code, detail) when ``exc`` says an id is unknown or not the caller's to see."""
+    for cls in type(exc).__mro__:
+        if cls in UNSEEN_ANSWERS:
+            return UNSEEN_ANSWERS[cls]
+    return None
+
+
 def status_for(exc: Exception) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:
@@ -188,12 +220,114 @@ def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
 
+class ErrorBody(BaseModel):
+    """The body of every error answer (the OpenAI-compatible routes answer OpenAI's shape)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str = Field(description="a stable, machine-readable code; each status lists the codes it can carry")
+    detail: str = Field(description="what went wrong, in words")
+
+
+# What a route or dependency can answer: an exception class (its code and those of its
+# subclasses, each with its status from the table above or its own `status`), or an explicit
+# (status, code) for codes chosen at the raise site, e.g. (401, "token_expired").
+ErrorSource = type[Exception] | tuple[int, str]
+# The OpenAPI response key that lists a status' codes, read by gateway/openapi.py.
+ERROR_CODES_KEY = "x-error-codes"
+VALIDATION_ERROR = (422, "invalid_request")
+# FastAPI's own answers: a body that is not JSON or multipart at all (400), no such path, no such method.
+HTTP_ERROR_CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
+MALFORMED_BODY = (400, "malformed_body")
+
+
+def status_of_class(cls: type[Exception]) -> int:
+    if issubclass(cls, GatewayError):
+        return cls.status
+    for base in cls.__mro__:
+        if base in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[base]
+    return 500
+
+
+def _codes(source: ErrorSource) -> Iterator[tuple[int, str]]:
+    if isinstance(source, tuple):
+        yield source
+        return
+    pending = [source]
+    while pending:
+        cls = pending.pop()
+        # An id the caller may not see is answered as an unknown one: document that answer's code.
+        unseen = UNSEEN_ANSWERS.get(cls)
+        code = unseen[0] if unseen is not None else getattr(cls, "code", None)
+        status = status_of_class(cls)
+        if isinstance(code, str) and status != 500:  # a 500 is a bug, never a documented answer
+            yield status, code
+        pending += cls.__subclasses__()
+
+
+def error_codes(*sources: ErrorSource) -> dict[int, list[str]]:
+    """Each status the sources answer, with its codes in order."""
+    by_status: dict[int, list[str]] = {}
+    for source in sources:
+        for status, code in _codes(source):
+            if code not in by_status.setdefault(status, []):
+                by_status[status].append(code)
+    return dict(sorted(by_status.items()))
+
+
+def error_responses(*sources: ErrorSource, model: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route: every status its errors answer, with its codes, as `ErrorBody`
+    (or, for a route that answers another error shape, as `model`)."""
+    return {
+        status: {"model": model, "description": describe_codes(codes), ERROR_CODES_KEY: codes}
+        for status, codes in error_codes(*sources).items()
+    }
+
+
+def describe_codes(codes: list[str]) -> str:
+    return "error: " + ", ".join(f"`{code}`" for code in codes)
+
+
+# Dependencies (the caller, the session, a rate limit) raise the same errors on every route that
+# uses them; gateway/openapi.py adds these to each route whose dependency tree contains them.
+_DEPENDENCY_ERRORS: dict[Callable[..., Any], tuple[ErrorSource, ...]] = {}
+
+
+def declare_dependency_errors(dependency: Callable[..., Any], *sources: ErrorSource) -> None:
+    _DEPENDENCY_ERRORS[dependency] = sources
+
+
+def dependency_errors(dependency: Callable[..., Any]) -> tuple[ErrorSource, ...]:
+    return _DEPENDENCY_ERRORS.get(dependency, ())
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of this path answers (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(request.url.path):
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 class ErrorShape(Protocol):
     """Another API's error body (OpenAI's, gateway/openai_api/errors.py) for the paths it serves."""
 
     def serves(self, path: str) -> bool: ...
 
     def body(self, *, status: int, code: str, detail: str, param: str | None) -> dict[str, Any]: ...
+
+
+def shaped_error_body(
+    shapes: Sequence[ErrorShape], path: str, *, status: int, code: str, detail: str, param: str | None = None
+) -> dict[str, Any]:
+    """The error body of this path: another API's shape where one serves it, else `ErrorBody`'s."""
+    shape = next((shape for shape in shapes if shape.serves(path)), None)
+    if shape is None:
+        return error_body(code, detail)
+    return shape.body(status=status, code=code, detail=detail, param=param)
 
 
 def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -> None:
@@ -206,12 +340,7 @@ def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -
         headers: Mapping[str, str] | None = None,
         param: str | None = None,
     ) -> JSONResponse:
-        shape = next((shape for shape in shapes if shape.serves(request.url.path)), None)
-        body = (
-            error_body(code, detail)
-            if shape is None
-            else shape.body(status=status, code=code, detail=detail, param=param)
-        )
+        body = shaped_error_body(shapes, request.url.path, status=status, code=code, detail=detail, param=param)
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(GatewayError)
@@ -230,16 +359,19 @@ def install_error_handlers(app: FastAPI, *, shapes: Sequence[ErrorShape] = ()) -
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return answer(request, status=exc.status_code, code=code, detail=str(exc.detail), headers=exc.headers)
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
+        return answer(request, status=exc.status_code, code=code, detail=str(exc.detail), headers=headers or None)
 
     async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {}
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(max(1, round(retry_after)))
-        code = getattr(exc, "code", None) or "internal_error"
-        return answer(request, status=status_for(exc), code=code, detail=str(exc), headers=headers or None)
+        code, detail = unseen_answer(exc) or (getattr(exc, "code", None) or "internal_error", str(exc))
+        return answer(request, status=status_for(exc), code=code, detail=detail, headers=headers or None)
 
     # Registered per class: Starlette routes a handler for bare `Exception` through its
     # server-error middleware, which is only right for the unexpected-500 case below.

@@ -16,13 +16,15 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -93,6 +95,22 @@ def outcome_of(status: int) -> str:
 def reason_label(code: object) -> str:
     """An error code as a label value; anything that does not look like one is 'other'."""
     return code if isinstance(code, str) and _REASON.match(code) else "other"
+
+
+# OpenTelemetry's API ships with FastAPI; without an SDK and exporter configured in the process
+# (e.g. by `opentelemetry-instrument`) its spans are no-ops costing microseconds.
+_tracer = trace.get_tracer("clonegate.pipeline")
+
+
+@contextmanager
+def pipeline_step(name: str) -> Iterator[float]:
+    """One synthesis step: a `pipeline.<name>` span, and its seconds in the step histogram."""
+    started = time.perf_counter()
+    with _tracer.start_as_current_span(f"pipeline.{name}"):
+        try:
+            yield started
+        finally:
+            PIPELINE_STEP.labels(name).observe(time.perf_counter() - started)
 
 
 _engine_jobs_lock = threading.Lock()
@@ -177,6 +195,29 @@ def _process_registry() -> CollectorRegistry:
         return REGISTRY
     # prometheus-client's documented multiprocess pattern: a fresh registry per scrape that
     # reads every process's value files.
+    _forget_dead_workers(os.environ[MULTIPROCESS_DIR_VARIABLE])
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
     return registry
+
+
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def _forget_dead_workers(folder: str) -> None:
+    """A worker that died (killed, restarted by the supervisor) leaves its live gauges' files;
+    they would count its jobs in flight for ever. Counters and histograms keep its totals."""
+    for name in os.listdir(folder):
+        found = _LIVE_GAUGE_FILE.match(name)
+        if found and not _running(int(found.group(1))):
+            mark_process_dead(int(found.group(1)), folder)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True

@@ -216,6 +216,16 @@ class Settings(BaseSettings):
     voice_storage_key_file: Path | None = None
     # Owners must present the identity-assurance claim before they may consent to a clone.
     require_owner_identity_assurance: bool = False
+    # Consent liveness: a challenge's four words are shown only when the owner starts recording
+    # (POST /v1/consent/challenges/{id}/reveal); the recording must reach the gateway within this
+    # many seconds of the reveal, by the gateway's clock (docs/consent.md says what this stops).
+    consent_recording_window_seconds: float = Field(default=60.0, ge=10, le=600)
+    # Anti-spoofing for consent recordings: a local ONNX export of an AASIST-style countermeasure
+    # (16 kHz waveform in, [spoof, bona fide] logits out), its pinned sha256, and the bona fide
+    # logit below which a recording is refused as synthetic (from the model's own calibration).
+    consent_countermeasure_model: Path | None = None
+    consent_countermeasure_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    consent_countermeasure_threshold: float | None = None
     # Synthesis requests: text limit and deny patterns (regular expressions on normalised text).
     synthesis_max_text_chars: int = Field(default=5000, ge=1, le=100_000)
     synthesis_deny_patterns: Annotated[list[str], NoDecode] = []
@@ -303,9 +313,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.data_dir / 'clonegate.db').resolve()}"
+        return _database_url(self.database_url, data_dir=self.data_dir)
 
     @property
     def is_dev(self) -> bool:
@@ -314,6 +322,25 @@ class Settings(BaseSettings):
     @property
     def accepts_hs_tokens(self) -> bool:
         return any(algorithm in HS_JWT_ALGORITHMS for algorithm in self.jwt_algorithms)
+
+
+def _database_url(database_url: str | None, *, data_dir: Path) -> str:
+    # Default: a SQLite file in the data folder.
+    return database_url or f"sqlite:///{(data_dir / 'clonegate.db').resolve()}"
+
+
+class DatabaseLocation(BaseSettings):
+    """Where the database is, read on its own: `clonegate db` needs nothing else, so a prod host
+    migrates before its keys and identity provider are configured (docs/operations.md, step 2)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLONEGATE_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return _database_url(self.database_url, data_dir=self.data_dir)
 
 
 def load_settings(**overrides: Any) -> Settings:

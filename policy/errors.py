@@ -74,6 +74,12 @@ class SpeakerModelHashMismatch(SpeakerModelError):
     code = "speaker_model_hash_mismatch"
 
 
+class CountermeasureFailed(SpeakerModelError):
+    """The anti-spoofing model could not score a recording: the recording is refused (503)."""
+
+    code = "countermeasure_failed"
+
+
 class EmbeddingInvalid(PolicyError):
     """An embedding of the wrong dimension, not finite, or of zero norm."""
 
@@ -117,6 +123,20 @@ class ChallengeExpired(ConsentError):
 
 class ChallengeAlreadyUsed(ConsentError):
     code = "challenge_already_used"
+
+
+class ConsentWordsNotRevealed(ConsentError):
+    """A recording for a challenge whose confirmation words were never revealed: nobody was
+    shown them, so the recording cannot be a live reading of them."""
+
+    code = "consent_words_not_revealed"
+
+
+class ConsentRecordingLate(ConsentError):
+    """The recording arrived after the window that opened when the words were revealed: time
+    enough to have them synthesized elsewhere, so it is not taken as a live reading."""
+
+    code = "consent_recording_late"
 
 
 class ChallengeNotYours(ConsentError):

@@ -83,16 +83,16 @@ def sha256_of_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_pinned(path: Path, *, sha256: str) -> bytes:
+def read_pinned(path: Path, *, sha256: str, what: str = "speaker model") -> bytes:
     """The file's bytes, after checking them against the pinned digest (read once, so the
     bytes that are hashed are the bytes that are loaded)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SpeakerModelError(f"cannot read speaker model {path.name}: {exc}") from exc
+        raise SpeakerModelError(f"cannot read {what} {path.name}: {exc}") from exc
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256.lower():
-        raise SpeakerModelHashMismatch(f"speaker model {path.name} has sha256 {actual}, expected {sha256.lower()}")
+        raise SpeakerModelHashMismatch(f"{what} {path.name} has sha256 {actual}, expected {sha256.lower()}")
     return data
 
 

@@ -165,7 +165,8 @@ def _is_route(decorator: ast.expr) -> bool:
 
 
 def _declares_response_model(decorator: ast.Call, handler: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    if any(keyword.arg == "response_model" for keyword in decorator.keywords):
+    # A file, audio or text answer is declared by its response class (and media type) instead.
+    if any(keyword.arg in {"response_model", "response_class"} for keyword in decorator.keywords):
         return True
     # FastAPI takes the return annotation as the response model unless it is a Response.
     returns = handler.returns

@@ -1,7 +1,8 @@
 """Append throughput, append latency and append-to-checkpoint latency with concurrent writers.
 
-Each writer thread loops: open a session, ``append_event``, commit (its own transaction, as a
-request would), and records the latency. The real ``IntegratorThread`` runs alongside at the
+Each writer thread loops and records the latency of one append that is a transaction of its own:
+in mode ``appender`` through the process's ``AuditAppender`` (group commit, as the gateway records
+a standalone event), in mode ``transaction`` with a session, ``append_event`` and a commit. The real ``IntegratorThread`` runs alongside at the
 configured interval. A poller reads the latest signed checkpoint every 20 ms and notes when
 each tree size first became visible; afterwards each event's leaf index gives the first
 checkpoint that covers it, so "inclusion latency" is commit -> visible signed checkpoint.
@@ -16,6 +17,7 @@ import uuid
 
 from sqlalchemy import create_engine, select, text
 
+from audit.appender import AuditAppender
 from audit.checkpoint import SigningKey
 from audit.events import Action, Actor, AuditEvent, Decision, Digests, EngineInfo, Subjects
 from audit.integrator import IntegratorThread
@@ -54,7 +56,7 @@ class PostgresDatabase:
         self.admin.dispose()
 
 
-def _writer_process(url: str, numbers: list[int], ready, go, stop, results) -> None:
+def _writer_process(url: str, numbers: list[int], mode: str, ready, go, stop, results) -> None:
     """One process running several writer threads (processes sidestep the GIL, like gateway workers)."""
     engine = (
         create_engine(url, pool_size=len(numbers) + 1, max_overflow=2)
@@ -62,6 +64,7 @@ def _writer_process(url: str, numbers: list[int], ready, go, stop, results) -> N
         else create_db_engine(url)
     )
     sessions = make_session_factory(engine)
+    appender = AuditAppender(engine)
     records: dict[int, list[tuple[int, float, float]]] = {number: [] for number in numbers}
     errors: list[str] = []
 
@@ -73,9 +76,12 @@ def _writer_process(url: str, numbers: list[int], ready, go, stop, results) -> N
             while not stop.is_set():
                 event = realistic_event(number, i)
                 started = time.monotonic()
-                with sessions() as session:
-                    pending_id = append_event(session, event=event)
-                    session.commit()
+                if mode == "appender":
+                    pending_id = appender.append(event)
+                else:
+                    with sessions() as session:
+                        pending_id = append_event(session, event=event)
+                        session.commit()
                 mine.append((pending_id, started, time.monotonic()))
                 i += 1
         except Exception as exc:  # reported in the results, never silently dropped
@@ -95,7 +101,9 @@ def _writer_process(url: str, numbers: list[int], ready, go, stop, results) -> N
     results.put(([item for number in numbers for item in records[number]], errors))
 
 
-def run_appends(url: str, *, writers: int, processes: int, duration: float, interval: float) -> dict:
+def run_appends(
+    url: str, *, writers: int, processes: int, duration: float, interval: float, mode: str = "appender"
+) -> dict:
     import bisect
     import multiprocessing
 
@@ -104,7 +112,7 @@ def run_appends(url: str, *, writers: int, processes: int, duration: float, inte
     go, stop, results, ready = context.Event(), context.Event(), context.Queue(), context.Queue()
     groups = [list(range(writers))[p::processes] for p in range(processes)]
     children = [
-        context.Process(target=_writer_process, args=(url, group, ready, go, stop, results)) for group in groups
+        context.Process(target=_writer_process, args=(url, group, mode, ready, go, stop, results)) for group in groups
     ]
     for child in children:
         child.start()
@@ -176,6 +184,7 @@ def run_appends(url: str, *, writers: int, processes: int, duration: float, inte
     steady = [buckets.get(second, 0) for second in range(1, int(duration))]
     engine.dispose()
     return {
+        "mode": mode,
         "writers": writers,
         "writer_processes": processes,
         "duration_s": round(elapsed, 2),

@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if not any(result["problems"].values()) else 1
 
 
-def report(s: dict) -> str:
+def report(s: dict[str, Any]) -> str:
     m, lat = s["machine"], s["latency_s"]
     problems = "\n".join(
         f"| {name} | {count} | {'ok' if count == 0 else '**FAILED**'} |" for name, count in s["problems"].items()

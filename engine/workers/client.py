@@ -199,25 +199,35 @@ class RayServeEngine(CloningEngine):
             text=text, language=language, voice=voice, controls=controls, deadline_s=self._timeout_s
         )
         rate: int | None = None
-        with _CancelOnToken(stream, token, timeout_s=self._timeout_s + DEADLINE_GRACE_S) as watch:
-            iterator = iter(stream)
-            while True:
-                try:
-                    item = next(iterator)
-                except StopIteration:
-                    return
-                except Exception as exc:
-                    raise _translated(exc, token=token, timed_out=watch.timed_out) from exc
-                if isinstance(item, WorkerFailure):
-                    raise error_of(item)
-                if not isinstance(item, EngineAudio):
-                    raise EngineOutputInvalid(f"engine worker sent {type(item).__name__}, not audio")
-                if item.sample_rate not in ALLOWED_SAMPLE_RATES:
-                    raise EngineOutputInvalid(f"engine worker sent audio at {item.sample_rate!r} Hz")
-                if rate is not None and item.sample_rate != rate:
-                    raise EngineOutputInvalid(f"engine worker changed sample rate from {rate} to {item.sample_rate} Hz")
-                rate = item.sample_rate
-                yield item
+        finished = False
+        try:
+            with _CancelOnToken(stream, token, timeout_s=self._timeout_s + DEADLINE_GRACE_S) as watch:
+                iterator = iter(stream)
+                while True:
+                    try:
+                        item = next(iterator)
+                    except StopIteration:
+                        finished = True
+                        return
+                    except Exception as exc:
+                        finished = True  # the call is over on the worker's side too
+                        raise _translated(exc, token=token, timed_out=watch.timed_out) from exc
+                    if isinstance(item, WorkerFailure):
+                        finished = True  # a failure is the worker's last item
+                        raise error_of(item)
+                    if not isinstance(item, EngineAudio):
+                        raise EngineOutputInvalid(f"engine worker sent {type(item).__name__}, not audio")
+                    if item.sample_rate not in ALLOWED_SAMPLE_RATES:
+                        raise EngineOutputInvalid(f"engine worker sent audio at {item.sample_rate!r} Hz")
+                    if rate is not None and item.sample_rate != rate:
+                        raise EngineOutputInvalid(
+                            f"engine worker changed sample rate from {rate} to {item.sample_rate} Hz"
+                        )
+                    rate = item.sample_rate
+                    yield item
+        finally:
+            if not finished:  # refused a piece, or the caller stopped reading: stop the engine
+                stream.cancel()
 
     def _unary(self, response: Any, *, cancel: CancelToken, timeout_s: float) -> object:
         with _CancelOnToken(response, cancel, timeout_s=timeout_s) as watch:

@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 
 from audit.bundle import archive_bundle
 from audit.checkpoint import SigningKey
+from audit.errors import ProofUnavailable
 from audit.events import Action
 from audit.export import export_bundle
 from audit.store import EventFilter, append_event, latest_checkpoint, list_events, prove_consistency, prove_inclusion
 from gateway.auth import Principal, Role
-from gateway.errors import NotFound, PermissionDenied
+from gateway.errors import PermissionDenied
 from gateway.shared.events import decision_event
 
 
@@ -69,9 +70,14 @@ class AuditService:
         }
 
     def inclusion(self, session: Session, *, principal: Principal, index: int, tree_size: int | None) -> dict[str, Any]:
-        leaf, stored, proof = prove_inclusion(session, index=index, size=tree_size)
-        if tenant_scope(principal, None) not in (None, leaf.tenant):
-            raise NotFound(f"no event {index} for this auditor")
+        try:
+            leaf, stored, proof = prove_inclusion(session, index=index, size=tree_size)
+            if tenant_scope(principal, None) not in (None, leaf.tenant):
+                raise ProofUnavailable("the event belongs to a tenant this auditor may not read")
+        except ProofUnavailable as exc:
+            # One fixed answer for an unknown index, an unpublished size and another tenant's
+            # event, so a tenant's auditor cannot probe which events are others'.
+            raise ProofUnavailable("no such event in a published checkpoint of that size") from exc
         return {
             "index": index,
             "tree_size": stored.tree_size,

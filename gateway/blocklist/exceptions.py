@@ -41,6 +41,7 @@ from policy.errors import (
     ChallengeAlreadyUsed,
     ChallengeExpired,
     ChallengeNotFound,
+    ConsentWordsNotRevealed,
     VoiceErased,
     VoiceNotFound,
 )
@@ -131,11 +132,19 @@ class BlocklistExceptions:
             raise ChallengeNotFound(f"no challenge {challenge_id}")
         if challenge.used_at is not None:
             raise ChallengeAlreadyUsed("an exception must be granted before the challenge is used")
-        if utcnow() >= challenge.expires_at:
-            raise ChallengeExpired("this challenge has expired")
+        if challenge.revealed_at is None:
+            if utcnow() >= challenge.expires_at:
+                raise ChallengeExpired("this challenge has expired")
+            # Nobody was shown the words, so no reading of them can be live.
+            raise ConsentWordsNotRevealed("the confirmation words of this challenge were never revealed")
         # Verified, not consumed: the challenge stays unused for the owner's own enrollment.
         verify_reading(
-            challenge=challenge, templates=None, watermark=self._parts.watermark, audio=audio, sample_rate=sample_rate
+            challenge=challenge,
+            templates=None,
+            watermark=self._parts.watermark,
+            audio=audio,
+            sample_rate=sample_rate,
+            countermeasure=self._parts.countermeasure,
         )
         return f"challenge:{challenge_id}", self._parts.embedder.embed(audio, sample_rate=sample_rate)
 

@@ -192,7 +192,10 @@ class BlocklistService:
                 now=utcnow(),
             )
             verifier = SpokenChallengeCheck(
-                challenge=challenge, templates=OPT_OUT_TEMPLATES, watermark=self._parts.watermark
+                challenge=challenge,
+                templates=OPT_OUT_TEMPLATES,
+                watermark=self._parts.watermark,
+                countermeasure=self._parts.countermeasure,
             )
             with transaction(self._sessions) as session:
                 entry = opt_out_own_voice(

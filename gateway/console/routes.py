@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path
 from fastapi.responses import RedirectResponse, Response
 
 from gateway.console.assets import ASSETS
-from gateway.console.schemas import DevSignInBody
+from gateway.console.schemas import ConsoleConfig, DevSignInBody, DevToken
 from gateway.console.service import console_config, dev_sign_in, issuer_origin
 from gateway.dependencies import GatewayDep
-from gateway.errors import NotFound
+from gateway.errors import NotFound, PermissionDenied, error_responses
 from gateway.settings import Settings
 
 router = APIRouter(prefix="/console", tags=["console"])
@@ -52,13 +52,13 @@ def console_index(gateway: GatewayDep) -> Response:
     return _asset_response("index.html", gateway.settings)
 
 
-@router.get("/config.json")
+@router.get("/config.json", response_model=ConsoleConfig, response_model_exclude_none=True)
 def config(gateway: GatewayDep) -> dict[str, Any]:
     """How the console signs in here, and whether the detector is open to anonymous callers."""
     return console_config(gateway.settings)
 
 
-@router.post("/dev-token")
+@router.post("/dev-token", response_model=DevToken, responses=error_responses(PermissionDenied))
 def dev_token(body: DevSignInBody, gateway: GatewayDep) -> dict[str, Any]:
     """Dev mode only: a short-lived dev token for the roles asked for (refused in prod)."""
     return dev_sign_in(

@@ -6,12 +6,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile
 
+from gateway.audio_io import DECODE_ERRORS
 from gateway.dependencies import DetectCaller, DetectionDep
+from gateway.detection.schemas import DetectionAnswer
+from gateway.errors import DatabaseUnavailable, error_responses
+from watermark.errors import WatermarkError
 
 router = APIRouter(prefix="/v1", tags=["detect"])
 
 
-@router.post("/detect")
+@router.post(
+    "/detect",
+    response_model=DetectionAnswer,
+    response_model_exclude_unset=True,  # a layer without a warp or a bound leaves those keys out
+    responses=error_responses(*DECODE_ERRORS, WatermarkError, DatabaseUnavailable),
+)
 def detect(
     principal: DetectCaller,
     service: DetectionDep,

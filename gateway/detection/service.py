@@ -23,6 +23,8 @@ from gateway.detection.verdict import verdict
 from gateway.shared.transactions import database_errors
 from watermark import PAYLOAD_BYTES, WatermarkStack
 
+WITHHELD = {"status": "withheld", "detail": "the producing request is shown to auditors and to its tenant"}
+
 
 class DetectionService:
     def __init__(self, *, sessions: sessionmaker[Session], watermark: WatermarkStack) -> None:
@@ -66,10 +68,14 @@ def resolve_payload(session: Session, *, payload: bytes, principal: Principal | 
     try:
         logged = find_event(session, pending_id=audit_id)
     except AuditEventNotFound:
-        return {"status": "unknown", "audit_id": audit_id}
+        # Only those who may see every event learn that none exists; to anyone else an unknown
+        # id looks like another tenant's, so payloads cannot be probed for existence.
+        if principal is not None and principal.has(Permission.RESOLVE_WATERMARK):
+            return {"status": "unknown", "audit_id": audit_id}
+        return dict(WITHHELD)
     event = AuditEvent.from_canonical_bytes(logged.entry)
     if not _may_see(principal, event):
-        return {"status": "withheld", "detail": "the producing request is shown to auditors and to its tenant"}
+        return dict(WITHHELD)
     resolved: dict[str, Any] = {
         "status": "resolved",
         "audit_id": audit_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,7 @@ from gateway.enrollment.spoken import (
     statement_for,
     watermark_detector,
 )
+from gateway.errors import ChallengeWrongKind
 from gateway.shared.actors import actor_key
 from gateway.shared.clock import utcnow
 from gateway.shared.events import decision_event, denial_event
@@ -48,7 +49,7 @@ from policy.blocklist.repository import transfer_exceptions
 from policy.blocklist.review import hold_for_review
 from policy.blocklist.scorer import CalibratedScorer
 from policy.blocklist.screening import reference_check
-from policy.consent.challenges import create_challenge
+from policy.consent.challenges import create_challenge, reveal_challenge
 from policy.consent.enrollment import (
     Recording,
     add_reference_samples,
@@ -57,13 +58,27 @@ from policy.consent.enrollment import (
 from policy.consent.models import ConsentChallenge
 from policy.consent.statement_text import Statement
 from policy.consent.storage import load_samples
-from policy.errors import NotVoiceOwner, SpeakerReviewRequired, VoiceNotFound
+from policy.errors import (
+    ChallengeNotFound,
+    ChallengeNotYours,
+    NotVoiceOwner,
+    SpeakerReviewRequired,
+    StatementTemplateInvalid,
+    VoiceNotFound,
+)
 
 
 @dataclass(frozen=True)
 class IssuedChallenge:
     challenge: ConsentChallenge
     statement: Statement
+
+
+@dataclass(frozen=True)
+class RevealedChallenge:
+    challenge: ConsentChallenge
+    statement: Statement
+    recording_due_by: datetime
 
 
 @dataclass(frozen=True)
@@ -82,14 +97,24 @@ class ChallengeTerms:
 
 class EnrollmentService:
     def __init__(
-        self, *, sessions: sessionmaker[Session], components: Components, require_identity_assurance: bool
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        components: Components,
+        require_identity_assurance: bool,
+        recording_window: timedelta,
     ) -> None:
         self._sessions = sessions
         self._parts = components
         self._require_assurance = require_identity_assurance
+        self._recording_window = recording_window
+
+    @property
+    def recording_window(self) -> timedelta:
+        return self._recording_window
 
     def issue_challenge(self, session: Session, *, principal: Principal, terms: ChallengeTerms) -> IssuedChallenge:
-        """A single-use statement with a random phrase, to be read aloud within ten minutes."""
+        """A single-use statement with a random phrase; the phrase stays hidden until the reveal."""
         require_assurance(principal, required=self._require_assurance)
         now = utcnow()
         challenge, statement = create_challenge(
@@ -108,10 +133,37 @@ class EnrollmentService:
         append_event(session, event=decision_event(principal, action=Action.CONSENT_CHALLENGE_ISSUED))
         return IssuedChallenge(challenge=challenge, statement=statement)
 
+    def reveal_challenge(self, session: Session, *, principal: Principal, challenge_id: str) -> RevealedChallenge:
+        """Show the owner the confirmation words; the recording window starts at the first reveal."""
+        try:
+            reveal = reveal_challenge(
+                session,
+                challenge_id=challenge_id,
+                owner_iss=principal.issuer,
+                owner_sub=principal.subject,
+                now=utcnow(),
+            )
+        except ChallengeNotYours as exc:  # answered like an unknown id: ids cannot be probed
+            raise ChallengeNotFound("no such challenge") from exc
+        except StatementTemplateInvalid as exc:  # an opt-out challenge shows its words when issued
+            raise ChallengeWrongKind("this challenge was not issued for enrolling a voice") from exc
+        if reveal.opened:
+            append_event(
+                session,
+                event=decision_event(principal, action=Action.CONSENT_CHALLENGE_ISSUED, reason="words_revealed"),
+            )
+        return RevealedChallenge(
+            challenge=reveal.challenge,
+            statement=reveal.statement,
+            recording_due_by=reveal.revealed_at + self._recording_window,
+        )
+
     def enroll(
         self, *, principal: Principal, challenge_id: str, consent_recording: bytes, references: Sequence[bytes]
     ) -> dict[str, Any]:
         """Consent recording + references, checks a-f, engine profile, audit."""
+        # The recording window is measured to the request's arrival, before any decoding.
+        received_at = utcnow()
         digests: tuple[str, ...] = ()
         try:
             require_assurance(principal, required=self._require_assurance)
@@ -121,6 +173,7 @@ class EnrollmentService:
             digests = digests_of([consent, *decoded])
             return self._enroll_checked(
                 principal=principal,
+                received_at=received_at,
                 challenge_id=challenge_id,
                 consent=as_recording(consent),
                 references=[as_recording(item) for item in decoded],
@@ -175,6 +228,7 @@ class EnrollmentService:
         self,
         *,
         principal: Principal,
+        received_at: datetime,
         challenge_id: str,
         consent: Recording,
         references: list[Recording],
@@ -182,9 +236,14 @@ class EnrollmentService:
     ) -> dict[str, Any]:
         parts = self._parts
         require_ready_checks(parts)
-        now = utcnow()
+        now = received_at
         challenge = consume_committed(
-            self._sessions, challenge_id=challenge_id, principal=principal, templates=None, now=now
+            self._sessions,
+            challenge_id=challenge_id,
+            principal=principal,
+            templates=None,
+            now=now,
+            recording_window=self._recording_window,
         )
         provisional = f"challenge:{challenge.id}"
         with transaction(self._sessions) as session:
@@ -198,6 +257,7 @@ class EnrollmentService:
                 speaker_scorer=self._speaker_scorer(),
                 recognizer=recognizer(),
                 detect_watermark=watermark_detector(parts.watermark),
+                countermeasure=parts.countermeasure,
                 check_protected=self._protected_check(voice_id=provisional),
                 key_encryption_key=parts.voices.key_encryption_key,
                 now=now,

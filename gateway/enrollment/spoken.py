@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,7 +25,7 @@ from gateway.engines import similarity_from_embedder
 from gateway.errors import ChallengeWrongKind
 from policy.consent.asr import SpeechRecognizer, default_recognizer
 from policy.consent.challenges import OwnerIdentity, consume_challenge, statement_of
-from policy.consent.enrollment import Recording, check_not_synthetic
+from policy.consent.enrollment import Recording, SpoofCheck, check_not_synthetic
 from policy.consent.models import ConsentChallenge
 from policy.consent.statement_check import verify_statement
 from policy.consent.statement_text import Statement
@@ -94,8 +94,12 @@ def consume_committed(
     principal: Principal,
     templates: dict[str, str] | None,
     now: datetime,
+    recording_window: timedelta | None = None,
 ) -> ConsentChallenge:
     """Mark the challenge used and commit at once, in a transaction of its own.
+
+    With ``recording_window`` (consent enrollment), the words must have been revealed and the
+    recording (arrived at ``now``) be within the window; such a refusal consumes nothing.
 
     A check that fails later (wrong statement, other speaker, replay) must not give the
     challenge back: otherwise one challenge could be tried against the recognizer with any
@@ -109,7 +113,12 @@ def consume_committed(
         ):
             statement_for(challenge, templates=templates)  # refuse the wrong kind before consuming
         challenge = consume_challenge(
-            session, challenge_id=challenge_id, owner_iss=principal.issuer, owner_sub=principal.subject, now=now
+            session,
+            challenge_id=challenge_id,
+            owner_iss=principal.issuer,
+            owner_sub=principal.subject,
+            now=now,
+            recording_window=recording_window,
         )
         session.commit()
         session.expunge(challenge)
@@ -124,6 +133,7 @@ class SpokenChallengeCheck:
     challenge: ConsentChallenge
     templates: dict[str, str] | None
     watermark: WatermarkStack
+    countermeasure: SpoofCheck | None = None
 
     def verify(self, *, audio: np.ndarray, sample_rate: int) -> None:
         if self.challenge.used_at is None:
@@ -134,6 +144,7 @@ class SpokenChallengeCheck:
             watermark=self.watermark,
             audio=audio,
             sample_rate=sample_rate,
+            countermeasure=self.countermeasure,
         )
 
 
@@ -144,12 +155,16 @@ def verify_reading(
     watermark: WatermarkStack,
     audio: np.ndarray,
     sample_rate: int,
+    countermeasure: SpoofCheck | None = None,
 ) -> None:
-    """Raise unless the audio says the challenge's statement and phrase and is not our output."""
+    """Raise unless the audio says the challenge's statement and phrase and is not synthetic
+    (our watermark, or the countermeasure where one is configured)."""
     statement = statement_for(challenge, templates=templates)
     verify_statement(audio=audio, sample_rate=sample_rate, statement=statement, recognizer=recognizer())
     check_not_synthetic(
-        consent=Recording(audio=audio, sample_rate=sample_rate), detect_watermark=watermark_detector(watermark)
+        consent=Recording(audio=audio, sample_rate=sample_rate),
+        detect_watermark=watermark_detector(watermark),
+        countermeasure=countermeasure,
     )
 
 

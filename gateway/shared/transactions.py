@@ -14,9 +14,11 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from audit.appender import appender_for
 from audit.errors import AuditUnavailable
 from audit.events import AuditEvent
 from audit.store import append_event, confirm_durable
@@ -66,10 +68,15 @@ def commit_write_ahead(session: Session, *, event: AuditEvent) -> int:
 
 
 def record_refusal(sessions: sessionmaker[Session], *, event: AuditEvent) -> None:
-    """Commit a refusal event in its own transaction. A store failure here is logged and the
-    caller re-raises the original refusal: the request is refused either way."""
+    """Commit a refusal event in its own transaction (group-committed with the process's other
+    standalone events, audit/appender.py). A store failure here is logged and the caller
+    re-raises the original refusal: the request is refused either way."""
     try:
-        with sessions() as session:
-            commit_write_ahead(session, event=event)
+        engine = sessions.kw.get("bind")
+        if isinstance(engine, Engine):
+            appender_for(engine).append(event)
+        else:
+            with sessions() as session:
+                commit_write_ahead(session, event=event)
     except Exception:  # the store itself may be what failed
         log.error("could not record %s (%s) in the audit log", event.action.value, event.reason, exc_info=True)

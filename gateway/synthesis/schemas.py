@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from gateway.shared.schemas import RequestBody
 from gateway.synthesis.steps import SynthesisRequest
 
 # Identifiers are opaque tokens; anything else is refused before it reaches the database or log.
@@ -13,7 +14,7 @@ IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 WORD_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
-class SynthesisBody(BaseModel):
+class SynthesisBody(RequestBody):
     voice_id: str = Field(pattern=IDENTIFIER_PATTERN)
     text: str = Field(min_length=1, max_length=100_000)
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")

@@ -34,7 +34,7 @@ from engine.interface import CancelToken, EngineAudio, concatenate_chunks
 from gateway import __version__
 from gateway.auth import Principal
 from gateway.components import Components
-from gateway.metrics import PIPELINE_STEP, engine_job
+from gateway.metrics import engine_job, pipeline_step
 from gateway.rate_limits.limiter import RateLimiter, RequestKind
 from gateway.replicas import leases
 from gateway.replicas.replica import ThisReplica
@@ -69,13 +69,11 @@ class StepTimes(dict[str, float]):
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            elapsed = time.perf_counter() - started
-            self[name] = self.get(name, 0.0) + elapsed
-            PIPELINE_STEP.labels(name).observe(elapsed)
+        with pipeline_step(name) as started:
+            try:
+                yield
+            finally:
+                self[name] = self.get(name, 0.0) + time.perf_counter() - started
 
 
 class SynthesisService:

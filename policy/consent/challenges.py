@@ -23,10 +23,14 @@ from policy.errors import (
     ChallengeExpired,
     ChallengeNotFound,
     ChallengeNotYours,
+    ConsentRecordingLate,
     ConsentRequestInvalid,
+    ConsentWordsNotRevealed,
     StatementTemplateInvalid,
 )
 
+# The words must be revealed within this time of issue; the recording is then due within the
+# deployment's recording window after the reveal.
 CHALLENGE_TTL = timedelta(minutes=10)
 GRANTEE_KINDS = ("tenant", "subject")
 # Uses are counted in an INTEGER column.
@@ -68,7 +72,8 @@ def create_challenge(
     templates: dict[str, str] | None = None,
     phrase_words: int = MIN_PHRASE_WORDS,
 ) -> tuple[ConsentChallenge, Statement]:
-    """Issue a single-use challenge valid for ten minutes; returns the row and its statement."""
+    """Issue a single-use challenge whose words may be revealed within ten minutes; returns the
+    row and its statement (the caller shows only ``statement_preview`` of it before the reveal)."""
     if grantee_kind not in GRANTEE_KINDS:
         raise ConsentRequestInvalid(f"grantee kind must be one of {GRANTEE_KINDS}")
     if not grantee_id.strip() or not owner.iss or not owner.sub:
@@ -133,31 +138,122 @@ def statement_of(challenge: ConsentChallenge, *, templates: dict[str, str] | Non
     return statement
 
 
+def statement_preview(statement: Statement, *, placeholder: str = "…") -> str:
+    """The statement's fixed text with the confirmation words left out (the phrase ends it)."""
+    head, tail = statement.text.rsplit(" ".join(statement.phrase), 1)
+    return head + placeholder + tail
+
+
+def _owned_challenge(session: Session, *, challenge_id: str, owner_iss: str, owner_sub: str) -> ConsentChallenge:
+    challenge = session.get(ConsentChallenge, challenge_id)
+    if challenge is None:
+        raise ChallengeNotFound("no such challenge")
+    if (challenge.owner_iss, challenge.owner_sub) != (owner_iss, owner_sub):
+        raise ChallengeNotYours("this challenge was issued to another identity")
+    return challenge
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """A revealed challenge: its statement, when the words were first shown, and whether this
+    reveal was that first one."""
+
+    challenge: ConsentChallenge
+    statement: Statement
+    revealed_at: datetime
+    opened: bool
+
+
+def reveal_challenge(
+    session: Session,
+    *,
+    challenge_id: str,
+    owner_iss: str,
+    owner_sub: str,
+    now: datetime,
+    templates: dict[str, str] | None = None,
+) -> Reveal:
+    """Record when the owner was first shown the confirmation words (the recording window opens).
+
+    Revealing again shows the same words and keeps the first time: the window never restarts.
+    A used or expired challenge shows nothing, nor does one whose statement is not of
+    ``templates`` (``StatementTemplateInvalid``).
+    """
+    challenge = _owned_challenge(session, challenge_id=challenge_id, owner_iss=owner_iss, owner_sub=owner_sub)
+    statement = statement_of(challenge, templates=templates)
+    if challenge.used_at is not None:
+        raise ChallengeAlreadyUsed("this challenge was already used")
+    if challenge.revealed_at is not None:
+        return Reveal(challenge=challenge, statement=statement, revealed_at=challenge.revealed_at, opened=False)
+    if now >= challenge.expires_at:
+        raise ChallengeExpired("this challenge has expired; ask for a new one")
+    # Conditional, so two concurrent reveals agree on one start of the window.
+    result = session.execute(
+        update(ConsentChallenge)
+        .where(
+            ConsentChallenge.id == challenge_id,
+            ConsentChallenge.revealed_at.is_(None),
+            ConsentChallenge.used_at.is_(None),
+            ConsentChallenge.expires_at > now,
+        )
+        .values(revealed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(challenge)
+    if challenge.revealed_at is None:  # used or expired between the read and the update
+        raise ChallengeAlreadyUsed("this challenge was already used")
+    opened = cast("CursorResult[Any]", result).rowcount == 1
+    return Reveal(challenge=challenge, statement=statement, revealed_at=challenge.revealed_at, opened=opened)
+
+
+def check_recording_window(challenge: ConsentChallenge, *, received_at: datetime, window: timedelta) -> None:
+    """A recording is a live reading only if its words were revealed and it arrived within
+    ``window`` of the reveal (both times taken by the server)."""
+    if challenge.revealed_at is None:
+        if received_at >= challenge.expires_at:
+            raise ChallengeExpired("this challenge has expired; ask for a new one")
+        raise ConsentWordsNotRevealed(
+            "the confirmation words of this challenge were never revealed: reveal them, then record"
+        )
+    if received_at > challenge.revealed_at + window:
+        raise ConsentRecordingLate(
+            f"the recording arrived more than {window.total_seconds():g} s after the confirmation words "
+            "were revealed; ask for a new challenge"
+        )
+
+
 def consume_challenge(
-    session: Session, *, challenge_id: str, owner_iss: str, owner_sub: str, now: datetime
+    session: Session,
+    *,
+    challenge_id: str,
+    owner_iss: str,
+    owner_sub: str,
+    now: datetime,
+    recording_window: timedelta | None = None,
 ) -> ConsentChallenge:
     """Mark the challenge used, exactly once, by its own owner, before it expires.
+
+    With ``recording_window``, the words must have been revealed and ``now`` (when the recording
+    arrived) must lie within the window after the reveal; the ten minutes then only bound the
+    reveal. Refusals change nothing: a late challenge stays late, an unrevealed one unheard.
 
     One conditional UPDATE decides, so two concurrent enrollments with the same challenge cannot
     both proceed. The gateway should commit this even when a later check fails, so a challenge
     cannot be retried against the recognizer with many recordings.
     """
-    challenge = session.get(ConsentChallenge, challenge_id)
-    if challenge is None:
-        raise ChallengeNotFound(f"no challenge {challenge_id}")
-    if (challenge.owner_iss, challenge.owner_sub) != (owner_iss, owner_sub):
-        raise ChallengeNotYours("this challenge was issued to another identity")
+    challenge = _owned_challenge(session, challenge_id=challenge_id, owner_iss=owner_iss, owner_sub=owner_sub)
     if challenge.used_at is not None:
         raise ChallengeAlreadyUsed("this challenge was already used")
-    if now >= challenge.expires_at:
-        raise ChallengeExpired("this challenge has expired; ask for a new one")
+    if recording_window is None:
+        if now >= challenge.expires_at:
+            raise ChallengeExpired("this challenge has expired; ask for a new one")
+        still_valid = ConsentChallenge.expires_at > now
+    else:
+        check_recording_window(challenge, received_at=now, window=recording_window)
+        still_valid = ConsentChallenge.revealed_at >= now - recording_window
     result = session.execute(
         update(ConsentChallenge)
-        .where(
-            ConsentChallenge.id == challenge_id,
-            ConsentChallenge.used_at.is_(None),
-            ConsentChallenge.expires_at > now,
-        )
+        .where(ConsentChallenge.id == challenge_id, ConsentChallenge.used_at.is_(None), still_valid)
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -4,7 +4,8 @@ a. the recording says the challenge's statement and its random phrase (statement
 b. the consent speaker is the reference speaker (the protected-speaker list's calibrated scorer:
    cohort-normalised scores against the calibration's consent threshold, ``CalibratedScorer``);
 c. the consent recording carries no synthetic-speech watermark (``detect_watermark``, passed in
-   by the gateway because policy does not import watermark);
+   by the gateway because policy does not import watermark) and, where the deployment has one,
+   passes the anti-spoofing countermeasure (policy.consent.countermeasure);
 d. it is not a replay of an earlier consent recording (fingerprint);
 e. the references pass the quality gates (audio_quality);
 f. the references are not a protected speaker (``check_protected``, filled by the blocklist).
@@ -23,6 +24,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select
@@ -82,6 +84,14 @@ class EnrollmentResult:
 
 # (audio, sample_rate) -> name of the detected watermark scheme, or None when none is found.
 WatermarkDetector = Callable[[np.ndarray, int], str | None]
+
+
+class SpoofCheck(Protocol):
+    """Raises ``ConsentRecordingSynthetic`` for a recording scored as synthetic speech."""
+
+    def check(self, audio: np.ndarray, *, sample_rate: int) -> float: ...
+
+
 # references -> None, or raises (policy.errors.SpeakerProtected, ...) for a protected speaker.
 ProtectedSpeakerCheck = Callable[[list[Recording]], None]
 
@@ -112,10 +122,16 @@ def check_same_speaker(
     return worst, (profile / np.linalg.norm(profile)).astype(np.float32)
 
 
-def check_not_synthetic(*, consent: Recording, detect_watermark: WatermarkDetector) -> None:
+def check_not_synthetic(
+    *, consent: Recording, detect_watermark: WatermarkDetector, countermeasure: SpoofCheck | None = None
+) -> None:
+    """No watermark of the gateway's stack, then (when configured) the countermeasure's score:
+    the watermark catches this gateway's own clones, the countermeasure other systems' speech."""
     scheme = detect_watermark(consent.audio, consent.sample_rate)
     if scheme is not None:
         raise ConsentRecordingSynthetic(f"the consent recording carries a {scheme} watermark: it is synthetic speech")
+    if countermeasure is not None:
+        countermeasure.check(consent.audio, sample_rate=consent.sample_rate)
 
 
 def _earlier_fingerprints(session: Session) -> list[tuple[str, Fingerprint]]:
@@ -138,6 +154,7 @@ def enroll_consumed_challenge(
     now: datetime,
     thresholds: EnrollmentThresholds = EnrollmentThresholds(),
     templates: dict[str, str] | None = None,
+    countermeasure: SpoofCheck | None = None,
 ) -> EnrollmentResult:
     """Create a voice and its consent from a challenge ``consume_challenge`` already marked used,
     or raise the first failed check.
@@ -177,8 +194,8 @@ def enroll_consumed_challenge(
     speaker, profile = check_same_speaker(
         consent=consent, references=references, embedder=embedder, scorer=speaker_scorer
     )
-    # c. not synthetic speech from this gateway or a PerTh-marking engine
-    check_not_synthetic(consent=consent, detect_watermark=detect_watermark)
+    # c. not synthetic speech: this gateway's or a PerTh-marking engine's mark, or the countermeasure
+    check_not_synthetic(consent=consent, detect_watermark=detect_watermark, countermeasure=countermeasure)
     # d. not a replay of an earlier consent recording
     fingerprint = compute_fingerprint(consent.audio, sample_rate=consent.sample_rate)
     check_not_replayed(

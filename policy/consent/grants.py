@@ -90,16 +90,22 @@ def authorize_use(
     """
     if not purpose or not language or now.tzinfo is None:
         raise ConsentRequestInvalid("purpose, language and a timezone-aware time are required")
-    voice = _active_voice(session, voice_id)
+    voice = session.get(Voice, voice_id)
+    if voice is None:
+        raise VoiceNotFound(f"no voice {voice_id}")
     if as_owner and (voice.owner_iss, voice.owner_sub) == (principal_iss, principal_sub):
+        _active_voice(session, voice_id)
         return Grant(consent_id=None, voice_id=voice_id, purpose=purpose, language=language, uses=0, max_uses=None)
     candidates = session.scalars(
         select(Consent)
         .where(Consent.voice_id == voice_id, _grantee_clause(principal_sub=principal_sub, tenant=tenant))
         .order_by(Consent.created_at)
     ).all()
+    # Checked before erasure: someone no consent names learns nothing of the voice, not even
+    # that it was erased (the gateway answers this like an unknown id).
     if not candidates:
         raise ConsentMissing(f"no consent grants {principal_sub} the use of voice {voice_id}")
+    _active_voice(session, voice_id)
     # Try every consent that covers the request; report the most specific reason if none does.
     reason: Exception | None = None
     for consent in candidates:

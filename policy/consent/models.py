@@ -46,7 +46,10 @@ class ConsentChallenge(PolicyBase):
     # Space-separated phrase words, in order.
     phrase: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The words must be revealed before expires_at; from revealed_at on, the recording is due
+    # within the deployment's recording window (the words are not shown before).
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (

@@ -120,6 +120,19 @@ def test_tenant_bound_auditor_sees_only_its_tenant(client, settings):
     assert client.get("/v1/audit/events/1/proof", headers=acme_auditor).status_code == 404
 
 
+def test_audit_index_probing_by_another_tenants_auditor(client, settings):
+    """A tenant's auditor asking for the proof of another tenant's event gets the answer an
+    index outside the tree gets, naming neither."""
+    _append(client, [event(0, tenant="acme"), event(1, tenant="globex")])
+    _wait_for_size(client, settings, 2)
+    acme_auditor = _headers(settings, Role.AUDITOR, tenant="acme")
+    others = client.get("/v1/audit/events/1/proof", headers=acme_auditor)
+    unknown = client.get("/v1/audit/events/99/proof", headers=acme_auditor)
+    assert others.status_code == unknown.status_code == 404
+    assert others.json() == unknown.json() and others.json()["error"] == "proof_unavailable"
+    assert client.get("/v1/audit/events/0/proof", headers=acme_auditor).status_code == 200
+
+
 def test_export_bundle_verifies_offline_and_is_itself_audited(client, settings, tmp_path):
     key = VerifierKey.parse(client.get("/v1/audit/public-key").text)
     _append(client, [event(i) for i in range(9)])

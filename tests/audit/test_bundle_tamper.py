@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from audit.bundle import archive_bundle, verify_bundle, write_bundle
+from audit.canonical import canonical_json
 from audit.checkpoint import Checkpoint, SigningKey, sign_checkpoint
 from audit.errors import (
     BundleEventOutOfOrder,
@@ -20,7 +21,7 @@ from audit.errors import (
     InvalidAuditEvent,
     TruncatedLog,
 )
-from audit.events import Action, Actor, AuditEvent, Decision, Subjects
+from audit.events import Action, Actor, Aggregate, AuditEvent, Decision, Subjects
 from audit.merkle import MemoryTree, inclusion_proof
 
 ORIGIN = "clonegate.test/audit"
@@ -279,4 +280,25 @@ def test_event_with_trailing_bytes_is_refused(tmp_path):
     entries = _events(3)
     bundle, _, _ = _build(tmp_path, entries[:2] + [entries[2] + b" "])
     with pytest.raises(InvalidAuditEvent, match="event 2 has bytes after"):
+        verify_bundle(bundle, trusted_key=KEY.verifier)
+
+
+def test_bundle_with_an_aggregated_rate_limit_event_verifies(tmp_path):
+    """`request.rate_limited` events carry an `aggregate` member; the verifier knows it (and only it)."""
+    aggregated = AuditEvent(
+        action=Action.REQUEST_RATE_LIMITED,
+        decision=Decision.DENY,
+        reason="tenant_synthesis_requests_per_minute",
+        actor=Actor(iss="https://issuer.example", sub="studio-1", role="client", tenant="acme"),
+        aggregate=Aggregate(count=12_275, since=START, until=START + timedelta(seconds=59)),
+        time=START + timedelta(minutes=1),
+        event_id="event-aggregated",
+    ).canonical_bytes()
+    bundle, tree, _ = _build(tmp_path, [*_events(4), aggregated])
+    for strict in (False, True):
+        report = verify_bundle(bundle, trusted_key=KEY.verifier, strict=strict)
+        assert report.actions["request.rate_limited"] == 1 and report.root_hash == tree.root()
+    smuggled = json.loads(_events(1)[0]) | {"notes": "free text"}
+    bundle, _, _ = _build(tmp_path, [canonical_json(smuggled)], name="smuggled")
+    with pytest.raises(InvalidAuditEvent):
         verify_bundle(bundle, trusted_key=KEY.verifier)

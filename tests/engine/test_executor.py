@@ -242,3 +242,34 @@ def test_job_runs_in_the_callers_context() -> None:
     request_id.set("req-2")
     executor.synthesize(text="Hello there", language="en", voice=VOICE)
     assert seen == ["req-1", "req-2"]
+
+
+def test_a_reserved_place_refuses_others_and_runs_its_own_job() -> None:
+    executor = started(PacedEngine(), max_concurrency=1, max_queue=0)
+    slot = executor.reserve()
+    assert executor.in_flight == 1
+    with pytest.raises(EngineBusy):
+        executor.reserve()
+    with pytest.raises(EngineBusy):  # nor may a job without the place take it
+        executor.synthesize(text="Hello there", language="en", voice=VOICE)
+    audio = executor.synthesize(text="Hello there", language="en", voice=VOICE, slot=slot)
+    assert isinstance(audio, EngineAudio)
+    assert executor.in_flight == 0  # the job gave the place back, counted once
+    slot.release()  # already used: a no-op, never a place given back twice
+    assert executor.in_flight == 0
+
+
+def test_an_unused_place_is_given_back() -> None:
+    executor = started(PacedEngine(), max_concurrency=1, max_queue=0)
+    executor.reserve().release()
+    assert executor.in_flight == 0
+    assert isinstance(executor.synthesize(text="Hello there", language="en", voice=VOICE), EngineAudio)
+
+
+def test_reserving_before_warm_up_refuses_as_submitting_would() -> None:
+    executor = BoundedExecutor(PacedEngine(load_s=0.5))
+    executor.start()
+    with pytest.raises(EngineNotReady):
+        executor.reserve()
+    assert executor.wait_ready(5)
+    assert executor.in_flight == 0

@@ -242,6 +242,17 @@ def test_worker_output_that_must_not_be_released_is_refused(tone, word):
         executor.synthesize(text=f"This sentence carries {word} audio.", language="en", voice=voice)
 
 
+def test_a_refused_piece_stops_the_engine_in_the_worker(cluster, tone):
+    client, voice = tone
+    text = "This is ultrasonic, slowly. Then slowly more. And slowly again. And slowly still."
+    with pytest.raises(EngineOutputInvalid):
+        client.synthesize(text=text, language="en", voice=voice)
+    deadline = time.monotonic() + 10
+    while not any(seen == text for _, seen in _events(cluster, "cancelled")):
+        assert time.monotonic() < deadline, "the worker kept synthesizing after its audio was refused"
+        time.sleep(0.05)
+
+
 def test_worker_errors_keep_their_engine_error_class(cluster, tone):
     client, voice = tone
     with pytest.raises(LanguageUnsupported):

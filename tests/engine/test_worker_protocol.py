@@ -3,6 +3,8 @@ engine error in the gateway, how a cancellation is passed on, and the gateway's 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.errors import EngineBusy, EngineRequestFailed, EngineTimeout, LanguageUnsupported, VoiceProfileInvalid
@@ -10,6 +12,8 @@ from engine.interface import CancelToken
 from engine.workers.protocol import WorkerFailure, error_of, failure_of
 from gateway.engines import build_engine
 from gateway.settings import Settings, SettingsError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -51,3 +55,36 @@ def test_ray_mode_needs_the_worker_application_named(tmp_path):
 def test_ray_mode_loads_no_engine_in_the_gateway(tmp_path):
     engine = build_engine(Settings(mode="dev", data_dir=tmp_path, engine="ray", engine_worker_app="embedded"))
     assert engine.describe().name == "ray-serve:embedded"  # nothing is reached before load()
+
+
+def test_the_shipped_serve_config_is_one_deployable_application_per_engine_without_ingress():
+    """deploy/engine-workers.yaml, read by Serve's own schema: no HTTP proxy (workers hand out
+    unmarked audio), every application built by our builder from args it accepts, and every
+    deployment declaring its resources and replica bounds."""
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    from engine.workers.deployment import ENGINE_CLASSES, build_app
+
+    config = ServeDeploySchema.model_validate(
+        yaml.safe_load((REPO_ROOT / "deploy" / "engine-workers.yaml").read_text())
+    )
+    assert config.proxy_location.value == "Disabled"
+    assert {app.name for app in config.applications} >= {"embedded", "chatterbox", "f5-tts"}
+    for app in config.applications:
+        assert app.import_path == "engine.workers.deployment:build_app"
+        assert app.args["engine"] in ENGINE_CLASSES
+        build_app(app.args)  # binds only: the engine is built in the replica
+        (deployment,) = app.deployments
+        assert {"num_cpus", "num_gpus"} <= deployment.ray_actor_options.model_fields_set
+        assert deployment.max_ongoing_requests == 1
+        assert deployment.num_replicas is not None or deployment.autoscaling_config is not None
+    chatterbox = next(app for app in config.applications if app.name == "chatterbox")
+    assert "py_executable" in chatterbox.runtime_env  # its torch 2.6 never meets the gateway's
+
+
+def test_worker_args_with_unknown_keys_are_refused():
+    from engine.workers.deployment import build_app
+
+    with pytest.raises(ValueError, match="unknown keys"):
+        build_app({"engine": "embedded", "replicas": 3})

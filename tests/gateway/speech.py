@@ -143,9 +143,17 @@ def owner(name: str, display: str):
 
 
 def issue(
-    gateway, headers, *, grantee="acme", grantee_name="Acme Studios", purposes=("audiobook",), phrase=PHRASES[0]
+    gateway,
+    headers,
+    *,
+    grantee="acme",
+    grantee_name="Acme Studios",
+    purposes=("audiobook",),
+    phrase=PHRASES[0],
+    reveal_words=True,
 ) -> tuple[str, str]:
-    """Issue a challenge through the route; returns its id and the (pinned) statement to read."""
+    """Issue a challenge through the route and (unless told not to) reveal its words as the
+    console does when the microphone opens; returns its id and the (pinned) statement to read."""
     response = gateway.post(
         "/v1/consent/challenges",
         headers=headers,
@@ -161,9 +169,22 @@ def issue(
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["phrase"] and " ".join(body["phrase"]) in body["statement"]
+    challenge_id = body["challenge_id"]
     with gateway_of(gateway.app).sessions() as session:
-        return body["challenge_id"], pin_phrase(session, challenge_id=body["challenge_id"], phrase=phrase)
+        drawn = session.get(ConsentChallenge, challenge_id).phrase.split()
+        # Before the reveal the answer holds the statement's fixed text and none of its words.
+        assert body["phrase_words"] == len(drawn) and "phrase" not in body and "statement" not in body
+        assert " ".join(drawn) not in body["statement_preview"] and body["statement_preview"].endswith("are ….")
+        statement = pin_phrase(session, challenge_id=challenge_id, phrase=phrase)
+    if reveal_words:
+        revealed = reveal(gateway, headers, challenge_id)
+        assert revealed.status_code == 200, revealed.text
+        assert revealed.json()["statement"] == statement and tuple(revealed.json()["phrase"]) == phrase
+    return challenge_id, statement
+
+
+def reveal(gateway, headers, challenge_id: str):
+    return gateway.post(f"/v1/consent/challenges/{challenge_id}/reveal", headers=headers)
 
 
 def enroll(gateway, headers, *, challenge_id: str, consent: bytes, references: list[bytes]):

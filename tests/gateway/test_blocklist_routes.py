@@ -125,9 +125,6 @@ def test_exception_lets_exactly_one_voice_through(gateway, token, admin, listed)
     that challenge passes the list, and the exception then belongs to the new voice."""
     joe = token(**owner("joe", "Joe Miller"))
     own_id, own_statement = issue(gateway, joe, grantee_name="Licensed Studios", phrase=PHRASES[0])
-    # Someone else with the same voice (here: the same Piper speaker) and a challenge of their own.
-    twin = token(**owner("imposter", "Ivan Post"))
-    other_id, other_statement = issue(gateway, twin, grantee_name="Imposter Studios", phrase=PHRASES[0])
     reading = spoken_wav(own_statement)
     granted = gateway.post(
         f"/v1/blocklist/entries/{listed}/exceptions",
@@ -141,6 +138,9 @@ def test_exception_lets_exactly_one_voice_through(gateway, token, admin, listed)
     passed = enroll(gateway, joe, challenge_id=own_id, consent=reading, references=[spoken_wav(REFERENCE_TEXT)])
     assert passed.status_code == 201, passed.text
     voice_id = passed.json()["voice_id"]
+    # Someone else with the same voice (here: the same Piper speaker) and a challenge of their own.
+    twin = token(**owner("imposter", "Ivan Post"))
+    other_id, other_statement = issue(gateway, twin, grantee_name="Imposter Studios", phrase=PHRASES[0])
     refused = enroll(
         gateway,
         twin,
@@ -166,6 +166,22 @@ def test_exception_lets_exactly_one_voice_through(gateway, token, admin, listed)
     assert revoked.status_code == 200, revoked.text
     reasons = [e["reason"] for e in audit_events(gateway) if e["subjects"]["protected_entry_id"] == str(listed)]
     assert "blocklist_exception_granted" in reasons and "blocklist_exception_revoked" in reasons
+
+
+def test_rejects_exception_for_a_reading_of_words_never_revealed(gateway, token, admin, listed):
+    """An exception by challenge needs a live reading too: words nobody was shown cannot have
+    been read live, so the reading is refused before it is heard."""
+    joe = token(**owner("joe", "Joe Miller"))
+    challenge_id, statement = issue(gateway, joe, grantee_name="Unseen Studios", reveal_words=False)
+    refused = gateway.post(
+        f"/v1/blocklist/entries/{listed}/exceptions",
+        headers=admin,
+        data={"note": "unrevealed", "challenge_id": challenge_id},
+        files=[("consent_recording", ("c.wav", spoken_wav(statement), "audio/wav"))],
+    )
+    assert refused.status_code == 409 and refused.json()["error"] == "consent_words_not_revealed", refused.text
+    exceptions = gateway.get(f"/v1/blocklist/entries/{listed}", headers=admin).json()["exceptions"]
+    assert all(e["voice_id"] != f"challenge:{challenge_id}" for e in exceptions)
 
 
 def test_review_queue_and_requester_status(gateway, token, admin, listed):
@@ -196,6 +212,31 @@ def test_review_queue_and_requester_status(gateway, token, admin, listed):
     assert gateway.get(f"/v1/blocklist/my-reviews/{item_id}", headers=requester).json()["status"] == "approved"
     assert gateway.get("/v1/blocklist/reviews", headers=admin).json()["reviews"] == []
     assert "review_approved" in [e["reason"] for e in audit_events(gateway)]
+
+
+def test_review_id_probing_by_another_requester(gateway, token, listed):
+    """Another caller's review item answers like one that does not exist, naming no id."""
+    with gateway_of(gateway.app).sessions() as session:
+        held = SpeakerReviewRequired("held", entry_id=listed, raw_score=0.7, normalized_score=3.0, stage="synthesis")
+        item = hold_for_review(
+            session,
+            held=held,
+            voice_id="b" * 32,
+            request_ref="req-probe",
+            requester_iss=gateway_of(gateway.app).settings.jwt_issuer,
+            requester_sub="studio-probe",
+            tenant="acme",
+        )
+        session.commit()
+        item_id = item.id
+    prober = token("rival-app", "client", tenant="rival")
+    others = gateway.get(f"/v1/blocklist/my-reviews/{item_id}", headers=prober)
+    unknown = gateway.get(f"/v1/blocklist/my-reviews/{item_id + 1000}", headers=prober)
+    assert others.status_code == unknown.status_code == 404
+    assert others.json() == unknown.json() and others.json()["error"] == "review_item_not_found"
+    assert str(item_id) not in others.json()["detail"]
+    requester = token("studio-probe", "client", tenant="acme")
+    assert gateway.get(f"/v1/blocklist/my-reviews/{item_id}", headers=requester).json()["status"] == "pending"
 
 
 def test_deactivation_is_audited(gateway, admin, listed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from gateway.auth import TokenVerifier
 from gateway.settings import Settings
+from gateway.startup_checks import latest_revision
 from tests.gateway.conftest import free_port
 
 CLONEGATE = [sys.executable, "-m", "gateway.cli"]
@@ -90,6 +92,23 @@ def test_serve_refuses_prod_with_dev_secret_naming_the_setting(tmp_path):
     result = _run(["serve"], {"CLONEGATE_MODE": "prod", "CLONEGATE_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert "CLONEGATE_JWT_SECRET" in result.stderr
+
+
+def test_db_upgrade_in_prod_needs_only_the_database(tmp_path):
+    """Step 2 of the runbook: a prod host migrates before its keys and identity provider exist."""
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    result = _run(["db", "upgrade"], {"CLONEGATE_MODE": "prod", "CLONEGATE_DATABASE_URL": url})
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "prod.db") as database:
+        assert database.execute("SELECT version_num FROM alembic_version").fetchone()[0] == latest_revision()
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path):
+    """SQLite has one writer: several replicas need PostgreSQL (several workers are run by the
+    load-and-kill test, tests/gateway/test_load_and_kill.py)."""
+    result = _run(["serve", "--workers", "2"], {"CLONEGATE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert "PostgreSQL" in result.stderr and "--workers" in result.stderr
 
 
 def test_serve_answers_healthz_and_readyz(tmp_path, speech_dir):

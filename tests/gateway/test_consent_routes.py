@@ -31,6 +31,7 @@ from tests.gateway.speech import (
     enroll,
     issue,
     owner,
+    reveal,
     running_gateway,
     speak,
     spoken_wav,
@@ -151,20 +152,85 @@ def test_rejects_retrying_a_challenge_after_a_failed_check(gateway, token):
     assert denied_reasons(gateway, "trudy")[-1] == "challenge_already_used"
 
 
-def test_rejects_challenge_of_another_owner(gateway, token):
+def test_challenge_id_probing_by_another_owner(gateway, token):
+    """Another owner's challenge, presented with a real recording, answers like an unknown id
+    and stays its owner's to use."""
     alice = token(**owner("alice", "Alice Brown"))
     challenge_id, statement = issue(gateway, alice, grantee_name="Alice Studios")
     thief = token(**owner("eve", "Eve Black"))
+    uploads = {"consent": spoken_wav(statement), "references": [spoken_wav(REFERENCE_TEXT)]}
+    stolen = enroll(gateway, thief, challenge_id=challenge_id, **uploads)
+    unknown = enroll(gateway, thief, challenge_id="f" * 32, **uploads)
+    assert stolen.status_code == unknown.status_code == 404, stolen.text
+    assert stolen.json() == unknown.json() and stolen.json()["error"] == "challenge_not_found"
+    assert challenge_id not in stolen.text
+    with gateway_of(gateway.app).sessions() as session:
+        assert session.get(ConsentChallenge, challenge_id).used_at is None  # still Alice's to use
+
+
+def test_rejects_consent_recording_for_words_never_revealed(gateway, token):
+    """A reading of words nobody was shown (learnt some other way, or guessed) is no live
+    reading: refused before anything is heard, and the challenge is left as it was."""
+    headers = token(**owner("nora", "Nora Quinn"))
+    challenge_id, statement = issue(gateway, headers, grantee_name="Unseen Studios", reveal_words=False)
     response = enroll(
         gateway,
-        thief,
+        headers,
         challenge_id=challenge_id,
         consent=spoken_wav(statement),
         references=[spoken_wav(REFERENCE_TEXT)],
     )
-    assert response.status_code == 403 and response.json()["error"] == "challenge_not_yours", response.text
+    assert response.status_code == 409 and response.json()["error"] == "consent_words_not_revealed", response.text
+    assert denied_reasons(gateway, "nora") == ["consent_words_not_revealed"]
     with gateway_of(gateway.app).sessions() as session:
-        assert session.get(ConsentChallenge, challenge_id).used_at is None  # still Alice's to use
+        challenge = session.get(ConsentChallenge, challenge_id)
+        assert challenge.used_at is None and challenge.revealed_at is None
+
+
+def test_rejects_consent_recording_arriving_after_the_window(gateway, token):
+    """Words revealed, then a recording that comes later than the window allows: long enough to
+    have had the words synthesized by an outside cloner. The reveal is moved back past the
+    window instead of the test waiting it out; a second reveal does not reopen it."""
+    headers = token(**owner("lena", "Lena Hart"))
+    challenge_id, statement = issue(gateway, headers, grantee_name="Slow Studios")
+    window = gateway_of(gateway.app).settings.consent_recording_window_seconds
+    with gateway_of(gateway.app).sessions() as session:
+        challenge = session.get(ConsentChallenge, challenge_id)
+        challenge.revealed_at -= timedelta(seconds=window + 1)
+        session.commit()
+    again = reveal(gateway, headers, challenge_id)
+    assert again.status_code == 200 and datetime.fromisoformat(again.json()["recording_due_by"]) < datetime.now(UTC)
+    response = enroll(
+        gateway,
+        headers,
+        challenge_id=challenge_id,
+        consent=spoken_wav(statement),
+        references=[spoken_wav(REFERENCE_TEXT)],
+    )
+    assert response.status_code == 410 and response.json()["error"] == "consent_recording_late", response.text
+    assert denied_reasons(gateway, "lena") == ["consent_recording_late"]
+    with gateway_of(gateway.app).sessions() as session:
+        assert session.get(ConsentChallenge, challenge_id).used_at is None
+
+
+def test_reveal_opens_the_window_once_for_the_owner_only(gateway, token):
+    """The words go to the challenge's owner alone (another owner's reveal answers like an
+    unknown id); the window opens at the first reveal and is recorded in the audit log."""
+    headers = token(**owner("rita", "Rita Moss"))
+    challenge_id, _ = issue(gateway, headers, grantee_name="Reveal Studios", reveal_words=False)
+    first = reveal(gateway, headers, challenge_id)
+    assert first.status_code == 200, first.text
+    due = datetime.fromisoformat(first.json()["recording_due_by"])
+    window = gateway_of(gateway.app).settings.consent_recording_window_seconds
+    assert timedelta(0) < due - datetime.now(UTC) <= timedelta(seconds=window)
+    assert reveal(gateway, headers, challenge_id).json() == first.json()
+    opened = [e for e in audit_events(gateway, action="consent.challenge_issued") if e["actor"]["sub"] == "rita"]
+    assert [e["reason"] for e in opened] == [None, "words_revealed"]
+
+    thief = token(**owner("eve", "Eve Black"))
+    stolen, unknown = reveal(gateway, thief, challenge_id), reveal(gateway, thief, "f" * 32)
+    assert stolen.status_code == unknown.status_code == 404
+    assert stolen.json() == unknown.json() and challenge_id not in stolen.text
 
 
 def test_rejects_references_of_another_speaker(gateway, token, speech_dir):

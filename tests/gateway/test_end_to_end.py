@@ -45,17 +45,19 @@ class Gateway:
     def token(self, sub: str, role: str, *extra: str) -> dict[str, str]:
         return {"Authorization": "Bearer " + self.cli("token", "--sub", sub, "--role", role, *extra).stdout.strip()}
 
-    def pin_phrase(self, challenge_id: str, statement: str, phrase: tuple[str, ...]) -> str:
-        """Swap the random phrase of an issued challenge for one the recognizer reliably hears in
-        this synthetic voice (docs/benchmarks/consent.md has the acceptance rate of random ones)."""
+    def pin_phrase(self, challenge_id: str, phrase: tuple[str, ...]) -> None:
+        """Swap the random phrase of an issued challenge, before its reveal, for one the recognizer
+        reliably hears in this synthetic voice (docs/benchmarks/consent.md has the acceptance
+        rate of random ones)."""
         with sqlite3.connect(self.data_dir / "clonegate.db") as database:
-            old = database.execute("SELECT phrase FROM consent_challenges WHERE id = ?", (challenge_id,)).fetchone()[0]
+            old, statement = database.execute(
+                "SELECT phrase, statement_text FROM consent_challenges WHERE id = ?", (challenge_id,)
+            ).fetchone()
             pinned = statement.replace(old, " ".join(phrase))
             database.execute(
                 "UPDATE consent_challenges SET phrase = ?, statement_text = ? WHERE id = ?",
                 (" ".join(phrase), pinned, challenge_id),
             )
-        return pinned
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def test_enroll_synthesize_detect_protect_revoke_export_verify(running, tmp_path
     auditor = gateway.token("audrey", "auditor")
     admin = gateway.token("ada", "admin")
 
-    # An owner asks for a challenge and reads it.
+    # An owner asks for a challenge, starts recording (the words are revealed) and reads it.
     challenge = httpx.post(
         f"{base}/v1/consent/challenges",
         headers=owner,
@@ -111,7 +113,11 @@ def test_enroll_synthesize_detect_protect_revoke_export_verify(running, tmp_path
     )
     assert challenge.status_code == 201, challenge.text
     challenge = challenge.json()
-    statement = gateway.pin_phrase(challenge["challenge_id"], challenge["statement"], PHRASES[0])
+    assert "My confirmation words are" in challenge["statement_preview"] and "phrase" not in challenge
+    gateway.pin_phrase(challenge["challenge_id"], PHRASES[0])
+    revealed = httpx.post(f"{base}/v1/consent/challenges/{challenge['challenge_id']}/reveal", headers=owner, timeout=60)
+    assert revealed.status_code == 200 and tuple(revealed.json()["phrase"]) == PHRASES[0], revealed.text
+    statement = revealed.json()["statement"]
     enrolled = httpx.post(
         f"{base}/v1/voices",
         headers=owner,

@@ -13,11 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit.checkpoint import SigningKey
 from audit.integrator import integrate_pending
 from audit.store import append_event
+from gateway import metrics
 from gateway.app import create_app
 from gateway.db import make_session_factory, upgrade
 from gateway.logs import JsonFormatter
@@ -132,6 +136,22 @@ def test_counters_of_every_worker_process_are_summed(tmp_path, monkeypatch):
     assert value(families["clonegate_http_requests"], "clonegate_http_requests_total", **labels) == 4
 
 
+def test_a_dead_workers_jobs_in_flight_are_not_counted(tmp_path, monkeypatch):
+    """A worker killed mid-job leaves its live gauge behind; the sum is over living workers only."""
+    monkeypatch.setenv(MULTIPROCESS_DIR_VARIABLE, str(tmp_path))
+    die_in_a_job = (
+        "import os\n"
+        "from gateway.metrics import ENGINE_IN_FLIGHT\n"
+        "ENGINE_IN_FLIGHT.inc(3)\n"
+        "os._exit(0)\n"  # gone without any bookkeeping, as after SIGKILL
+    )
+    subprocess.run([sys.executable, "-c", die_in_a_job], check=True, cwd=REPO_ROOT, env=dict(os.environ))
+    assert any(name.startswith("gauge_livesum_") for name in os.listdir(tmp_path))
+    families = _parse(MetricsExporter(collectors=[]).render())
+    assert value(families.get("clonegate_engine_jobs_in_flight", []), "clonegate_engine_jobs_in_flight") == 0
+    assert not any(name.startswith("gauge_livesum_") for name in os.listdir(tmp_path))
+
+
 def test_every_log_line_of_a_failing_request_carries_its_id(settings, loaded_models):
     """The route's own line, the unhandled-error line, the access line and the line the server
     writes about the escaping error all name the request they belong to (a real uvicorn)."""
@@ -177,3 +197,22 @@ def test_every_log_line_of_a_failing_request_carries_its_id(settings, loaded_mod
 
 def _parse(text: bytes) -> dict[str, list]:
     return {family.name: family.samples for family in text_string_to_metric_families(text.decode())}
+
+
+def test_each_pipeline_step_is_a_span_when_a_tracer_provider_is_configured(gateway, client_token, monkeypatch):
+    """With an OpenTelemetry SDK and exporter configured (here an in-memory one), a synthesis
+    leaves one span per pipeline step."""
+    client, _, voice = gateway
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(metrics, "_tracer", provider.get_tracer("clonegate.pipeline"))
+    response = client.post(
+        "/v1/synthesize",
+        json={"voice_id": voice.voice_id, "text": TEXT, "purpose": PURPOSE, "language": "en"},
+        headers=bearer(client_token),
+    )
+    assert response.status_code == 200
+    names = [span.name for span in exporter.get_finished_spans()]
+    for step in ("consent", "text_rules", "audit_admitted", "engine", "watermark", "blocklist_output", "release"):
+        assert f"pipeline.{step}" in names, names

@@ -307,3 +307,21 @@ def test_a_replica_whose_database_session_ended_takes_its_lock_again(two_replica
         ).scalar_one()
     assert held == 1
     service.replica.drain(grace_seconds=0)
+
+
+def test_stream_cancelled_before_its_first_byte_gives_its_use_back(two_replicas):
+    _, app, voice, _ = two_replicas
+    service = gateway_of(app).services.synthesis
+    before = consent_uses(app, voice.consent_id)
+    stream = service.open_stream(
+        principal=_client_principal(gateway_of(app).settings),
+        request=_request(voice),
+        encoding=service.stream_encoding("wav"),
+        cancel=CancelToken(),
+    )
+    assert consent_uses(app, voice.consent_id) == before + 1
+    stream.close()  # the client went away before any chunk was produced
+    [outcome] = _outcomes(app, stream.admission.request_id)
+    assert (outcome.action, outcome.reason) == (Action.REQUEST_CANCELLED, "client_disconnected")
+    assert consent_uses(app, voice.consent_id) == before
+    assert gateway_of(app).components.executor.in_flight == 0  # its engine place was given back too

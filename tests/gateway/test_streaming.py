@@ -154,7 +154,7 @@ def test_stream_refused_at_admission_is_a_plain_error(streaming, hs256_token):
         content=_stream_body(voice),
         headers={**bearer(stranger), "Content-Type": "application/json"},
     )
-    assert response.status_code == 403 and response.json()["error"] == "consent_missing"
+    assert response.status_code == 404 and response.json()["error"] == "voice_not_found"
 
 
 def test_consent_revoked_mid_stream_stops_the_stream(streaming, client_token):

@@ -97,18 +97,19 @@ def test_owner_synthesizes_own_voice_without_a_grant(gateway, hs256_token):
 def test_rejects_another_owner_using_a_voice_not_theirs(gateway, hs256_token):
     client, _app, voice = gateway
     response = synthesize(client, hs256_token(sub="owner-2", role=["owner"]), voice)
-    assert response.status_code == 403 and response.json()["error"] == "consent_missing"
+    # Answered like an unknown voice (tests/gateway/test_id_probing.py compares the two).
+    assert response.status_code == 404 and response.json()["error"] == "voice_not_found"
 
 
 def test_rejects_client_of_another_tenant(gateway, hs256_token):
     client, app, voice = gateway
     before = consent_uses(app, voice.consent_id)
     response = synthesize(client, hs256_token(sub="intruder", role=["client"], tenant="other"), voice)
-    assert response.status_code == 403
-    assert response.json()["error"] == "consent_missing"
+    assert response.status_code == 404
+    assert response.json()["error"] == "voice_not_found"
     assert "audio" not in response.headers["content-type"]
     assert consent_uses(app, voice.consent_id) == before
-    assert audit_events(app)[-1][1].reason == "consent_missing"
+    assert audit_events(app)[-1][1].reason == "consent_missing"  # the log keeps why
 
 
 def test_rejects_purpose_outside_the_grant(gateway, client_token):

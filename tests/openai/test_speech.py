@@ -152,18 +152,21 @@ def test_formats_that_need_the_whole_file_are_not_streamed(served):
     assert error.code == "stream_format_unsupported"
 
 
-def test_voice_without_consent_for_the_caller_raises_permission_denied(served):
+def test_voice_id_probing_through_the_openai_route(served):
+    """A real voice no consent names the caller for answers like an unknown voice id."""
     stranger = served.token(sub="studio-9", tenant=OTHER_TENANT)
-    error = _refusal(served, openai.PermissionDeniedError, token=stranger, extra_body={"purpose": PURPOSE})
-    assert error.code == "consent_missing" and error.type == "permission_error"
+    error = _refusal(served, openai.NotFoundError, token=stranger, extra_body={"purpose": PURPOSE})
+    unknown = _refusal(served, openai.NotFoundError, token=stranger, voice="0" * 32, extra_body={"purpose": PURPOSE})
+    assert error.code == unknown.code == "voice_not_found" and error.type == "not_found_error"
+    assert error.body == unknown.body and served.voice.voice_id not in error.message
 
 
 def test_purpose_from_the_header_reaches_the_consent_check(served):
     stranger = served.token(sub="studio-9", tenant=OTHER_TENANT)  # no default purpose
-    error = _refusal(
-        served, openai.PermissionDeniedError, token=stranger, extra_headers={"X-Clonegate-Purpose": PURPOSE}
-    )
-    assert error.code == "consent_missing"
+    error = _refusal(served, openai.NotFoundError, token=stranger, extra_headers={"X-Clonegate-Purpose": PURPOSE})
+    # Past purpose_required (422): the consent check found no consent naming this caller, which
+    # answers like an unknown voice (docs/consent.md, "No existence oracle").
+    assert error.code == "voice_not_found"
 
 
 def test_protected_voice_raises_permission_denied(served):
@@ -266,11 +269,12 @@ def test_busy_engine_raises_rate_limit_error_with_retry_after(served):
 def test_spent_rate_limit_raises_rate_limit_error_with_retry_after(served):
     limited = served.openai(served.token(sub="studio-7", tenant=LIMITED_TENANT))
     body = {"model": "tts-1", "voice": served.voice.voice_id, "input": TEXT, "extra_body": {"purpose": PURPOSE}}
-    # The first request of a minute spends the budget (and is then refused for want of consent);
-    # the next one in the same window is refused before anything else. Three cover a new minute.
+    # The first request of a minute spends the budget (and is then refused for want of consent,
+    # answered like an unknown voice); the next one in the same window is refused before anything
+    # else. Three cover a new minute.
     with pytest.raises(openai.RateLimitError) as caught:
         for _ in range(3):
-            with contextlib.suppress(openai.PermissionDeniedError):
+            with contextlib.suppress(openai.NotFoundError):
                 limited.audio.speech.create(**body)
     assert caught.value.code == "rate_limited" and int(caught.value.response.headers["retry-after"]) >= 1
 

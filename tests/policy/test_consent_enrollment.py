@@ -29,6 +29,7 @@ from policy.consent import (
     erase_voice_data,
     load_samples,
 )
+from policy.consent.countermeasure import CountermeasureSpec, OnnxCountermeasure
 from policy.consent.enrollment import enroll_consumed_challenge
 from policy.consent.models import Consent, Voice, VoiceKey, VoiceSample
 from policy.consent.statement_text import DEFAULT_TEMPLATES, render_statement
@@ -46,6 +47,7 @@ from policy.errors import (
     TooLittleSpeech,
 )
 from policy.speaker import ResemblyzerEmbedder
+from tests.policy.countermeasure_models import build_model
 
 pytestmark = pytest.mark.slow
 torch.set_num_threads(1)
@@ -290,6 +292,27 @@ def test_rejects_watermarked_consent_recording(session, piper, references, embed
     marked = Recording(audio=np.clip(marked_audio, -1, 1).astype(np.float32), sample_rate=genuine.sample_rate)
     with pytest.raises(ConsentRecordingSynthetic):
         _enroll(session, challenge, marked, references, embedder, scorer, detect_watermark=detect_perth)
+
+
+def test_rejects_unmarked_synthetic_consent_by_the_countermeasure(
+    session, piper, references, embedder, scorer, tmp_path
+):
+    """An unmarked synthetic reading (Piper here, any outside cloner in practice) carries no mark
+    to find; the countermeasure's score joins the synthetic check and refuses it below the
+    threshold (an AASIST-format stand-in model, tests/policy/countermeasure_models.py)."""
+    path = tmp_path / "aasist.onnx"
+    digest = build_model(path)
+    challenge, statement = _challenge(session)
+    reading = piper(statement.text)
+    score = OnnxCountermeasure(CountermeasureSpec(path=path, sha256=digest, threshold=0.0)).score(
+        reading.audio, sample_rate=reading.sample_rate
+    )
+    strict = OnnxCountermeasure(CountermeasureSpec(path=path, sha256=digest, threshold=score + 0.01))
+    lenient = OnnxCountermeasure(CountermeasureSpec(path=path, sha256=digest, threshold=score - 0.01))
+    assert lenient.check(reading.audio, sample_rate=reading.sample_rate) == score
+    with pytest.raises(ConsentRecordingSynthetic, match="anti-spoofing"):
+        _enroll(session, challenge, reading, references, embedder, scorer, countermeasure=strict)
+    assert session.scalar(select(func.count()).select_from(Consent)) == 0
 
 
 def test_rejects_protected_speaker_references(session, piper, references, embedder, scorer):
