@@ -70,6 +70,7 @@ def dev_token(body: DevSignInBody, gateway: GatewayDep) -> dict[str, Any]:
     )
 
 
-@router.get("/{name:path}", include_in_schema=False)
+# Under a prefix of their own, so no asset path can shadow the routes above (or their Allow).
+@router.get("/assets/{name:path}", include_in_schema=False)
 def console_asset(name: Annotated[str, Path(pattern=ASSET_PATH)], gateway: GatewayDep) -> Response:
     return _asset_response(name, gateway.settings)

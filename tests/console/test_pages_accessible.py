@@ -41,7 +41,7 @@ def test_every_page_passes_axe_fits_a_phone_and_keeps_its_policy(browser, gatewa
             page.wait_for_load_state("networkidle")
             if path == "#/owner/new":
                 page.get_by_role("button", name="Get my statement").click()
-                page.locator("#statement").wait_for()
+                page.locator("#statement-preview").wait_for()
             check_page(page, axe, path, width)
         context.close()
     assert not blocked, blocked

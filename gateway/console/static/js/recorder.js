@@ -86,12 +86,6 @@ export async function startRecording({ onOpen, onLevel, onTick }) {
   } catch (error) {
     throw new Error(`The microphone did not open (${error.name}). Allow microphone access and try again.`);
   }
-  try {
-    if (onOpen) await onOpen();
-  } catch (error) {
-    stream.getTracks().forEach((t) => t.stop());
-    throw error;
-  }
   const context = new AudioContext();
   const analyser = context.createAnalyser();
   analyser.fftSize = 1024;
@@ -115,6 +109,17 @@ export async function startRecording({ onOpen, onLevel, onTick }) {
   };
   recorder.start(250);
   draw();
+  // Recording runs before onOpen (the consent step's reveal of the words), so nothing said right
+  // after the words appear is lost to the round trip.
+  try {
+    if (onOpen) await onOpen();
+  } catch (error) {
+    cancelAnimationFrame(frame);
+    recorder.stop();
+    stream.getTracks().forEach((t) => t.stop());
+    context.close();
+    throw error;
+  }
   return {
     stop: () =>
       new Promise((resolve) => {

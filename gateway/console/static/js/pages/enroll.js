@@ -29,10 +29,6 @@ const NEXT_STEP = {
 
 export function highlightedStatement(statement, phrase) {
   const box = h("p", { class: "statement", id: "statement" });
-  if (!phrase || !phrase.length) {
-    box.append(statement);
-    return box;
-  }
   const words = new Set(phrase.map((w) => w.toLowerCase()));
   for (const part of statement.split(/(\s+)/)) {
     const bare = part.replace(/[^A-Za-z'-]/g, "").toLowerCase();
@@ -41,17 +37,17 @@ export function highlightedStatement(statement, phrase) {
   return box;
 }
 
-function countdown(expiresAt, onExpire) {
+function countdown(deadline, label, onExpire) {
   const el = h("p", { class: "countdown", "aria-live": "off" });
   const tick = () => {
-    const left = Math.max(0, Math.round((new Date(expiresAt) - Date.now()) / 1000));
-    el.textContent = left ? `Time left to record and submit: ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "This statement has expired.";
+    if (el.dataset.started && !document.body.contains(el)) return clearInterval(timer);
+    el.dataset.started = "1";
+    const left = Math.max(0, Math.round((new Date(deadline) - Date.now()) / 1000));
+    el.textContent = left ? `${label}: ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "Time is up: start again to get a new statement.";
     if (!left) {
       clearInterval(timer);
       onExpire?.();
     }
-    if (!document.body.contains(el) && el.dataset.started) clearInterval(timer);
-    el.dataset.started = "1";
   };
   const timer = setInterval(tick, 1000);
   tick();
@@ -139,23 +135,26 @@ export function renderNewVoice(main, { me }) {
 
 function recordStage(stage, challenge) {
   let consentBlob = null;
-  let phrase = challenge.phrase;
-  const statementSlot = h("div", {}, highlightedStatement(challenge.statement, phrase));
+  let phrase = null;
+  const submit = h("button", { type: "button", text: "Submit my voice", disabled: true });
+  const statementSlot = h("div", {}, h("p", { class: "statement", id: "statement-preview", text: challenge.statement_preview }),
+    h("p", { class: "hint", text: `The ${challenge.phrase_words} confirmation words (shown as …) appear when the microphone opens. From then on the recording must reach the gateway within a short window, so add your references first.` }));
+  const clock = h("div", {}, countdown(challenge.expires_at, "Time left to start recording", () => { submit.disabled = true; }));
   const references = referencePicker();
   const status = h("div", { "aria-live": "polite", id: "enroll-status" });
-  const submit = h("button", { type: "button", text: "Submit my voice", disabled: true });
   const ready = () => { submit.disabled = !consentBlob; };
-  const expired = () => { submit.disabled = true; };
   const recorder = recorderPanel({
     label: "the statement",
-    // With consent liveness the four words are revealed only now, when the microphone is open.
+    // Consent liveness: the gateway reveals the four words only now, with the microphone open,
+    // and starts the window within which the recording must arrive.
     onOpen: async () => {
-      if (phrase && phrase.length) return;
+      if (phrase) return;
       const revealed = await api.post(`/v1/consent/challenges/${challenge.challenge_id}/reveal`);
-      phrase = revealed.phrase || revealed.words;
-      showIn(statementSlot, highlightedStatement(revealed.statement || challenge.statement, phrase));
+      phrase = revealed.phrase;
+      showIn(statementSlot, highlightedStatement(revealed.statement, phrase));
+      showIn(clock, countdown(revealed.recording_due_by, "Time left to record and submit", () => { submit.disabled = true; }));
     },
-    onRecorded: (blob) => { consentBlob = blob; ready(); },
+    onRecorded: (blob) => { consentBlob = blob; ready(); submit.focus(); },
     onReset: () => { consentBlob = null; ready(); },
   });
   submit.addEventListener("click", () =>
@@ -178,15 +177,15 @@ function recordStage(stage, challenge) {
     }),
   );
   showIn(stage,
-    h("section", { "aria-labelledby": "step-statement" },
-      h("h2", { id: "step-statement", text: "1. Read this statement aloud" }),
-      h("p", { class: "hint", text: `Statement ${challenge.challenge_id}. Press Record, read it in your own voice, then Stop.` }),
-      statementSlot,
-      countdown(challenge.expires_at, expired),
-      recorder),
     h("section", { "aria-labelledby": "step-refs" },
-      h("h2", { id: "step-refs", text: "2. References of your voice" }),
+      h("h2", { id: "step-refs", text: "1. References of your voice" }),
       references.element),
+    h("section", { "aria-labelledby": "step-statement" },
+      h("h2", { id: "step-statement", text: "2. Read your statement aloud" }),
+      h("p", { class: "hint", text: `Statement ${challenge.challenge_id}. Press Record, read it in your own voice, then Stop and submit.` }),
+      statementSlot,
+      clock,
+      recorder),
     h("section", { "aria-labelledby": "step-submit" },
       h("h2", { id: "step-submit", text: "3. Submit" }),
       h("div", { class: "row" }, submit), status));
