@@ -114,7 +114,13 @@ def report(s: dict[str, Any]) -> str:
             "## Figures",
             "",
             f"- requests: {s['requests']}; answers: {s['statuses']}",
-            f"- errors by code: {s['errors']}",
+            f"- errors by code: {s['errors']}"
+            + (
+                " (`rate_limited`: the tenant's default request rate limit refused them before admission, at no"
+                " cost of a use; the throughput below is bounded by it, not by the engines)"
+                if "rate_limited" in s["errors"]
+                else ""
+            ),
             f"- admitted {s['admitted']}, released {s['released']}; outcomes {s['outcomes']}; abandoned by reason "
             f"{s['abandoned_reasons']}",
             f"- grant uses after the run: {s['grant_uses']} (= released requests)",
