@@ -116,8 +116,8 @@ def report(s: dict[str, Any]) -> str:
             f"- requests: {s['requests']}; answers: {s['statuses']}",
             f"- errors by code: {s['errors']}"
             + (
-                " (`rate_limited`: the tenant's default request rate limit refused them before admission, at no"
-                " cost of a use; the throughput below is bounded by it, not by the engines)"
+                " (`rate_limited`: the default limit of 60 synthesis requests a minute per token subject refused"
+                " them before admission, at no cost of a use: the throughput below is that limit, not the engines)"
                 if "rate_limited" in s["errors"]
                 else ""
             ),
