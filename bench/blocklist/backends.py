@@ -20,7 +20,7 @@ Projection = Callable[[np.ndarray], np.ndarray]
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+    return np.asarray(rows / np.linalg.norm(rows, axis=-1, keepdims=True))
 
 
 def _samples(corpus: CorpusEmbeddings, speakers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +41,7 @@ def _within_class(rows: np.ndarray, labels: np.ndarray, shrinkage: float) -> np.
         covariance += centred.T @ centred
     covariance /= rows.shape[0]
     identity = np.trace(covariance) / covariance.shape[0] * np.eye(covariance.shape[0])
-    return (1 - shrinkage) * covariance + shrinkage * identity
+    return np.asarray((1 - shrinkage) * covariance + shrinkage * identity)
 
 
 def centred(corpus: CorpusEmbeddings, dev: np.ndarray) -> Projection:
@@ -76,7 +76,7 @@ def lda(dimension: int, shrinkage: float) -> Callable[[CorpusEmbeddings, np.ndar
     return fit
 
 
-def evaluate(corpus: CorpusEmbeddings, fit: Callable[[CorpusEmbeddings, np.ndarray], Projection]) -> dict:
+def evaluate(corpus: CorpusEmbeddings, fit: Callable[[CorpusEmbeddings, np.ndarray], Projection]) -> dict[str, float]:
     targets, impostors = [], []
     for split in splits(len(corpus.speakers)):
         project = fit(corpus, np.concatenate([split.cohort, split.calibration]))
@@ -92,7 +92,7 @@ def evaluate(corpus: CorpusEmbeddings, fit: Callable[[CorpusEmbeddings, np.ndarr
     }
 
 
-def measure(corpus: CorpusEmbeddings) -> list[dict]:
+def measure(corpus: CorpusEmbeddings) -> list[dict[str, object]]:
     rows = [{"back_end": "centred cosine (development mean)", **evaluate(corpus, centred)}]
     for shrinkage in (0.1, 0.5, 0.8):
         rows.append({"back_end": f"WCCN, shrinkage {shrinkage}", **evaluate(corpus, wccn(shrinkage))})

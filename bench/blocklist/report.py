@@ -189,7 +189,7 @@ def _low_false_accept(r: dict[str, Any]) -> list[str]:
             if (c["evidence"], c["cohort_centering"], c["normalization"]) == ("whole", True, normalization) and (
                 normalization == "none" or c["cohort_top_k"] == r["chosen"]["cohort_top_k"]
             ):
-                return c
+                return dict(c)
         return None
 
     as_norm, plain = find("as-norm"), find("none")

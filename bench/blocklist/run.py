@@ -230,10 +230,12 @@ def main() -> None:
     started = time.time()
     corpus = load()
     if args.latency_only:
-        result = json.loads(REPORT.with_suffix(".json").read_text(encoding="utf-8"))
-        shipped_calibration_of_run = ScoreCalibration.from_json(json.dumps(result["shipped_calibration"]))
-        result["latency"], result["latency_run"] = _latency(corpus, shipped_calibration_of_run, queries=args.queries)
-        _write(result)
+        committed: dict[str, Any] = json.loads(REPORT.with_suffix(".json").read_text(encoding="utf-8"))
+        shipped_calibration_of_run = ScoreCalibration.from_json(json.dumps(committed["shipped_calibration"]))
+        committed["latency"], committed["latency_run"] = _latency(
+            corpus, shipped_calibration_of_run, queries=args.queries
+        )
+        _write(committed)
         return
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -273,7 +275,8 @@ def main() -> None:
     result["dev_selection"] = dev_selection(configs)
     result["trained_back_ends"] = backends.measure(corpus)
     shipped = {}
-    for kind in ("whole", "fused"):
+    evidence_kinds: tuple[scores.Evidence, ...] = ("whole", "fused")
+    for kind in evidence_kinds:
         shipped[kind] = shipped_calibration(
             corpus, kind=kind, normalization=DEFAULT_NORMALIZATION, top_k=DEFAULT_COHORT_TOP_K
         )
@@ -293,8 +296,10 @@ def main() -> None:
     _write(result)
 
 
-def _latency(corpus: Any, calibration: ScoreCalibration, *, queries: int) -> tuple[list[dict], dict[str, Any]]:
-    run = {
+def _latency(
+    corpus: Any, calibration: ScoreCalibration, *, queries: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    run: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit("policy/blocklist", "bench/blocklist"),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
@@ -318,8 +323,8 @@ def _arguments(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _committed_latency() -> tuple[list[dict], dict[str, Any]]:
-    previous = json.loads(REPORT.with_suffix(".json").read_text(encoding="utf-8"))
+def _committed_latency() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    previous: dict[str, Any] = json.loads(REPORT.with_suffix(".json").read_text(encoding="utf-8"))
     run = previous.get("latency_run") or {
         "date": previous["date"],
         "commit": previous["commit"],

@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from audit.events import Action, AuditEvent
 from audit.models import Leaf, PendingEvent
@@ -112,7 +113,7 @@ def _live_replicas(session: Session) -> list[Replica]:
 @contextmanager
 def served(
     settings: Settings, *, workers: int, port: int, log: Path, ready_timeout: float = 600
-) -> Iterator[subprocess.Popen]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """`clonegate serve --workers N` until the block ends, then SIGTERM (drain) and wait."""
     sessions = make_session_factory(create_db_engine(settings.resolved_database_url))
     with sessions() as session:
@@ -138,7 +139,9 @@ def served(
                 process.wait()
 
 
-def wait_for_replicas(sessions, *, count: int, besides: set[int], timeout: float, process: subprocess.Popen) -> None:
+def wait_for_replicas(
+    sessions: sessionmaker[Session], *, count: int, besides: set[int], timeout: float, process: subprocess.Popen[bytes]
+) -> None:
     """Until ``count`` replicas that are not in ``besides`` have registered (each does so once its
     engine is warm, just before it serves)."""
     deadline = time.monotonic() + timeout
@@ -153,7 +156,9 @@ def wait_for_replicas(sessions, *, count: int, besides: set[int], timeout: float
     raise RuntimeError(f"{count} replicas did not start within {timeout:.0f} s")
 
 
-def _client_loop(index: int, base: str, seeded: Seeded, stop_at: float, samples: list[Sample], lock) -> None:
+def _client_loop(
+    index: int, base: str, seeded: Seeded, stop_at: float, samples: list[Sample], lock: threading.Lock
+) -> None:
     headers = {"Authorization": f"Bearer {seeded.token}"}
     number = 0
     with httpx.Client(base_url=base, timeout=120) as http:
@@ -238,12 +243,12 @@ def drive(
     return run
 
 
-def _leases(sessions) -> int:
+def _leases(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(RequestLease)) or 0
 
 
-def logged_events(sessions) -> list[tuple[int, AuditEvent]]:
+def logged_events(sessions: sessionmaker[Session]) -> list[tuple[int, AuditEvent]]:
     with sessions() as session:
         rows = [
             *session.execute(select(Leaf.pending_id, Leaf.entry)),
@@ -252,7 +257,7 @@ def logged_events(sessions) -> list[tuple[int, AuditEvent]]:
     return sorted((audit_id, AuditEvent.from_canonical_bytes(bytes(entry))) for audit_id, entry in rows)
 
 
-def check(settings: Settings, seeded: Seeded, run: LoadRun) -> dict:
+def check(settings: Settings, seeded: Seeded, run: LoadRun) -> dict[str, Any]:
     """The books after the run: what must hold, each as a count that must be zero, and the figures."""
     sessions = make_session_factory(create_db_engine(settings.resolved_database_url))
     events = logged_events(sessions)
@@ -265,9 +270,10 @@ def check(settings: Settings, seeded: Seeded, run: LoadRun) -> dict:
             outcomes.setdefault(event.subjects.request_id, []).append(event)
     released = {rid for rid, found in outcomes.items() if any(e.action is Action.REQUEST_RELEASED for e in found)}
     with sessions() as session:
-        uses = session.get(Consent, seeded.consent_id).uses
-        ledger = session.scalar(select(func.count()).where(UsageRecord.consent_id == seeded.consent_id))
-        leases_left = session.scalar(select(func.count()).select_from(RequestLease))
+        consent = session.get(Consent, seeded.consent_id)
+        uses = consent.uses if consent is not None else 0
+        ledger = session.scalar(select(func.count()).where(UsageRecord.consent_id == seeded.consent_id)) or 0
+        leases_left = session.scalar(select(func.count()).select_from(RequestLease)) or 0
     audit_check = subprocess.run(
         [sys.executable, "-m", "gateway.cli", "audit", "check"],
         cwd=REPO_ROOT,
@@ -283,11 +289,16 @@ def check(settings: Settings, seeded: Seeded, run: LoadRun) -> dict:
     ok = [s for s in run.samples if s.status == 200]
     latencies = sorted(s.ended - s.started for s in ok)
     abandoned = Counter(e.reason for found in outcomes.values() for e in found if e.action is Action.REQUEST_ABANDONED)
+    released_requests = len([rid for rid in admitted.values() if rid in released])
     problems = {
-        "admitted_without_exactly_one_outcome": sum(1 for rid in admitted.values() if len(outcomes.get(rid, [])) != 1),
-        "ok_without_released_event": sum(1 for s in ok if admitted.get(s.audit_id) not in released),
-        "grant_uses_minus_released_requests": uses - len([rid for rid in admitted.values() if rid in released]),
-        "usage_ledger_minus_released_requests": ledger - len([rid for rid in admitted.values() if rid in released]),
+        "admitted_without_exactly_one_outcome": len(
+            [rid for rid in admitted.values() if rid is None or len(outcomes.get(rid, [])) != 1]
+        ),
+        "ok_without_released_event": len(
+            [s for s in ok if s.audit_id is None or admitted.get(s.audit_id) not in released]
+        ),
+        "grant_uses_minus_released_requests": uses - released_requests,
+        "usage_ledger_minus_released_requests": ledger - released_requests,
         "leases_left": leases_left,
         "server_errors_not_from_the_killed_worker": len(unexplained_errors),
         "audit_check_failed": int(audit_check.returncode != 0),
@@ -322,9 +333,9 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(values[-1], 3)}
 
 
-def samples_json(run: LoadRun) -> list[dict]:
+def samples_json(run: LoadRun) -> list[dict[str, Any]]:
     return [asdict(sample) for sample in run.samples]
 
 
-def dump(path: Path, data: dict) -> None:
+def dump(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if not any(result["problems"].values()) else 1
 
 
-def report(s: dict) -> str:
+def report(s: dict[str, Any]) -> str:
     m, lat = s["machine"], s["latency_s"]
     problems = "\n".join(
         f"| {name} | {count} | {'ok' if count == 0 else '**FAILED**'} |" for name, count in s["problems"].items()
@@ -113,7 +114,13 @@ def report(s: dict) -> str:
             "## Figures",
             "",
             f"- requests: {s['requests']}; answers: {s['statuses']}",
-            f"- errors by code: {s['errors']}",
+            f"- errors by code: {s['errors']}"
+            + (
+                " (`rate_limited`: the default limit of 60 synthesis requests a minute per token subject refused"
+                " them before admission, at no cost of a use: the throughput below is that limit, not the engines)"
+                if "rate_limited" in s["errors"]
+                else ""
+            ),
             f"- admitted {s['admitted']}, released {s['released']}; outcomes {s['outcomes']}; abandoned by reason "
             f"{s['abandoned_reasons']}",
             f"- grant uses after the run: {s['grant_uses']} (= released requests)",
