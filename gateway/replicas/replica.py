@@ -176,10 +176,9 @@ class ThisReplica:
 
     def start(self) -> None:
         """Register, close what dead replicas left, then keep doing both in the background."""
-        _ = self.id
         try:
-            self.sweep()
-        except Exception:  # the background thread retries; start-up must not fail for it
+            self.sweep()  # registers this replica first
+        except Exception:  # no database or no schema yet (/readyz says which): the beat retries
             log.error("start-up sweep of abandoned requests failed", exc_info=True)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="replica-heartbeat", daemon=True)

@@ -62,8 +62,10 @@ def seed_cohort(app: FastAPI, speech_dir: Path) -> None:
     gateway_of(app).components.blocklist.refresh(force=True)
 
 
-def grant_voice(app: FastAPI, reference_path: Path, *, issuer: str, max_uses: int = 5) -> GrantedVoice:
-    """An owner's voice, prepared by the engine, granted to tenant `acme` for narration in English."""
+def grant_voice(
+    app: FastAPI, reference_path: Path, *, issuer: str, max_uses: int = 5, tenant: str = TENANT
+) -> GrantedVoice:
+    """An owner's voice, prepared by the engine, granted to a tenant (`acme`) for narration in English."""
     components = gateway_of(app).components
     reference, rate = read_clip(reference_path, seconds=12)
     kek = components.voices.key_encryption_key
@@ -76,7 +78,7 @@ def grant_voice(app: FastAPI, reference_path: Path, *, issuer: str, max_uses: in
             session,
             owner=OwnerIdentity(iss=issuer, sub=OWNER_ISSUER_SUB, display_name="Olive Owner"),
             grantee_kind="tenant",
-            grantee_id=TENANT,
+            grantee_id=tenant,
             grantee_name="Acme Audio",
             purposes=[PURPOSE],
             languages=["en"],
@@ -105,7 +107,7 @@ def grant_voice(app: FastAPI, reference_path: Path, *, issuer: str, max_uses: in
             owner_iss=issuer,
             owner_sub=OWNER_ISSUER_SUB,
             grantee_kind="tenant",
-            grantee_id=TENANT,
+            grantee_id=tenant,
             purposes=[PURPOSE],
             languages=["en"],
             not_before=challenge.not_before,

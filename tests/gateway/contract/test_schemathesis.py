@@ -17,11 +17,12 @@ import pytest
 import uvicorn
 
 from gateway.app import create_app
-from gateway.auth import Role
+from gateway.auth import Principal, Role
+from gateway.dependencies import gateway_of
 from gateway.dev_tokens import mint_dev_token
 from gateway.settings import Settings
 from tests.gateway.conftest import free_port
-from tests.gateway.synthesis_fixtures import seed_cohort
+from tests.gateway.synthesis_fixtures import OWNER_ISSUER_SUB, grant_voice, seed_cohort
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CONFIG = Path(__file__).parent / "schemathesis.toml"
@@ -30,7 +31,7 @@ CONFIG = Path(__file__).parent / "schemathesis.toml"
 SEED = 20261202
 MAX_EXAMPLES = 8
 ROLES = {
-    "owner": {"subject": "olive", "roles": [Role.OWNER], "display_name": "Olive Owner"},
+    "owner": {"subject": OWNER_ISSUER_SUB, "roles": [Role.OWNER], "display_name": "Olive Owner"},
     "client": {"subject": "studio", "roles": [Role.CLIENT], "tenant": "acme"},
     "auditor": {"subject": "audrey", "roles": [Role.AUDITOR]},
     "admin": {"subject": "ada", "roles": [Role.ADMIN]},
@@ -53,6 +54,7 @@ def served(migrated_database_url, tmp_path, loaded_models, speech_dir) -> Iterat
             assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
             time.sleep(0.05)
         seed_cohort(app, speech_dir)
+        _seed_resources(app, settings, speech_dir)
         base = f"http://127.0.0.1:{port}"
         _wait_ready(base, seconds=180)
         yield base, settings
@@ -71,6 +73,24 @@ def test_every_role_finds_the_contract_exact(served, tmp_path):
     for role, report in found.items():
         assert report["operations_tested"] >= 30, (role, report)
         assert report["phases"]["stateful"] == "success", (role, report["phases"])
+
+
+def _seed_resources(app, settings: Settings, speech_dir: Path) -> None:
+    """Something for the stateful phase's links to follow: the owner's voice (granted to a tenant
+    that is not the client's, so no generated request makes the engine speak) and a listed speaker."""
+    clips = sorted(speech_dir.glob("en_*.wav"))
+    grant_voice(app, clips[0], issuer=settings.jwt_issuer, tenant="another-studio")
+    admin = Principal(
+        issuer=settings.jwt_issuer,
+        subject="ada",
+        roles=frozenset({Role.ADMIN}),
+        tenant=None,
+        display_name=None,
+        identity_verified=False,
+    )
+    gateway_of(app).services.blocklist.add_entry(
+        principal=admin, name="Listed Speaker", reason="contract test", source="test", samples=[clips[-1].read_bytes()]
+    )
 
 
 def _schemathesis(base: str, token: str, workspace: Path) -> dict:
