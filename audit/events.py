@@ -54,6 +54,7 @@ class Action(StrEnum):
     PROTECTED_SPEAKER_EXCEPTION_REVOKED = "protected_speaker.exception_revoked"
     REVIEW_APPROVED = "review.approved"
     REVIEW_DENIED = "review.denied"
+    REVIEW_REFERENCES_PLAYED = "review.references_played"  # an admin listened to a held voice's references
     AUDIT_EXPORTED = "audit.exported"
 
 

@@ -15,6 +15,7 @@ from gateway.audit_log.signing import AUDIT_LOG_FIX, build_integrator, check_at_
 from gateway.auth import TokenVerifier
 from gateway.blocklist import routes as blocklist_routes
 from gateway.components import LoadedModels, build_components, load_models
+from gateway.console import routes as console_routes
 from gateway.container import Gateway, build_services
 from gateway.db import DATABASE_FIX, SCHEMA_FIX, check_reachable, create_db_engine, make_session_factory, schema_check
 from gateway.detection import routes as detection_routes
@@ -50,6 +51,7 @@ ROUTERS = (
     blocklist_routes.router,
     audit_routes.router,
     openai_routes.router,
+    console_routes.router,
 )
 
 

@@ -129,6 +129,7 @@ def _banner(settings: Settings, base: str, *, workers: int = 1) -> str:
     processes = f" ({workers} worker processes)" if workers > 1 else ""
     lines = [
         f"clonegate {settings.mode} mode on {base}{processes}",
+        f"  console:   {base}/console/",
         f"  API docs:  {base}/docs",
         f"  ready:     {base}/readyz",
     ]

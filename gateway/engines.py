@@ -156,9 +156,16 @@ def similarity_from_embedder(embedder: object) -> SpeakerSimilarity:
     def similarity(candidate: np.ndarray, candidate_rate: int, reference: np.ndarray, reference_rate: int) -> float:
         cached = references.get(id(reference))
         if cached is None or cached[0] is not reference:
-            cached = (reference, embed(reference.astype(np.float32), sample_rate=reference_rate))
+            cached = (reference, embed(_full_scale(reference), sample_rate=reference_rate))
             references[id(reference)] = cached
-        vector = embed(candidate.astype(np.float32), sample_rate=candidate_rate)
+        vector = embed(_full_scale(candidate), sample_rate=candidate_rate)
         return float(np.dot(vector, cached[1]))
 
     return similarity
+
+
+def _full_scale(audio: np.ndarray) -> np.ndarray:
+    """The engine resamples and loudness-normalises the clips it scores: a recording at full scale
+    (a browser's, at 48 kHz) comes back a fraction of a percent over it, which the speaker
+    embedder refuses as out of range. Clipping that overshoot changes nothing it measures."""
+    return np.clip(audio.astype(np.float32), -1.0, 1.0)

@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     # The detector: anonymous callers (no token) only if allowed, and then rate limited per address.
     detect_allow_anonymous: bool = False
     detect_anonymous_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # The browser console signs in (prod) with OpenID Connect, authorization code + PKCE, at the
+    # JWT issuer above, as this public client; the access token it gets must carry the audience.
+    console_oidc_client_id: str | None = None
+    console_oidc_scope: str = "openid profile"
     # Rate limits and quotas, shared by every replica through the database (gateway/rate_limits/).
     rate_limits: RateLimits = RateLimits()
     # How often each replica turns finished windows' refusals into `request.rate_limited` events.

@@ -24,13 +24,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # policy may use audit's event types, nothing else of audit
     "policy": ("audit.events",),
     # migrations build tables from the domains' column types and read their metadata, and the
-    # gateway's own table of replicas and request leases
+    # gateway's own tables: replicas and request leases, rate-limit windows
     "migrations": (
         "audit.models",
         "policy.db",
         "policy.blocklist.models",
         "policy.consent.models",
         "gateway.replicas.models",
+        "gateway.rate_limits.models",
     ),
     "gateway": FIRST_PARTY,
 }

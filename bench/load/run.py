@@ -114,7 +114,13 @@ def report(s: dict[str, Any]) -> str:
             "## Figures",
             "",
             f"- requests: {s['requests']}; answers: {s['statuses']}",
-            f"- errors by code: {s['errors']}",
+            f"- errors by code: {s['errors']}"
+            + (
+                " (`rate_limited`: the default limit of 60 synthesis requests a minute per token subject refused"
+                " them before admission, at no cost of a use: the throughput below is that limit, not the engines)"
+                if "rate_limited" in s["errors"]
+                else ""
+            ),
             f"- admitted {s['admitted']}, released {s['released']}; outcomes {s['outcomes']}; abandoned by reason "
             f"{s['abandoned_reasons']}",
             f"- grant uses after the run: {s['grant_uses']} (= released requests)",

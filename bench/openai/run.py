@@ -3,7 +3,7 @@
 Runs the real gateway (embedded engine, dev settings, SQLite in a temporary folder) behind a
 uvicorn server on a loopback port and talks to it with the official `openai` client:
 
-- a 300-character input streamed (`stream_format=audio`): seconds to the first audio bytes, in
+- a 300-character input (311 here) streamed (`stream_format=audio`): seconds to the first audio bytes, in
   pcm (what a player reads as it comes), aac and mp3, next to the native
   `POST /v1/synthesize?stream=true` with the same text. Target: first bytes ≤ 1.0 s.
 - the same request whole (no `stream_format`) in wav and in mp3, alternated: what the mp3 encoder
@@ -45,7 +45,7 @@ from gateway.synthesis.steps import payload_for
 from tests.gateway.conftest import free_port
 from tests.gateway.synthesis_fixtures import PURPOSE, TENANT, grant_voice, seed_cohort
 
-# 300 characters, four sentences: the stream's first chunk is the first ~90 characters.
+# About 300 characters (311), four sentences: the stream's first chunk is the first ~90 characters.
 TEXT_300 = (
     "The museum opens its new exhibition on Saturday morning, just after nine. Visitors can see "
     "paintings, old maps and letters from the harbour town. Guided tours start every hour until "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi.responses import Response
 
 from gateway.audio_io import DECODE_ERRORS
 from gateway.auth import Authenticated
@@ -18,13 +19,14 @@ from gateway.blocklist.schemas import (
     GrantedException,
     ReviewList,
     ReviewProgress,
+    ReviewReferences,
     ReviewView,
     RevokedException,
     RevokeExceptionBody,
 )
 from gateway.dependencies import BlocklistDep, BlocklistExceptionsDep, ListAdmin, Owner, Reviewer, SessionDep
 from gateway.enrollment.schemas import SPOKEN_CHALLENGE_ERRORS, IssuedChallengeView
-from gateway.errors import error_responses
+from gateway.errors import NotFound, error_responses
 from gateway.shared.schemas import RowId
 from policy import errors as policy
 from policy.blocklist.repository import MAX_SAMPLES_PER_REQUEST
@@ -138,6 +140,34 @@ def list_reviews(session: SessionDep, _: Reviewer, service: BlocklistDep) -> dic
 @router.get("/reviews/{review_id}", response_model=ReviewView, responses=error_responses(policy.ReviewItemNotFound))
 def get_review(review_id: RowId, session: SessionDep, _: Reviewer, service: BlocklistDep) -> dict[str, Any]:
     return service.get_review(session, review_id=review_id)
+
+
+# Listening to a held voice: the item, and the voice's sealed store (its key may be gone).
+LISTENING_ERRORS = (policy.ReviewItemNotFound, policy.VoiceKeyDestroyed, policy.VoiceKeyUnwrapFailed)
+
+
+@router.get(
+    "/reviews/{review_id}/references", response_model=ReviewReferences, responses=error_responses(*LISTENING_ERRORS)
+)
+def review_references(review_id: RowId, session: SessionDep, _: Reviewer, service: BlocklistDep) -> dict[str, Any]:
+    """The held voice's own sealed reference recordings, to listen to before deciding."""
+    return service.review_references(session, review_id=review_id)
+
+
+@router.get(
+    "/reviews/{review_id}/references/{index}",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/wav": {}}, "description": "the owner's reference recording (never engine output)"},
+        **error_responses(*LISTENING_ERRORS, NotFound),
+    },
+)
+def play_review_reference(
+    review_id: RowId, index: Annotated[int, Path(ge=0, le=1000)], principal: Reviewer, service: BlocklistDep
+) -> Response:
+    """One reference of the held voice; the playing is recorded in the audit log first."""
+    audio = service.play_review_reference(principal=principal, review_id=review_id, index=index)
+    return Response(audio, media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 
 DECISION_ERRORS = error_responses(policy.ReviewItemNotFound, policy.ReviewAlreadyDecided, *LIST_UNUSABLE)

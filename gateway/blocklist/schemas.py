@@ -85,6 +85,18 @@ class ReviewList(ResponseModel):
     reviews: list[ReviewView]
 
 
+class ReviewReference(ResponseModel):
+    index: int
+    seconds: float
+
+
+class ReviewReferences(ResponseModel):
+    """The held voice's sealed references (none for a hold at enrollment: nothing was stored)."""
+
+    review_id: int
+    references: list[ReviewReference]
+
+
 class ReviewProgress(ResponseModel):
     """What the requester of a held request may know of it."""
 

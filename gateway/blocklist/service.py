@@ -16,6 +16,7 @@ from audit.events import Action, AuditEvent, Decision, Subjects
 from audit.store import append_event
 from gateway.audio_io import decode_audio
 from gateway.auth import Principal
+from gateway.blocklist.listening import list_references, play_reference
 from gateway.blocklist.views import entry_details_dict, entry_dict, review_dict
 from gateway.components import Components
 from gateway.enrollment.spoken import (
@@ -109,6 +110,20 @@ class BlocklistService:
 
     def get_review(self, session: Session, *, review_id: int) -> dict[str, Any]:
         return review_dict(get_review_item(session, item_id=review_id))
+
+    def review_references(self, session: Session, *, review_id: int) -> dict[str, Any]:
+        """The held voice's sealed references a reviewer may play (none for a held enrollment)."""
+        kek = self._parts.voices.key_encryption_key
+        return {
+            "review_id": review_id,
+            "references": list_references(session, review_id=review_id, key_encryption_key=kek),
+        }
+
+    def play_review_reference(self, *, principal: Principal, review_id: int, index: int) -> bytes:
+        kek = self._parts.voices.key_encryption_key
+        return play_reference(
+            self._sessions, principal=principal, review_id=review_id, index=index, key_encryption_key=kek
+        )
 
     def decide_review(self, *, principal: Principal, review_id: int, approve: bool, note: str) -> dict[str, Any]:
         with transaction(self._sessions) as session:

@@ -101,3 +101,14 @@ def test_similarity_from_embedder_embeds_the_reference_once(speech_dir) -> None:
     other = similarity(karen, karen_rate, reference, rate)
     assert same > other and -1.0 <= other <= same <= 1.0
     assert embedder.calls == 3  # reference once, each candidate once
+
+
+def test_engine_resampled_full_scale_recording_is_scored(speech_dir) -> None:
+    """A browser records at full scale; the engine's resampling returns it slightly over 1.0,
+    which the real speaker embedder refuses unless the similarity clips the overshoot."""
+    from policy.speaker import ResemblyzerEmbedder
+
+    james, rate = sf.read(speech_dir / "en_james.wav", dtype="float32")
+    overshooting = james * np.float32(1.004 / np.abs(james).max())
+    score = similarity_from_embedder(ResemblyzerEmbedder())(james, rate, overshooting, rate)
+    assert score > 0.95  # the same clip, louder

@@ -152,6 +152,18 @@ def test_formats_that_need_the_whole_file_are_not_streamed(served):
     assert error.code == "stream_format_unsupported"
 
 
+def test_encoder_that_cannot_run_releases_nothing_and_records_the_failure(served, monkeypatch):
+    """Fail closed: without ffmpeg no aac is made, the request is recorded as failed and no audio
+    leaves (the openai client gets a 503 with the reason code)."""
+    before = {audit_id for audit_id, _ in audit_events(served.app)}
+    monkeypatch.setenv("PATH", "/nonexistent")
+    error = _refusal(served, openai.InternalServerError, response_format="aac")
+    assert error.code == "output_encoding_failed" and error.response.status_code == 503
+    new = [event for audit_id, event in audit_events(served.app) if audit_id not in before]
+    assert [event.action.value for event in new] == ["request.admitted", "request.failed"]
+    assert new[-1].reason == "output_encoding_failed"
+
+
 def test_voice_id_probing_through_the_openai_route(served):
     """A real voice no consent names the caller for answers like an unknown voice id."""
     stranger = served.token(sub="studio-9", tenant=OTHER_TENANT)
