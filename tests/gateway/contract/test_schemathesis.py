@@ -53,6 +53,8 @@ def served(migrated_database_url, tmp_path, loaded_models, speech_dir) -> Iterat
         while not server.started:
             assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
             time.sleep(0.05)
+        # Seeding prepares a voice with the engine, which answers only once its warm-up is done.
+        assert gateway_of(app).components.executor.wait_ready(180), "the engine did not warm up"
         seed_cohort(app, speech_dir)
         _seed_resources(app, settings, speech_dir)
         base = f"http://127.0.0.1:{port}"
