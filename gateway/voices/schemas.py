@@ -42,7 +42,7 @@ class VoiceList(ResponseModel):
 
 
 class UsageRecordView(ResponseModel):
-    consent_id: str
+    consent_id: str | None  # None: the owner used their own voice, under no grant
     principal_sub: str
     tenant: str | None
     purpose: str
