@@ -42,7 +42,7 @@ def _clonegate(*args: str, env: dict[str, str]) -> None:
     subprocess.run([str(Path(sys.executable).parent / "clonegate"), *args], env=env, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gateway(tmp_path_factory, speech_dir) -> Iterator[RunningGateway]:
     reuse = os.environ.get("CLONEGATE_TEST_CONSOLE_GATEWAY")
     if reuse:
@@ -106,12 +106,14 @@ class Microphone:
         self.path.write_bytes(wav)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def microphone(tmp_path_factory) -> Microphone:
     return Microphone(tmp_path_factory.mktemp("microphone") / "microphone.wav")
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in this thread while it is
+# open, and later tests (Ray handles, asyncio.run) refuse to run inside a running loop.
+@pytest.fixture(scope="package")
 def browser(microphone) -> Iterator:
     from playwright.sync_api import sync_playwright
 

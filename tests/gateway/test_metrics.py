@@ -173,6 +173,11 @@ def test_every_log_line_of_a_failing_request_carries_its_id(settings, loaded_mod
     previous_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # As `clonegate serve` leaves them: an earlier uvicorn.run in this process with uvicorn's own
+    # logging config stops its loggers from propagating.
+    uvicorn_logger = logging.getLogger("uvicorn")
+    previous_propagate = uvicorn_logger.propagate
+    uvicorn_logger.propagate = True
     # log_config=None: uvicorn's own loggers propagate to the root logger, as `clonegate serve` sets them.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -187,6 +192,7 @@ def test_every_log_line_of_a_failing_request_carries_its_id(settings, loaded_mod
         thread.join(10)
         root.removeHandler(handler)
         root.setLevel(previous_level)
+        uvicorn_logger.propagate = previous_propagate
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "req-broken-1"
     during = [line for line in lines if line["request_id"] is not None or "Exception" in line["message"]]
