@@ -96,6 +96,21 @@ def read_pinned(path: Path, *, sha256: str, what: str = "speaker model") -> byte
     return data
 
 
+def open_pinned_onnx(path: Path, *, sha256: str, what: str, threads: int = 1) -> Any:
+    """An onnxruntime CPU session over the file, whose bytes are checked against the pinned
+    digest first (see `read_pinned`)."""
+    import onnxruntime
+
+    data = read_pinned(path, sha256=sha256, what=what)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        return onnxruntime.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise SpeakerModelError(f"cannot load {what} {path.name}: {exc}") from exc
+
+
 def validate_waveform(
     audio: np.ndarray, *, sample_rate: int, max_seconds: float = DEFAULT_MAX_INPUT_SECONDS
 ) -> np.ndarray:

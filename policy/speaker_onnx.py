@@ -16,7 +16,7 @@ from policy.speaker import (
     DEFAULT_MIN_SPEECH_SECONDS,
     MODEL_SAMPLE_RATE,
     normalized_embedding,
-    read_pinned,
+    open_pinned_onnx,
     speech_for_model,
 )
 
@@ -54,8 +54,6 @@ class OnnxSpeakerEmbedder:
         min_speech_seconds: float = DEFAULT_MIN_SPEECH_SECONDS,
         max_seconds: float = DEFAULT_MAX_INPUT_SECONDS,
     ) -> None:
-        import onnxruntime
-
         if spec.front_end not in ("waveform", "fbank80"):
             raise SpeakerModelError(f"unknown front end {spec.front_end!r}")
         if spec.dimension is not None and spec.dimension <= 0:
@@ -63,16 +61,9 @@ class OnnxSpeakerEmbedder:
         self._spec = spec
         self.min_speech_seconds = min_speech_seconds
         self.max_seconds = max_seconds
-        data = read_pinned(Path(spec.path), sha256=spec.sha256)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self._session: Any = onnxruntime.InferenceSession(
-                data, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise SpeakerModelError(f"cannot load ONNX speaker model {Path(spec.path).name}: {exc}") from exc
+        self._session: Any = open_pinned_onnx(
+            Path(spec.path), sha256=spec.sha256, what="ONNX speaker model", threads=threads
+        )
         inputs = self._session.get_inputs()
         outputs = self._session.get_outputs()
         if len(inputs) != 1 or not outputs:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from policy.errors import ConsentRecordingSynthetic, CountermeasureFailed, SpeakerModelError
-from policy.speaker import read_pinned, resample
+from policy.speaker import open_pinned_onnx, resample
 
 SAMPLE_RATE = 16_000
 WINDOW_SAMPLES = 64_600
@@ -40,21 +40,12 @@ class OnnxCountermeasure:
     """Scores how likely a recording is genuine (not synthesized or converted) speech."""
 
     def __init__(self, spec: CountermeasureSpec, *, threads: int = 1) -> None:
-        import onnxruntime
-
         if not np.isfinite(spec.threshold):
             raise SpeakerModelError("the countermeasure threshold must be a finite number")
         self._spec = spec
-        data = read_pinned(Path(spec.path), sha256=spec.sha256, what="countermeasure model")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self._session: Any = onnxruntime.InferenceSession(
-                data, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise SpeakerModelError(f"cannot load countermeasure model {Path(spec.path).name}: {exc}") from exc
+        self._session: Any = open_pinned_onnx(
+            Path(spec.path), sha256=spec.sha256, what="countermeasure model", threads=threads
+        )
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 2:
             raise SpeakerModelError("a countermeasure model takes one [batch, samples] waveform input")
