@@ -62,12 +62,13 @@ UTTERANCE = (
 )
 
 
-def _serve(app) -> tuple[uvicorn.Server, str]:
+def serve_ready(app, *, ready_within_s: float = 180) -> tuple[uvicorn.Server, str]:
+    """The app on a loopback port under a real uvicorn, once its /readyz answers 200."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + ready_within_s
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     upgrade(settings.resolved_database_url)
     app = create_app(settings)
     seed_cohort(app, speech_dir())  # the protected-speaker list is not ready without a cohort
-    server, base = _serve(app)
+    server, base = serve_ready(app)
     voice = grant_voice(app, english_clips()[1], issuer=settings.jwt_issuer, max_uses=10_000)
     client_token = mint_dev_token(settings, subject="bench-client", roles=[Role.CLIENT], tenant=TENANT)
     auditor_token = mint_dev_token(settings, subject="bench-auditor", roles=[Role.AUDITOR])

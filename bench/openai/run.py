@@ -21,16 +21,15 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import openai
-import uvicorn
 
 from bench.corpus import REPO_ROOT, english_clips, speech_dir
+from bench.gateway.run import serve_ready
 from bench.openai.report import write_report
 from bench.run_info import machine
 from gateway.app import create_app
@@ -42,7 +41,6 @@ from gateway.dev_tokens import mint_dev_token
 from gateway.openai_api.encodings import PCM_SAMPLE_RATE
 from gateway.settings import Settings
 from gateway.synthesis.steps import payload_for
-from tests.gateway.conftest import free_port
 from tests.gateway.synthesis_fixtures import PURPOSE, TENANT, grant_voice, seed_cohort
 
 # About 300 characters (311), four sentences: the stream's first chunk is the first ~90 characters.
@@ -53,22 +51,6 @@ TEXT_300 = (
     "twelve and for students on weekdays."
 )
 TARGETS = {"first_bytes_s_max": 1.0, "mp3_over_wav_max": 0.05}
-
-
-def _serve(app) -> tuple[uvicorn.Server, str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("the gateway did not become ready")
 
 
 def _marked(app, body: bytes, response_format: str, audit_id: int) -> bool:
@@ -141,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     upgrade(settings.resolved_database_url)
     app = create_app(settings)
     seed_cohort(app, speech_dir())
-    server, base = _serve(app)
+    server, base = serve_ready(app)
     voice = grant_voice(app, english_clips()[1], issuer=settings.jwt_issuer, max_uses=10_000).voice_id
     token = mint_dev_token(settings, subject="bench-client", roles=[Role.CLIENT], tenant=TENANT)
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=token, max_retries=0, timeout=300)
